@@ -1,0 +1,313 @@
+/* hooks.c — the interposed entry points.
+ *
+ * Each hook resolves the real function, passes straight through when the
+ * thread is already inside the tracer (or tracing is off), otherwise calls
+ * the real function and hands the result to the recorder.  errno is what
+ * glibc left: the recorder's own syscalls never leak into it.
+ *
+ * Frees are recorded before the real free: once the block is released,
+ * another thread may get the same address and record its allocation.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tm_internal.h"
+
+/* --- bootstrap arena ------------------------------------------------------
+ * dlsym may allocate while we are still resolving malloc; those requests are
+ * served here and never reach the real free. */
+
+#define ARENA_SIZE (64 * 1024)
+static _Alignas(64) uint8_t arena[ARENA_SIZE];
+static size_t arena_used;
+static TM_TLS int resolving;
+
+static void *arena_alloc(size_t size, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    size_t start, end;
+    size_t cur = __atomic_load_n(&arena_used, __ATOMIC_RELAXED);
+    do {
+        start = (cur + align - 1) & ~(align - 1);
+        end = start + size;
+        if (end > ARENA_SIZE || end < start)
+            return NULL;
+    } while (!__atomic_compare_exchange_n(&arena_used, &cur, end, 1, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return arena + start; /* static storage starts zeroed: calloc is fine */
+}
+
+TM_HIDDEN int tm_in_arena(const void *p)
+{
+    return (const uint8_t *)p >= arena && (const uint8_t *)p < arena + ARENA_SIZE;
+}
+
+TM_HIDDEN tm_real_fns tm_real;
+
+#define RESOLVE(name) tm_real.name = (__typeof__(tm_real.name))dlsym(RTLD_NEXT, #name)
+
+TM_HIDDEN void tm_resolve_real(void)
+{
+    if (tm_real.free)
+        return;
+    resolving = 1;
+    RESOLVE(malloc);
+    RESOLVE(calloc);
+    RESOLVE(realloc);
+    RESOLVE(reallocarray);
+    RESOLVE(posix_memalign);
+    RESOLVE(aligned_alloc);
+    RESOLVE(memalign);
+    RESOLVE(valloc);
+    RESOLVE(pvalloc);
+    RESOLVE(dlopen);
+    RESOLVE(dlclose);
+    RESOLVE(_exit);
+    /* free last: its presence tells the others are resolved. */
+    void (*real_free)(void *) = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    __atomic_store_n(&tm_real.free, real_free, __ATOMIC_RELEASE);
+    resolving = 0;
+}
+
+/* Returns 1 when this call should be recorded.  Sets the recursion guard;
+ * the caller clears it with leave(). */
+static inline int enter(void)
+{
+    if (tm_unlikely(!tm_real.free))
+        tm_resolve_real();
+    if (tm_self.busy)
+        return 0;
+    if (tm_unlikely(__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)) {
+        if (!tm_ensure_started())
+            return 0;
+    }
+    tm_self.busy = 1;
+    return 1;
+}
+
+static inline void leave(void)
+{
+    tm_self.busy = 0;
+}
+
+/* Unwinds and records an allocation, leaving errno as the real call did. */
+static void record_alloc(int fn, void *p, size_t size)
+{
+    int saved = errno;
+    uintptr_t ips[TM_MAX_DEPTH];
+    int n = tm_cfg.stacks ? tm_unwind(ips, tm_cfg.depth) : 0;
+    tm_record_alloc(fn, p, size, ips, n);
+    errno = saved;
+}
+
+static void record_free(int op, void *p)
+{
+    int saved = errno;
+    tm_record_free(op, p);
+    errno = saved;
+}
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT void *malloc(size_t size)
+{
+    if (tm_unlikely(resolving))
+        return arena_alloc(size, 16);
+    if (!enter())
+        return tm_real.malloc(size);
+    void *p = tm_real.malloc(size);
+    if (p)
+        record_alloc(TM_FN_MALLOC, p, size);
+    leave();
+    return p;
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+    if (tm_unlikely(resolving)) {
+        size_t total;
+        if (__builtin_mul_overflow(n, size, &total))
+            return NULL;
+        return arena_alloc(total, 16);
+    }
+    if (!enter())
+        return tm_real.calloc(n, size);
+    void *p = tm_real.calloc(n, size);
+    if (p)
+        record_alloc(TM_FN_CALLOC, p, n * size);
+    leave();
+    return p;
+}
+
+EXPORT void free(void *p)
+{
+    if (tm_unlikely(p == NULL || tm_in_arena(p)))
+        return;
+    if (!enter()) {
+        tm_real.free(p);
+        return;
+    }
+    record_free(TM_OP_FREE, p);
+    tm_real.free(p);
+    leave();
+}
+
+/* realloc and reallocarray: the old block is recorded as released first (it
+ * may be reused by another thread as soon as the real call returns); a
+ * failed call records that it lives on. */
+static void *realloc_common(int fn, void *p, size_t n, size_t size, int is_array)
+{
+    if (p && tm_in_arena(p)) {
+        /* Moving out of the bootstrap arena: the arena block has no size
+         * header, so copy what can be there. */
+        size_t total;
+        if (__builtin_mul_overflow(n, size, &total)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        void *q = malloc(total);
+        if (q && total) {
+            size_t avail = (size_t)(arena + ARENA_SIZE - (uint8_t *)p);
+            memcpy(q, p, total < avail ? total : avail);
+        }
+        return q;
+    }
+    size_t total;
+    int overflow = __builtin_mul_overflow(n, size, &total);
+    int rec = enter();
+    if (rec && p)
+        record_free(TM_OP_REALLOC_FREE, p);
+    void *q = is_array ? tm_real.reallocarray(p, n, size) : tm_real.realloc(p, size);
+    if (rec) {
+        if (q)
+            record_alloc(fn, q, total);
+        else if (p && (overflow || total != 0))
+            record_free(TM_OP_REALLOC_FAIL, p); /* p is still valid */
+        leave();
+    }
+    return q;
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+    if (tm_unlikely(resolving) && !p)
+        return arena_alloc(size, 16);
+    return realloc_common(TM_FN_REALLOC, p, 1, size, 0);
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+    if (tm_unlikely(!tm_real.free))
+        tm_resolve_real();
+    return realloc_common(TM_FN_REALLOCARRAY, p, n, size, 1);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    if (tm_unlikely(resolving)) {
+        *out = arena_alloc(size, align);
+        return *out ? 0 : ENOMEM;
+    }
+    if (!enter())
+        return tm_real.posix_memalign(out, align, size);
+    int rc = tm_real.posix_memalign(out, align, size);
+    if (rc == 0 && *out)
+        record_alloc(TM_FN_POSIX_MEMALIGN, *out, size);
+    leave();
+    return rc;
+}
+
+#define ALIGNED_HOOK(name, fn, params, args, size_expr)                         \
+    EXPORT void *name params                                                   \
+    {                                                                          \
+        if (!enter())                                                          \
+            return tm_real.name args;                                          \
+        void *p = tm_real.name args;                                           \
+        if (p)                                                                 \
+            record_alloc(fn, p, size_expr);                                    \
+        leave();                                                               \
+        return p;                                                              \
+    }
+
+ALIGNED_HOOK(aligned_alloc, TM_FN_ALIGNED_ALLOC, (size_t align, size_t size), (align, size), size)
+ALIGNED_HOOK(memalign, TM_FN_MEMALIGN, (size_t align, size_t size), (align, size), size)
+ALIGNED_HOOK(valloc, TM_FN_VALLOC, (size_t size), (size), size)
+/* pvalloc rounds the request up to whole pages; record what the caller asked. */
+ALIGNED_HOOK(pvalloc, TM_FN_PVALLOC, (size_t size), (size), size)
+
+/* --- module map and process end ------------------------------------------------ */
+
+EXPORT void *dlopen(const char *file, int mode)
+{
+    if (tm_unlikely(!tm_real.free))
+        tm_resolve_real();
+    void *h = tm_real.dlopen(file, mode);
+    if (h && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
+        int saved = errno;
+        tm_self.busy = 1;
+        tm_modules_emit();
+        tm_self.busy = 0;
+        errno = saved;
+    }
+    return h;
+}
+
+EXPORT int dlclose(void *h)
+{
+    if (tm_unlikely(!tm_real.free))
+        tm_resolve_real();
+    int rc = tm_real.dlclose(h);
+    if (rc == 0 && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
+        int saved = errno;
+        tm_self.busy = 1;
+        tm_modules_emit();
+        tm_self.busy = 0;
+        errno = saved;
+    }
+    return rc;
+}
+
+EXPORT void _exit(int status)
+{
+    if (tm_unlikely(!tm_real.free))
+        tm_resolve_real();
+    tm_self.busy = 1;
+    tm_finish(TM_END__EXIT);
+    tm_real._exit(status);
+}
+
+EXPORT void _Exit(int status) __attribute__((alias("_exit")));
+
+/* --- region API -------------------------------------------------------------------- */
+
+#define TIDEMARK_IMPLEMENTATION
+#include "tidemark.h"
+
+EXPORT void tidemark_region_begin(const char *name)
+{
+    if (!enter())
+        return;
+    tm_record_region_begin(name ? name : "(null)");
+    leave();
+}
+
+EXPORT void tidemark_region_end(void)
+{
+    if (!enter())
+        return;
+    tm_record_region_end();
+    leave();
+}
+
+EXPORT void tidemark_mark(const char *label)
+{
+    if (!enter())
+        return;
+    tm_record_mark(label ? label : "(null)");
+    leave();
+}

@@ -1,0 +1,232 @@
+/* lifecycle.c — start, fork, exit and fatal signals.
+ *
+ * Tracing starts at the first hooked call or at load time, whichever comes
+ * first (libc may allocate before our constructor runs).  The writer thread
+ * starts from the constructor, once the process is far enough along to
+ * create threads.  At exit, _exit and fatal signals, everything buffered is
+ * written and an END record closes the trace.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "tm_internal.h"
+
+static int trace_fd = -1;
+static int constructed;
+
+/* Opens a new trace file: never clobbers an existing file or follows a
+ * symlink, and keeps away from the low descriptor numbers programs expect
+ * to get. */
+static int open_trace(pid_t pid, int force_pid)
+{
+    char path[4096];
+    if (tm_output_path(&tm_cfg, pid, force_pid, path, sizeof path) < 0) {
+        tm_diag("TIDEMARK_OUTPUT is too long", NULL, NULL);
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_APPEND, 0600);
+    if (fd < 0) {
+        tm_diag("cannot create trace ", path, errno == EEXIST ? ": file exists" : ": open failed");
+        return -1;
+    }
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    return fd;
+}
+
+static void install_signal_handlers(void);
+static void atfork_prepare(void);
+static void atfork_parent(void);
+static void atfork_child(void);
+
+static int start(void)
+{
+    tm_clock_init();
+    tm_config_load(&tm_cfg);
+    if (!tm_cfg.follow_fork)
+        tm_env_drop_preload();
+    trace_fd = open_trace(getpid(), 0);
+    if (trace_fd < 0)
+        return -1;
+    if (tm_recorder_init(trace_fd, getpid()) < 0 || tm_stacks_init() < 0) {
+        tm_diag("cannot set up the recorder (out of memory?)", NULL, NULL);
+        return -1;
+    }
+    uintptr_t lo, hi;
+    tm_modules_self_range(&lo, &hi);
+    tm_stacks_set_self_range(lo, hi);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    install_signal_handlers();
+    return 0;
+}
+
+TM_HIDDEN int tm_ensure_started(void)
+{
+    int s = __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE);
+    if (s == TM_STATE_ON)
+        return 1;
+    if (s != TM_STATE_OFF)
+        return 0; /* starting in another thread, or finished */
+    int expected = TM_STATE_OFF;
+    if (!__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_STARTING, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return expected == TM_STATE_ON;
+    int saved_errno = errno;
+    int was_busy = tm_self.busy;
+    tm_self.busy = 1;
+    int ok = start() == 0;
+    __atomic_store_n(&tm_state, ok ? TM_STATE_ON : TM_STATE_DONE, __ATOMIC_RELEASE);
+    if (ok) {
+        /* The module map goes in once recording is on. */
+        tm_modules_emit();
+        if (constructed)
+            tm_writer_start();
+    }
+    tm_self.busy = was_busy;
+    errno = saved_errno;
+    return ok;
+}
+
+__attribute__((constructor)) static void tm_constructor(void)
+{
+    if (!tm_real.free)
+        tm_resolve_real();
+    constructed = 1;
+    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_OFF) {
+        tm_ensure_started(); /* starts the writer too */
+        return;
+    }
+    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON && !tm_writer_running()) {
+        int was = tm_self.busy;
+        tm_self.busy = 1;
+        tm_writer_start();
+        tm_self.busy = was;
+    }
+}
+
+TM_HIDDEN void tm_finish(int reason)
+{
+    int expected = TM_STATE_ON;
+    if (!__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    int saved = errno;
+    int was = tm_self.busy;
+    tm_self.busy = 1;
+    tm_lock();
+    tm_record_end(reason);
+    tm_unlock();
+    tm_writer_stop();
+    tm_write_sealed();
+    tm_self.busy = was;
+    errno = saved;
+}
+
+__attribute__((destructor)) static void tm_destructor(void)
+{
+    tm_finish(TM_END_EXIT);
+}
+
+/* --- fork ----------------------------------------------------------------- */
+
+static int fork_was_busy;
+
+static void atfork_prepare(void)
+{
+    fork_was_busy = tm_self.busy;
+    tm_self.busy = 1; /* fork itself may allocate; it must not wait on us */
+    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON)
+        tm_lock();
+}
+
+static void atfork_parent(void)
+{
+    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON)
+        tm_unlock();
+    tm_self.busy = fork_was_busy;
+}
+
+static void atfork_child(void)
+{
+    tm_self.tid = 0; /* a new thread id */
+    tm_writer_forget();
+    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON) {
+        tm_self.busy = fork_was_busy;
+        return;
+    }
+    /* The parent's buffered chunks belong to the parent's trace. */
+    if (trace_fd >= 0)
+        close(trace_fd);
+    trace_fd = -1;
+    if (!tm_cfg.follow_fork) {
+        __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);
+        tm_unlock();
+        tm_self.busy = fork_was_busy;
+        return;
+    }
+    trace_fd = open_trace(getpid(), 1);
+    if (trace_fd < 0 || tm_recorder_reopen(trace_fd, getpid()) < 0) {
+        __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);
+        tm_unlock();
+        tm_self.busy = fork_was_busy;
+        return;
+    }
+    tm_unlock();
+    tm_modules_emit();
+    tm_lock();
+    tm_reemit_tables_locked();
+    tm_unlock();
+    tm_writer_start();
+    tm_self.busy = fork_was_busy;
+}
+
+/* --- fatal signals ----------------------------------------------------------- */
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
+                                    SIGSYS, SIGTERM, SIGQUIT, SIGHUP, SIGXCPU, SIGXFSZ};
+
+static void on_fatal_signal(int sig)
+{
+    int saved = errno;
+    tm_self.busy = 1;
+    int expected = TM_STATE_ON;
+    if (__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        /* Another thread may hold the lock mid-record; give it a moment.
+         * If this thread itself crashed inside the recorder, seal anyway. */
+        int locked = tm_trylock_spin(20000000);
+        tm_record_end(TM_END_SIGNAL);
+        if (locked)
+            tm_unlock();
+        tm_write_sealed();
+    }
+    /* Die of the same signal, as the program would have. */
+    signal(sig, SIG_DFL);
+    errno = saved;
+    raise(sig);
+}
+
+static void install_signal_handlers(void)
+{
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+        struct sigaction old;
+        if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+            (old.sa_flags & SA_SIGINFO))
+            continue; /* the program (or its parent) chose a disposition */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(fatal_signals[i], &sa, NULL);
+    }
+}

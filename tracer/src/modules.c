@@ -1,0 +1,171 @@
+/* modules.c — the module map: which file is loaded where, with its build
+ * id, so the reporter can symbolize offline.
+ *
+ * Records are encoded into a private scratch area first (dl_iterate_phdr
+ * holds the loader's lock; we must not take ours inside it), then appended
+ * to the stream in one locked step so no stack node can resolve against a
+ * half-written map.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <link.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tm_internal.h"
+
+#define SCRATCH_BYTES (4u << 20)
+#define MAX_MODULES 8192
+
+typedef struct scratch {
+    uint8_t *buf;
+    size_t used;
+    uint32_t n;
+    uint32_t offs[MAX_MODULES + 1];
+} scratch;
+
+static scratch *scr;
+static int scratch_lock;
+
+static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+            const uint8_t *name = p + sizeof *nh;
+            const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
+            const uint8_t *next = desc + ((nh->n_descsz + 3) & ~3u);
+            if (next > end)
+                break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
+                size_t n = nh->n_descsz < TM_BUILD_ID_MAX ? nh->n_descsz : TM_BUILD_ID_MAX;
+                memcpy(out, desc, n);
+                return n;
+            }
+            p = next;
+        }
+    }
+    return 0;
+}
+
+static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    scratch *s = arg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo)
+            lo = a;
+        if (a + ph->p_memsz > hi)
+            hi = a + ph->p_memsz;
+    }
+    if (hi == 0 || s->n >= MAX_MODULES)
+        return 0;
+
+    char exe[4096];
+    const char *path = info->dlpi_name;
+    if (!path || !*path) {
+        /* The main program has no name here. */
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        path = exe;
+    }
+    size_t plen = tm_strlen(path);
+    if (plen > TM_STRING_MAX)
+        plen = TM_STRING_MAX;
+    if (s->used + 64 + TM_BUILD_ID_MAX + plen > SCRATCH_BYTES)
+        return 0;
+
+    uint8_t id[TM_BUILD_ID_MAX];
+    size_t idlen = build_id(info, id);
+    uint8_t *p = s->buf + s->used;
+    s->offs[s->n] = (uint32_t)s->used;
+    *p++ = TM_OP_MODULE;
+    p = tm_put_u(p, info->dlpi_addr);
+    p = tm_put_u(p, lo);
+    p = tm_put_u(p, hi);
+    p = tm_put_u(p, idlen);
+    memcpy(p, id, idlen);
+    p += idlen;
+    p = tm_put_u(p, plen);
+    memcpy(p, path, plen);
+    p += plen;
+    s->used = (size_t)(p - s->buf);
+    s->n++;
+    s->offs[s->n] = (uint32_t)s->used;
+    return 0;
+}
+
+/* Finds the address range of this library. */
+static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    uintptr_t *range = arg;
+    uintptr_t me = (uintptr_t)&find_self;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (me >= a && me < a + ph->p_memsz) {
+            range[0] = UINTPTR_MAX;
+            range[1] = 0;
+            for (int j = 0; j < info->dlpi_phnum; j++) {
+                const ElfW(Phdr) *q = &info->dlpi_phdr[j];
+                if (q->p_type != PT_LOAD)
+                    continue;
+                uintptr_t b = info->dlpi_addr + q->p_vaddr;
+                if (b < range[0])
+                    range[0] = b;
+                if (b + q->p_memsz > range[1])
+                    range[1] = b + q->p_memsz;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end)
+{
+    uintptr_t range[2] = {0, 0};
+    dl_iterate_phdr(find_self, range);
+    *start = range[0];
+    *end = range[1];
+}
+
+TM_HIDDEN void tm_modules_emit(void)
+{
+    /* One emitter at a time: the scratch area is shared. */
+    while (__atomic_exchange_n(&scratch_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+    if (!scr) {
+        scr = tm_pages(sizeof *scr);
+        if (scr)
+            scr->buf = tm_pages(SCRATCH_BYTES);
+        if (!scr || !scr->buf) {
+            scr = NULL;
+            __atomic_store_n(&scratch_lock, 0, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+    scr->used = 0;
+    scr->n = 0;
+    dl_iterate_phdr(add_module, scr);
+
+    static const uint8_t reset = TM_OP_MAP_RESET;
+    tm_lock();
+    tm_append_locked(&reset, 1);
+    for (uint32_t i = 0; i < scr->n; i++)
+        tm_append_locked(scr->buf + scr->offs[i], scr->offs[i + 1] - scr->offs[i]);
+    tm_unlock();
+    __atomic_store_n(&scratch_lock, 0, __ATOMIC_RELEASE);
+}

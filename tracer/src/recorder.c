@@ -1,0 +1,509 @@
+/* recorder.c — the event stream.
+ *
+ * One global stream keeps events in the order the process performed them,
+ * which is what makes cross-thread frees and address reuse exact: a free is
+ * encoded before the real free runs, an allocation after the real malloc
+ * returns, both under one short spinlock.  The lock never covers a call into
+ * libc on the hot path: only varint encoding into the chunk being filled.
+ *
+ * Chunks live in a ring of NSLOTS slots.  A full chunk is sealed and handed
+ * to the writer thread, which writes it (and frees the slot) without taking
+ * the lock.  Each chunk becomes one block in the file, numbered by its
+ * sequence number, with delta state reset at its start.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tm_internal.h"
+
+#define NSLOTS 16
+#define CHUNK_PREFIX 32                 /* room for the writer's CLOCK record */
+#define CHUNK_PAYLOAD (256 * 1024)
+#define SLOT_BYTES (CHUNK_PREFIX + CHUNK_PAYLOAD)
+
+enum slot_state { SLOT_FREE = 0, SLOT_FILLING, SLOT_SEALED, SLOT_WRITING };
+
+typedef struct slot {
+    int state;                          /* enum slot_state, atomic */
+    uint32_t len;                       /* payload bytes once sealed */
+} slot;
+
+static struct {
+    int lock;
+    int fd;
+    uint8_t *pool;                      /* NSLOTS * SLOT_BYTES */
+    slot slots[NSLOTS];
+    uint32_t cur;                       /* sequence number being filled */
+    uint32_t sealed;                    /* chunks sealed so far (atomic) */
+    uint32_t claimed;                   /* next chunk a writer may claim */
+    uint32_t pos;                       /* bytes used in the current chunk */
+    /* per-chunk delta state */
+    uint64_t prev_addr;
+    uint64_t prev_ts;
+    uint32_t last_tid;
+    uint64_t start_tick;
+} rec;
+
+/* --- lock --------------------------------------------------------------------- */
+
+TM_HIDDEN void tm_lock(void)
+{
+    unsigned spins = 0;
+    while (__atomic_exchange_n(&rec.lock, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&rec.lock, __ATOMIC_RELAXED)) {
+            if (++spins < 256)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+    }
+}
+
+TM_HIDDEN void tm_unlock(void)
+{
+    __atomic_store_n(&rec.lock, 0, __ATOMIC_RELEASE);
+}
+
+TM_HIDDEN int tm_trylock_spin(long spins)
+{
+    for (long i = 0; i < spins; i++) {
+        if (!__atomic_exchange_n(&rec.lock, 1, __ATOMIC_ACQUIRE))
+            return 1;
+        __builtin_ia32_pause();
+    }
+    return 0;
+}
+
+/* --- chunk ring ------------------------------------------------------------------- */
+
+static inline uint8_t *slot_base(uint32_t seq)
+{
+    return rec.pool + (size_t)(seq % NSLOTS) * SLOT_BYTES;
+}
+
+static inline uint8_t *chunk_data(uint32_t seq)
+{
+    return slot_base(seq) + CHUNK_PREFIX;
+}
+
+static void reset_delta_state(void)
+{
+    rec.pos = 0;
+    rec.prev_addr = 0;
+    rec.prev_ts = rec.start_tick;
+    rec.last_tid = 0;
+}
+
+/* Waits (lock held) until the next slot is free.  The writer thread frees
+ * slots without the lock; without a writer we write them ourselves. */
+static void acquire_next_slot(void)
+{
+    slot *s = &rec.slots[rec.cur % NSLOTS];
+    unsigned spins = 0;
+    while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_FREE) {
+        if (!tm_writer_running())
+            tm_write_sealed();
+        else if (++spins < 64)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+    }
+    s->state = SLOT_FILLING;
+    reset_delta_state();
+}
+
+static void seal_locked(void)
+{
+    slot *s = &rec.slots[rec.cur % NSLOTS];
+    s->len = rec.pos;
+    __atomic_store_n(&s->state, SLOT_SEALED, __ATOMIC_RELEASE);
+    rec.cur++;
+    __atomic_store_n(&rec.sealed, rec.cur, __ATOMIC_RELEASE);
+    tm_writer_wake();
+    acquire_next_slot();
+}
+
+TM_HIDDEN void tm_seal_current(void)
+{
+    tm_lock();
+    if (rec.pos)
+        seal_locked();
+    tm_unlock();
+}
+
+TM_HIDDEN int tm_has_sealed(void)
+{
+    return __atomic_load_n(&rec.claimed, __ATOMIC_ACQUIRE) <
+           __atomic_load_n(&rec.sealed, __ATOMIC_ACQUIRE);
+}
+
+TM_HIDDEN int tm_write_sealed(void)
+{
+    int written = 0;
+    for (;;) {
+        uint32_t k = __atomic_load_n(&rec.claimed, __ATOMIC_ACQUIRE);
+        if (k >= __atomic_load_n(&rec.sealed, __ATOMIC_ACQUIRE))
+            return written;
+        if (!__atomic_compare_exchange_n(&rec.claimed, &k, k + 1, 0, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            continue;
+        slot *s = &rec.slots[k % NSLOTS];
+        __atomic_store_n(&s->state, SLOT_WRITING, __ATOMIC_RELAXED);
+        tm_write_block(rec.fd, k, chunk_data(k), s->len);
+        __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
+        written++;
+    }
+}
+
+/* Returns room for `need` bytes in the current chunk, sealing it first when
+ * it is too full.  Lock held. */
+static inline uint8_t *reserve(size_t need)
+{
+    if (tm_unlikely(rec.pos + need > CHUNK_PAYLOAD))
+        seal_locked();
+    return chunk_data(rec.cur) + rec.pos;
+}
+
+static inline void commit(uint8_t *end)
+{
+    rec.pos = (uint32_t)(end - chunk_data(rec.cur));
+}
+
+static inline uint8_t *put_thread(uint8_t *p, uint32_t tid)
+{
+    if (rec.last_tid != tid) {
+        *p++ = TM_OP_THREAD;
+        p = tm_put_u(p, tid);
+        rec.last_tid = tid;
+    }
+    return p;
+}
+
+static inline uint8_t *put_addr(uint8_t *p, const void *addr)
+{
+    uint64_t a = (uint64_t)(uintptr_t)addr;
+    p = tm_put_s(p, (int64_t)(a - rec.prev_addr));
+    rec.prev_addr = a;
+    return p;
+}
+
+/* Timestamps are taken under the lock, so they never go backwards. */
+static inline uint8_t *put_ts(uint8_t *p)
+{
+    uint64_t t = tm_ticks();
+    uint64_t d = t > rec.prev_ts ? t - rec.prev_ts : 0;
+    rec.prev_ts += d;
+    return tm_put_u(p, d);
+}
+
+/* --- strings ------------------------------------------------------------------------ */
+
+typedef struct str_entry {
+    uint64_t hash;
+    uint32_t id;                        /* 0 = empty slot */
+    uint32_t len;
+    uint64_t off;                       /* into str_bytes */
+} str_entry;
+
+#define STR_BYTES_MAX (64u << 20)       /* virtual reservation */
+
+static struct {
+    str_entry *table;
+    uint32_t cap;                       /* power of two */
+    uint32_t count;
+    uint64_t *invocations;              /* by id; cap entries */
+    uint32_t *by_id;                    /* table index by id; cap entries */
+    uint8_t *bytes;
+    uint64_t used;
+} strs;
+
+static uint64_t str_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h | 1;
+}
+
+static int strs_alloc(uint32_t cap)
+{
+    str_entry *t = tm_pages(cap * sizeof *t);
+    uint64_t *inv = tm_pages(cap * sizeof *inv);
+    uint32_t *by_id = tm_pages(cap * sizeof *by_id);
+    if (!t || !inv || !by_id) {
+        if (t)
+            tm_pages_free(t, cap * sizeof *t);
+        if (inv)
+            tm_pages_free(inv, cap * sizeof *inv);
+        if (by_id)
+            tm_pages_free(by_id, cap * sizeof *by_id);
+        return -ENOMEM;
+    }
+    if (strs.table) {
+        for (uint32_t i = 0; i < strs.cap; i++) {
+            str_entry *e = &strs.table[i];
+            if (!e->id)
+                continue;
+            uint32_t j = (uint32_t)e->hash & (cap - 1);
+            while (t[j].id)
+                j = (j + 1) & (cap - 1);
+            t[j] = *e;
+            by_id[e->id] = j;
+        }
+        memcpy(inv, strs.invocations, strs.cap * sizeof *inv);
+        tm_pages_free(strs.table, strs.cap * sizeof *t);
+        tm_pages_free(strs.invocations, strs.cap * sizeof *inv);
+        tm_pages_free(strs.by_id, strs.cap * sizeof *by_id);
+    }
+    strs.table = t;
+    strs.invocations = inv;
+    strs.by_id = by_id;
+    strs.cap = cap;
+    return 0;
+}
+
+static void emit_string(uint32_t id, const uint8_t *s, uint32_t len)
+{
+    uint8_t *p = reserve(1 + 10 + 10 + len);
+    *p++ = TM_OP_STRING;
+    p = tm_put_u(p, id);
+    p = tm_put_u(p, len);
+    memcpy(p, s, len);
+    commit(p + len);
+}
+
+/* Returns the id of string s, defining it in the stream on first use.
+ * Lock held.  0 when the tables are exhausted. */
+static uint32_t intern_locked(const char *s)
+{
+    size_t n = tm_strlen(s);
+    if (n > TM_STRING_MAX)
+        n = TM_STRING_MAX;
+    uint64_t h = str_hash(s, n);
+    if (strs.count + 1 >= strs.cap / 2 && strs_alloc(strs.cap * 2) < 0)
+        return 0;
+    uint32_t i = (uint32_t)h & (strs.cap - 1);
+    for (;; i = (i + 1) & (strs.cap - 1)) {
+        str_entry *e = &strs.table[i];
+        if (!e->id)
+            break;
+        if (e->hash == h && e->len == n && memcmp(strs.bytes + e->off, s, n) == 0)
+            return e->id;
+    }
+    if (strs.used + n > STR_BYTES_MAX)
+        return 0;
+    str_entry *e = &strs.table[i];
+    e->hash = h;
+    e->len = (uint32_t)n;
+    e->off = strs.used;
+    e->id = ++strs.count;
+    strs.by_id[e->id] = i;
+    memcpy(strs.bytes + strs.used, s, n);
+    strs.used += n;
+    emit_string(e->id, strs.bytes + e->off, e->len);
+    return e->id;
+}
+
+/* --- records -------------------------------------------------------------------------- */
+
+static void emit_node(uint32_t id, uint32_t parent, uint64_t ip)
+{
+    uint8_t *p = reserve(1 + 3 * 10);
+    *p++ = TM_OP_STACK_NODE;
+    p = tm_put_u(p, id);
+    p = tm_put_u(p, parent);
+    p = tm_put_u(p, ip);
+    commit(p);
+}
+
+TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, const uintptr_t *ips,
+                               int nips)
+{
+    uint32_t tid = tm_gettid();
+    tm_lock();
+    uint32_t stack = nips > 0 ? tm_stack_intern(ips, nips, emit_node) : 0;
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    p = put_thread(p, tid);
+    *p++ = (uint8_t)(TM_OP_ALLOC | fn);
+    p = tm_put_u(p, size);
+    p = put_addr(p, ptr);
+    p = put_ts(p);
+    p = tm_put_u(p, stack);
+    commit(p);
+    tm_unlock();
+}
+
+TM_HIDDEN void tm_record_free(int op, const void *ptr)
+{
+    uint32_t tid = tm_gettid();
+    tm_lock();
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    p = put_thread(p, tid);
+    *p++ = (uint8_t)op;
+    p = put_addr(p, ptr);
+    p = put_ts(p);
+    commit(p);
+    tm_unlock();
+}
+
+static void emit_region_begin(uint32_t name, uint64_t inv)
+{
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    p = put_thread(p, tm_self.tid);
+    *p++ = TM_OP_REGION_BEGIN;
+    p = tm_put_u(p, name);
+    p = tm_put_u(p, inv);
+    p = put_ts(p);
+    commit(p);
+}
+
+TM_HIDDEN void tm_record_region_begin(const char *name)
+{
+    tm_gettid();
+    tm_lock();
+    uint32_t id = intern_locked(name);
+    uint64_t inv = ++strs.invocations[id];
+    int d = tm_self.region_depth++;
+    if (d < TM_MAX_REGION_DEPTH) {
+        tm_self.region_name[d] = id;
+        tm_self.region_inv[d] = inv;
+    }
+    emit_region_begin(id, inv);
+    tm_unlock();
+}
+
+TM_HIDDEN void tm_record_region_end(void)
+{
+    if (tm_self.region_depth == 0)
+        return; /* unbalanced end: nothing to close */
+    tm_self.region_depth--;
+    uint32_t tid = tm_gettid();
+    tm_lock();
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    p = put_thread(p, tid);
+    *p++ = TM_OP_REGION_END;
+    p = put_ts(p);
+    commit(p);
+    tm_unlock();
+}
+
+TM_HIDDEN void tm_record_mark(const char *label)
+{
+    uint32_t tid = tm_gettid();
+    tm_lock();
+    uint32_t id = intern_locked(label);
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    p = put_thread(p, tid);
+    *p++ = TM_OP_MARK;
+    p = tm_put_u(p, id);
+    p = put_ts(p);
+    commit(p);
+    tm_unlock();
+}
+
+TM_HIDDEN void tm_record_rss(uint64_t bytes)
+{
+    tm_lock();
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    *p++ = TM_OP_RSS;
+    p = tm_put_u(p, bytes);
+    p = put_ts(p);
+    commit(p);
+    tm_unlock();
+}
+
+/* Lock held by the caller (tm_finish or the crash path). */
+TM_HIDDEN void tm_record_end(int reason)
+{
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    *p++ = TM_OP_END;
+    p = tm_put_u(p, (uint64_t)reason);
+    commit(p);
+    seal_locked();
+}
+
+TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len)
+{
+    uint8_t *p = reserve(len);
+    memcpy(p, data, len);
+    commit(p + len);
+}
+
+TM_HIDDEN void tm_reemit_tables_locked(void)
+{
+    for (uint32_t id = 1; id <= strs.count; id++) {
+        str_entry *e = &strs.table[strs.by_id[id]];
+        emit_string(id, strs.bytes + e->off, e->len);
+    }
+    tm_stacks_foreach(emit_node);
+    int depth = tm_self.region_depth < TM_MAX_REGION_DEPTH ? tm_self.region_depth
+                                                           : TM_MAX_REGION_DEPTH;
+    for (int d = 0; d < depth; d++)
+        emit_region_begin(tm_self.region_name[d], tm_self.region_inv[d]);
+}
+
+/* --- start ------------------------------------------------------------------------------ */
+
+static int write_file_header(int fd, pid_t pid)
+{
+    tm_file_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, TM_MAGIC, 8);
+    h.version = TM_FORMAT_VERSION;
+    h.header_size = sizeof h;
+    h.flags = (tm_cfg.stacks ? TM_FLAG_STACKS : 0) | (tm_cfg.follow_fork ? TM_FLAG_FOLLOW_FORK : 0) |
+              (tm_ticks_are_ns() ? TM_FLAG_TICKS_ARE_NS : 0);
+    h.pid = (uint32_t)pid;
+    h.ppid = (uint32_t)getppid();
+    h.start_tick = rec.start_tick;
+    h.start_ns = tm_mono_ns();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h.start_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    h.stack_depth = (uint32_t)(tm_cfg.stacks ? tm_cfg.depth : 0);
+    h.rss_interval_ms = (uint32_t)tm_cfg.rss_interval_ms;
+    h.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+    const uint8_t *p = (const uint8_t *)&h;
+    size_t left = sizeof h;
+    while (left) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -errno;
+        p += n;
+        left -= (size_t)n;
+    }
+    return 0;
+}
+
+static void reset_ring(void)
+{
+    memset(rec.slots, 0, sizeof rec.slots);
+    rec.cur = rec.sealed = rec.claimed = 0;
+    rec.slots[0].state = SLOT_FILLING;
+    rec.start_tick = tm_ticks();
+    reset_delta_state();
+}
+
+TM_HIDDEN int tm_recorder_init(int fd, pid_t pid)
+{
+    rec.pool = tm_pages((size_t)NSLOTS * SLOT_BYTES);
+    strs.bytes = tm_pages(STR_BYTES_MAX);
+    if (!rec.pool || !strs.bytes || strs_alloc(1024) < 0)
+        return -ENOMEM;
+    rec.fd = fd;
+    reset_ring();
+    return write_file_header(fd, pid);
+}
+
+TM_HIDDEN int tm_recorder_reopen(int fd, pid_t pid)
+{
+    rec.fd = fd;
+    reset_ring();
+    return write_file_header(fd, pid);
+}

@@ -1,0 +1,180 @@
+/* tm_internal.h — shared internals of libtidemark.so.
+ *
+ * Phases (STYLE.md): hooks.c is the thin interposition layer; recorder.c
+ * owns the event stream (one lock-protected chunk being filled, a ring of
+ * sealed chunks); writer.c moves sealed chunks to the file from its own
+ * thread and samples RSS; stacks.c unwinds and interns stacks; modules.c
+ * describes the module map; lifecycle.c starts, forks and stops it all.
+ *
+ * Nothing here may call malloc or stdio.  Errors surface as one capped
+ * diagnostic line on stderr (tm_diag) and tracing turning itself off; the
+ * traced program never sees a difference.
+ */
+#ifndef TM_INTERNAL_H
+#define TM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tm_format.h"
+
+#define TM_HIDDEN __attribute__((visibility("hidden")))
+#define TM_TLS __thread __attribute__((tls_model("initial-exec")))
+#define tm_likely(x) __builtin_expect(!!(x), 1)
+#define tm_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define TM_MAX_DEPTH 256      /* hard cap on TIDEMARK_STACK_DEPTH */
+#define TM_MAX_REGION_DEPTH 64
+
+/* --- process-wide state ------------------------------------------------ */
+
+enum tm_state {
+    TM_STATE_OFF = 0,      /* not started yet */
+    TM_STATE_STARTING = 1, /* one thread is initializing */
+    TM_STATE_ON = 2,       /* recording */
+    TM_STATE_DONE = 3,     /* finished or disabled: hooks pass through */
+};
+
+typedef struct tm_config {
+    char output[4096];       /* with %p still in it */
+    int stacks;              /* 1 = full native stacks */
+    int depth;
+    int rss_interval_ms;
+    int follow_fork;
+} tm_config;
+
+typedef struct tm_real_fns {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    void *(*dlopen)(const char *, int);
+    int (*dlclose)(void *);
+    void (*_exit)(int) __attribute__((noreturn));
+} tm_real_fns;
+
+extern TM_HIDDEN tm_real_fns tm_real;
+extern TM_HIDDEN int tm_state;  /* enum tm_state, accessed atomically */
+extern TM_HIDDEN tm_config tm_cfg;
+
+/* Per-thread state; zero-initialized for every new thread. */
+typedef struct tm_thread {
+    int busy;                 /* inside the tracer: hooks pass through */
+    uint32_t tid;             /* cached gettid(), 0 = not yet known */
+    int region_depth;         /* may exceed TM_MAX_REGION_DEPTH */
+    uint32_t region_name[TM_MAX_REGION_DEPTH];
+    uint64_t region_inv[TM_MAX_REGION_DEPTH];
+} tm_thread;
+
+extern TM_HIDDEN TM_TLS tm_thread tm_self;
+
+/* --- lifecycle.c -------------------------------------------------------- */
+
+/* Makes sure tracing is started; returns 1 when events may be recorded. */
+TM_HIDDEN int tm_ensure_started(void);
+TM_HIDDEN void tm_resolve_real(void);
+/* Finishes the trace: END record, everything buffered written. */
+TM_HIDDEN void tm_finish(int reason);
+TM_HIDDEN uint32_t tm_gettid(void);
+
+/* --- config.c ----------------------------------------------------------- */
+
+TM_HIDDEN void tm_config_load(tm_config *cfg);
+/* Expands %p in cfg->output into out (pid), appending ".PID" when the
+ * pattern has no %p and force_pid is set.  Returns 0 or -ENAMETOOLONG. */
+TM_HIDDEN int tm_output_path(const tm_config *cfg, pid_t pid, int force_pid, char *out,
+                             size_t len);
+/* Removes this library from LD_PRELOAD in the process environment, in
+ * place, so exec'd children run untraced. */
+TM_HIDDEN void tm_env_drop_preload(void);
+/* One diagnostic line on stderr, at most a few per process. */
+TM_HIDDEN void tm_diag(const char *a, const char *b, const char *c);
+TM_HIDDEN size_t tm_strlen(const char *s);
+TM_HIDDEN char *tm_utoa(uint64_t v, char *buf); /* returns end of digits */
+
+/* --- clock.c --------------------------------------------------------------- */
+
+TM_HIDDEN void tm_clock_init(void);
+TM_HIDDEN uint64_t tm_ticks(void);
+TM_HIDDEN uint64_t tm_mono_ns(void);
+TM_HIDDEN int tm_ticks_are_ns(void);
+
+/* --- recorder.c ---------------------------------------------------------- */
+
+TM_HIDDEN int tm_recorder_init(int fd, pid_t pid);
+/* Child side of fork with --follow-fork: new file, same tables. */
+TM_HIDDEN int tm_recorder_reopen(int fd, pid_t pid);
+TM_HIDDEN void tm_lock(void);
+TM_HIDDEN void tm_unlock(void);
+/* Bounded attempt for crash paths; returns 1 when the lock is held. */
+TM_HIDDEN int tm_trylock_spin(long spins);
+
+TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, const uintptr_t *ips,
+                               int nips);
+TM_HIDDEN void tm_record_free(int op, const void *ptr);
+TM_HIDDEN void tm_record_region_begin(const char *name);
+TM_HIDDEN void tm_record_region_end(void);
+TM_HIDDEN void tm_record_mark(const char *label);
+TM_HIDDEN void tm_record_rss(uint64_t bytes);
+TM_HIDDEN void tm_record_end(int reason);
+/* Appends one pre-encoded record (module map); lock held. */
+TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len);
+/* Seals the chunk being filled if it holds anything (lock held or not). */
+TM_HIDDEN void tm_seal_current(void);
+/* Re-emits strings, stack nodes and this thread's open regions into a
+ * fresh trace (fork child).  Lock held. */
+TM_HIDDEN void tm_reemit_tables_locked(void);
+
+/* --- chunks (recorder.c, used by writer.c) ---------------------------------- */
+
+/* Writes sealed chunks to the file, claiming each exactly once.
+ * Returns the number written. */
+TM_HIDDEN int tm_write_sealed(void);
+TM_HIDDEN int tm_has_sealed(void);
+
+/* --- writer.c --------------------------------------------------------------- */
+
+TM_HIDDEN int tm_writer_start(void);
+TM_HIDDEN void tm_writer_stop(void);
+TM_HIDDEN void tm_writer_wake(void);
+TM_HIDDEN int tm_writer_running(void);
+TM_HIDDEN void tm_writer_forget(void); /* fork child: the thread is gone */
+/* Writes one block (header + clock record + payload) to fd. */
+TM_HIDDEN int tm_write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len);
+
+/* --- stacks.c ---------------------------------------------------------------- */
+
+/* Unwinds the caller's stack into ips (innermost first), skipping the
+ * tracer's own frames.  Returns the number of frames. */
+TM_HIDDEN int tm_unwind(uintptr_t *ips, int max);
+TM_HIDDEN int tm_stacks_init(void);
+/* Interns a stack (innermost first); emits new nodes via emit(). Lock held. */
+typedef void (*tm_node_emit_fn)(uint32_t id, uint32_t parent, uint64_t ip);
+TM_HIDDEN uint32_t tm_stack_intern(const uintptr_t *ips, int n, tm_node_emit_fn emit);
+TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit);
+TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
+
+/* --- modules.c ---------------------------------------------------------------- */
+
+/* Emits MAP_RESET and one MODULE record per loaded object. */
+TM_HIDDEN void tm_modules_emit(void);
+/* Address range of libtidemark.so itself. */
+TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end);
+
+/* --- page allocator (no malloc in the tracer) ------------------------------------ */
+
+TM_HIDDEN void *tm_pages(size_t bytes);      /* zeroed, NULL on failure */
+TM_HIDDEN void tm_pages_free(void *p, size_t bytes);
+
+/* --- bootstrap arena (hooks.c) ------------------------------------------------- */
+
+TM_HIDDEN int tm_in_arena(const void *p);
+
+#endif /* TM_INTERNAL_H */

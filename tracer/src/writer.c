@@ -1,0 +1,180 @@
+/* writer.c — the tracer's own thread: writes sealed chunks to the file,
+ * seals a partly filled chunk every FLUSH_MS so a killed process leaves a
+ * readable trace, and samples RSS every TIDEMARK_RSS_INTERVAL_MS.
+ *
+ * It is the only thread that normally writes the trace; producers wake it
+ * with a futex when they seal a chunk.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tm_internal.h"
+
+#define FLUSH_MS 100
+
+static struct {
+    pthread_t thread;
+    int running;        /* atomic */
+    int stop;           /* atomic */
+    uint32_t wake_word; /* futex */
+    int statm_fd;
+} wr = {.statm_fd = -1};
+
+TM_HIDDEN int tm_write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len)
+{
+    /* The CLOCK record goes in the room reserved before the payload, so
+     * the reader sees the tick->ns pair taken after every event of the
+     * block. */
+    uint8_t clock[1 + 2 * 10];
+    uint8_t *p = clock;
+    *p++ = TM_OP_CLOCK;
+    p = tm_put_u(p, tm_ticks());
+    p = tm_put_u(p, tm_mono_ns());
+    size_t clen = (size_t)(p - clock);
+    uint8_t *start = payload - clen;
+    memcpy(start, clock, clen);
+    uint32_t raw = (uint32_t)clen + len;
+
+    tm_block_header h = {
+        .magic = TM_BLOCK_MAGIC,
+        .type = TM_BLOCK_RECORDS,
+        .codec = TM_CODEC_RAW,
+        .seq = seq,
+        .stored_len = raw,
+        .raw_len = raw,
+        .checksum = tm_crc32c(0, start, raw),
+    };
+    struct iovec iov[2] = {{&h, sizeof h}, {start, raw}};
+    size_t left = sizeof h + raw;
+    while (left) {
+        ssize_t n = writev(fd, iov, 2);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -errno;
+        left -= (size_t)n;
+        for (int i = 0; i < 2 && n > 0; i++) {
+            size_t take = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+            iov[i].iov_base = (uint8_t *)iov[i].iov_base + take;
+            iov[i].iov_len -= take;
+            n -= (ssize_t)take;
+        }
+    }
+    return 0;
+}
+
+static uint64_t read_rss(void)
+{
+    char buf[128];
+    ssize_t n = pread(wr.statm_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    /* statm: size resident shared ... (pages) */
+    const char *p = buf;
+    while (*p && *p != ' ')
+        p++;
+    uint64_t pages = 0;
+    while (*p == ' ')
+        p++;
+    while (*p >= '0' && *p <= '9')
+        pages = pages * 10 + (uint64_t)(*p++ - '0');
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void *writer_main(void *arg)
+{
+    tm_self.busy = 1; /* nothing this thread does is traced */
+    uint64_t next_rss = 0, next_flush = tm_mono_ns() + FLUSH_MS * 1000000ull;
+    uint64_t rss_ns = (uint64_t)tm_cfg.rss_interval_ms * 1000000ull;
+    for (;;) {
+        uint32_t seen = __atomic_load_n(&wr.wake_word, __ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&wr.stop, __ATOMIC_ACQUIRE))
+            break;
+        uint64_t now = tm_mono_ns();
+        if (rss_ns && wr.statm_fd >= 0 && now >= next_rss) {
+            tm_record_rss(read_rss());
+            next_rss = now + rss_ns;
+        }
+        if (now >= next_flush) {
+            tm_seal_current();
+            next_flush = now + FLUSH_MS * 1000000ull;
+        }
+        tm_write_sealed();
+        uint64_t until = next_flush;
+        if (rss_ns && next_rss < until)
+            until = next_rss;
+        now = tm_mono_ns();
+        if (until > now && !tm_has_sealed()) {
+            uint64_t d = until - now;
+            struct timespec ts = {(time_t)(d / 1000000000ull), (long)(d % 1000000000ull)};
+            syscall(SYS_futex, &wr.wake_word, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+        }
+    }
+    tm_write_sealed();
+    return NULL;
+}
+
+TM_HIDDEN int tm_writer_start(void)
+{
+    if (tm_cfg.rss_interval_ms > 0 && wr.statm_fd < 0) {
+        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            /* Keep low descriptor numbers for the program. */
+            int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+            if (high >= 0) {
+                close(fd);
+                fd = high;
+            }
+        }
+        wr.statm_fd = fd;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread inherits the mask */
+    __atomic_store_n(&wr.stop, 0, __ATOMIC_RELEASE);
+    int rc = pthread_create(&wr.thread, NULL, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -rc;
+    pthread_setname_np(wr.thread, "tidemark");
+    __atomic_store_n(&wr.running, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+TM_HIDDEN int tm_writer_running(void)
+{
+    return __atomic_load_n(&wr.running, __ATOMIC_ACQUIRE);
+}
+
+TM_HIDDEN void tm_writer_wake(void)
+{
+    __atomic_add_fetch(&wr.wake_word, 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&wr.running, __ATOMIC_RELAXED))
+        syscall(SYS_futex, &wr.wake_word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+TM_HIDDEN void tm_writer_stop(void)
+{
+    if (!tm_writer_running())
+        return;
+    __atomic_store_n(&wr.stop, 1, __ATOMIC_RELEASE);
+    tm_writer_wake();
+    pthread_join(wr.thread, NULL);
+    __atomic_store_n(&wr.running, 0, __ATOMIC_RELEASE);
+}
+
+TM_HIDDEN void tm_writer_forget(void)
+{
+    __atomic_store_n(&wr.running, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&wr.stop, 0, __ATOMIC_RELEASE);
+}
