@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Runs one real program under the tracer and checks exact numbers.
+
+    cases.py CASE --tidemark BIN --progs DIR --work DIR
+
+Each case runs `tidemark run` on a test program from tests/tracer/progs and
+checks the exit status and the `summary` / `leaks` JSON against the values
+the program is written to produce (see the comment at the top of each
+program).
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Case:
+    def __init__(self, args, name):
+        self.tm = args.tidemark
+        self.progs = args.progs
+        self.work = os.path.join(args.work, name)
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        self.trace = os.path.join(self.work, "t.trace")
+
+    def run(self, argv, status=0, extra=(), output=None):
+        cmd = [self.tm, "run", "-o", output or self.trace, *extra, "--", *argv]
+        p = subprocess.run(cmd, cwd=self.work, capture_output=True, text=True, timeout=120)
+        expect(p.returncode == status,
+               f"{' '.join(cmd)}: exit {p.returncode}, expected {status}\n{p.stderr}")
+        return p
+
+    def report(self, *args, status=0, trace=None):
+        cmd = [self.tm, *args, "--json", trace or self.trace]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        expect(p.returncode == status,
+               f"{' '.join(cmd)}: exit {p.returncode}, expected {status}\n{p.stderr}")
+        if status == 2:
+            lines = [l for l in p.stderr.splitlines() if l.strip()]
+            expect(len(lines) == 1, f"expected one line on stderr, got {lines}")
+        return json.loads(p.stdout)
+
+    def prog(self, name):
+        return os.path.join(self.progs, name)
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def expect_eq(got, want, what):
+    expect(got == want, f"{what}: got {got!r}, expected {want!r}")
+
+
+def functions(group):
+    return [f.get("function") for f in group["stack"]]
+
+
+def line_of(source, needle):
+    with open(os.path.join(HERE, "progs", source)) as f:
+        for n, text in enumerate(f, 1):
+            if needle in text:
+                return n
+    raise AssertionError(f"{needle!r} not in {source}")
+
+
+def check_leak_five(c, status, mode, summary_status=0):
+    c.run([c.prog("ending"), mode], status=status)
+    leaks = c.report("leaks", status=summary_status)
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (5, 320), f"{mode}: leaks")
+    expect_eq(len(leaks["groups"]), 1, f"{mode}: leak groups")
+    expect_eq(functions(leaks["groups"][0])[0], "leak_five", f"{mode}: leak site")
+
+
+def case_exact(c, stacks=True):
+    extra = () if stacks else ("--stacks", "none")
+    c.run([c.prog("exact")], extra=extra)
+    s = c.report("summary")
+    for key, want in [("alloc_calls", 119), ("free_calls", 108), ("bytes_allocated", 26978),
+                      ("peak_bytes", 12330), ("leaked_bytes", 7542), ("leaked_blocks", 11),
+                      ("threads", 1)]:
+        expect_eq(s[key], want, f"summary {key}")
+    for key in ("duration", "peak_time", "rss_peak_bytes"):
+        expect(key in s, f"summary lacks {key}")
+    leaks = c.report("leaks")
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (11, 7542), "leaks total")
+    if not stacks:
+        return
+    got = [(g["bytes"], g["blocks"], functions(g)[0]) for g in leaks["groups"]]
+    want = [(7000, 7, "leak_seven"), (330, 1, "leak_calloc"), (128, 1, "leak_memalign"),
+            (64, 1, "leak_reallocarray_fail"), (20, 1, "leak_realloc")]
+    expect_eq(got, want, "leak groups (largest first)")
+    top = leaks["groups"][0]["stack"][0]
+    expect(top["file"] and top["file"].endswith("exact.c"), f"leak file: {top}")
+    expect_eq(top["line"], line_of("exact.c", "kept[nkept++] = malloc(1000)"), "leak line")
+    expect(top["module"] == "exact", f"leak module: {top}")
+    expect("main" in functions(leaks["groups"][0]), "main in the leak stack")
+
+
+def case_threads(c):
+    c.run([c.prog("threads")])
+    s = c.report("summary")
+    expect(s["alloc_calls"] >= 4 * 20000 + 12, f"alloc_calls {s['alloc_calls']}")
+    expect_eq(s["alloc_calls"] - s["free_calls"], s["leaked_blocks"], "allocs - frees")
+    expect(s["threads"] >= 6, f"threads {s['threads']}")
+    leaks = c.report("leaks", "--region", "worker")
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (12, 576), "worker leaks")
+    expect_eq(functions(leaks["groups"][0])[0], "worker_leak", "worker leak site")
+
+
+def fork_traces(c, follow):
+    pattern = os.path.join(c.work, "t.%p.trace")
+    c.run([c.prog("forks")], status=15, output=pattern,
+          extra=("--follow-fork",) if follow else ())
+    return sorted(glob.glob(os.path.join(c.work, "t.*.trace")))
+
+
+def case_fork_plain(c):
+    traces = fork_traces(c, follow=False)
+    expect_eq(len(traces), 1, f"traces {traces}")
+    leaks = c.report("leaks", trace=traces[0])
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (3, 500), "parent leaks")
+
+
+def case_fork_follow(c):
+    traces = fork_traces(c, follow=True)
+    expect_eq(len(traces), 2, f"traces {traces}")
+    got = sorted((c.report("leaks", trace=t)["leaked_blocks"],
+                  c.report("leaks", trace=t)["leaked_bytes"]) for t in traces)
+    expect_eq(got, [(3, 500), (3, 600)], "parent and child leaks")
+
+
+def case_regions(c):
+    c.run([c.prog("regions")])
+    inner = c.report("leaks", "--region", "inner")
+    expect_eq((inner["leaked_blocks"], inner["leaked_bytes"]), (3, 30), "inner leaks")
+    expect_eq(functions(inner["groups"][0])[0], "inner_work", "inner leak site")
+    outer = c.report("leaks", "--region", "outer")
+    expect_eq((outer["leaked_blocks"], outer["leaked_bytes"]), (0, 0), "outer leaks")
+
+
+def case_dlopen(c):
+    lib = c.prog("libtmleaky.so")
+    c.run([c.prog("dlopen_leak"), lib])
+    leaks = c.report("leaks")
+    mine = [g for g in leaks["groups"] if functions(g)[0] == "tm_leaky_make"]
+    expect_eq(len(mine), 1, "one group leaked through tm_leaky_make")
+    expect_eq((mine[0]["blocks"], mine[0]["bytes"]), (4, 1024), "dlopen leak")
+    expect_eq(mine[0]["stack"][0]["module"], "libtmleaky.so", "module of the unloaded library")
+
+
+PY_LEAK = """
+import ctypes
+api = ctypes.CDLL(None)
+keep = [None] * 8
+api.tidemark_region_begin(b"pyleak")
+for i in range(3):
+    keep[i] = bytearray(1000000)
+api.tidemark_region_end()
+"""
+
+
+def case_python(c):
+    c.run([sys.executable, "-c", PY_LEAK])
+    leaks = c.report("leaks", "--region", "pyleak")
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (3, 3000003), "pyleak leaks")
+    s = c.report("summary")
+    expect(s["alloc_calls"] > 1000, "python allocates at start-up")
+
+
+CASES = {
+    "exact": case_exact,
+    "exact_nostacks": lambda c: case_exact(c, stacks=False),
+    "threads": case_threads,
+    "fork_plain": case_fork_plain,
+    "fork_follow": case_fork_follow,
+    "exit": lambda c: check_leak_five(c, 0, "exit"),
+    "_exit": lambda c: check_leak_five(c, 7, "_exit"),
+    "abort": lambda c: check_leak_five(c, 128 + 6, "abort"),
+    "segv": lambda c: check_leak_five(c, 128 + 11, "segv"),
+    # SIGKILL: no END record; the reader reports what was flushed, exit 2.
+    "kill": lambda c: check_leak_five(c, 128 + 9, "kill", summary_status=2),
+    "regions": case_regions,
+    "dlopen": case_dlopen,
+    "python": case_python,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--tidemark", required=True)
+    ap.add_argument("--progs", required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args()
+    try:
+        CASES[args.case](Case(args, args.case))
+    except AssertionError as e:
+        print(f"FAIL {args.case}: {e}", file=sys.stderr)
+        return 1
+    print(f"ok {args.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+/* Unit tests of the recorder core (no preload): stack trie, output path,
+ * LD_PRELOAD scrubbing, and the blocks the recorder writes. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tm_internal.h"
+
+/* --- stack trie ------------------------------------------------------------ */
+
+static int emitted;
+static uint32_t last_parent;
+static uint64_t last_ip;
+
+static void count_emit(uint32_t id, uint32_t parent, uint64_t ip)
+{
+    emitted++;
+    last_parent = parent;
+    last_ip = ip;
+}
+
+static void test_stack_intern_shares_outer_frames(void **state)
+{
+    assert_int_equal(tm_stacks_init(), 0);
+    emitted = 0;
+    /* innermost first: a <- b <- c (c outermost) */
+    uintptr_t s1[] = {0xa, 0xb, 0xc};
+    uint32_t n1 = tm_stack_intern(s1, 3, count_emit);
+    assert_int_equal(emitted, 3);
+
+    /* Same stack again: no new nodes, same id. */
+    assert_int_equal(tm_stack_intern(s1, 3, count_emit), n1);
+    assert_int_equal(emitted, 3);
+
+    /* Different innermost frame shares b <- c. */
+    uintptr_t s2[] = {0xd, 0xb, 0xc};
+    uint32_t n2 = tm_stack_intern(s2, 3, count_emit);
+    assert_int_equal(emitted, 4);
+    assert_int_not_equal(n2, n1);
+    assert_int_equal(last_ip, 0xd);
+
+    /* Back to the first stack after a different one: found in the table,
+     * not through the per-thread cache. */
+    assert_int_equal(tm_stack_intern(s1, 3, count_emit), n1);
+    assert_int_equal(emitted, 4);
+
+    /* A prefix of a known stack is its own (existing) node. */
+    uintptr_t s3[] = {0xb, 0xc};
+    uint32_t n3 = tm_stack_intern(s3, 2, count_emit);
+    assert_int_equal(emitted, 4);
+    assert_int_equal(n3, last_parent);
+}
+
+static void test_stack_intern_many_grows_table(void **state)
+{
+    assert_int_equal(tm_stacks_init(), 0);
+    emitted = 0;
+    /* 100k distinct two-frame stacks sharing an outer frame: forces the
+     * table to grow past its initial 64k slots. */
+    uint32_t first = 0;
+    for (uintptr_t i = 0; i < 100000; i++) {
+        uintptr_t s[] = {0x100000 + i, 0x42};
+        uint32_t id = tm_stack_intern(s, 2, count_emit);
+        if (i == 0)
+            first = id;
+    }
+    assert_int_equal(emitted, 100001);
+    uintptr_t again[] = {0x100000, 0x42};
+    assert_int_equal(tm_stack_intern(again, 2, count_emit), first);
+    assert_int_equal(emitted, 100001);
+}
+
+/* --- output path ------------------------------------------------------------ */
+
+static void test_output_path(void **state)
+{
+    tm_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char out[64];
+    strcpy(cfg.output, "/tmp/t.%p.trace");
+    assert_int_equal(tm_output_path(&cfg, 4321, 0, out, sizeof out), 0);
+    assert_string_equal(out, "/tmp/t.4321.trace");
+    strcpy(cfg.output, "run.trace");
+    assert_int_equal(tm_output_path(&cfg, 77, 0, out, sizeof out), 0);
+    assert_string_equal(out, "run.trace");
+    assert_int_equal(tm_output_path(&cfg, 77, 1, out, sizeof out), 0);
+    assert_string_equal(out, "run.trace.77");
+    strcpy(cfg.output, "%p-%p");
+    assert_int_equal(tm_output_path(&cfg, 5, 1, out, sizeof out), 0);
+    assert_string_equal(out, "5-5");
+    memset(cfg.output, 'x', 100);
+    cfg.output[100] = 0;
+    assert_int_equal(tm_output_path(&cfg, 5, 0, out, sizeof out), -ENAMETOOLONG);
+}
+
+/* --- LD_PRELOAD scrubbing -------------------------------------------------------- */
+
+static void test_env_drop_preload(void **state)
+{
+    setenv("LD_PRELOAD", "/a/libx.so /b/libtidemark.so:/c/liby.so", 1);
+    tm_env_drop_preload();
+    assert_string_equal(getenv("LD_PRELOAD"), "/a/libx.so:/c/liby.so");
+
+    setenv("LD_PRELOAD", "/opt/lib/libtidemark.so", 1);
+    setenv("TM_AFTER", "still-here", 1);
+    tm_env_drop_preload();
+    assert_null(getenv("LD_PRELOAD"));
+    assert_string_equal(getenv("TM_AFTER"), "still-here");
+
+    /* Similar names are not ours. */
+    setenv("LD_PRELOAD", "/x/libnottidemark.so", 1);
+    tm_env_drop_preload();
+    assert_string_equal(getenv("LD_PRELOAD"), "/x/libnottidemark.so");
+    unsetenv("LD_PRELOAD");
+}
+
+/* --- blocks ------------------------------------------------------------------------ */
+
+static void test_recorder_writes_checked_blocks(void **state)
+{
+    char path[] = "/tmp/tm-recorder-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    tm_clock_init();
+    tm_cfg.stacks = 1;
+    tm_cfg.depth = 64;
+    assert_int_equal(tm_recorder_init(fd, getpid()), 0);
+    assert_int_equal(tm_stacks_init(), 0);
+
+    uintptr_t ips[] = {0x1000, 0x2000};
+    tm_record_alloc(TM_FN_MALLOC, (void *)0x5000, 100, ips, 2);
+    tm_record_free(TM_OP_FREE, (void *)0x5000);
+    tm_record_region_begin("rhs");
+    tm_record_region_end();
+    tm_lock();
+    tm_record_end(TM_END_EXIT);
+    tm_unlock();
+    assert_int_equal(tm_write_sealed(), 1);
+
+    off_t size = lseek(fd, 0, SEEK_END);
+    uint8_t *buf = malloc((size_t)size);
+    assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+    close(fd);
+    unlink(path);
+
+    tm_file_header h;
+    memcpy(&h, buf, sizeof h);
+    assert_memory_equal(h.magic, TM_MAGIC, 8);
+    assert_int_equal(h.version, TM_FORMAT_VERSION);
+    assert_int_equal(h.pid, (uint32_t)getpid());
+    assert_int_equal(h.stack_depth, 64);
+
+    tm_block_header b;
+    memcpy(&b, buf + sizeof h, sizeof b);
+    assert_int_equal(b.magic, TM_BLOCK_MAGIC);
+    assert_int_equal(b.seq, 0);
+    assert_int_equal(b.codec, TM_CODEC_RAW);
+    assert_int_equal((off_t)(sizeof h + sizeof b + b.stored_len), size);
+    const uint8_t *p = buf + sizeof h + sizeof b, *end = p + b.stored_len;
+    assert_int_equal(tm_crc32c(0, p, b.stored_len), b.checksum);
+
+    /* Opcodes in order, skipping operands. */
+    uint64_t v;
+    int64_t s;
+    assert_int_equal(*p++, TM_OP_CLOCK);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    /* two new stack nodes, outermost first, the inner one a child of the
+     * outer one (ids continue from earlier tests: the trie is global) */
+    uint64_t node[2], parent[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(*p++, TM_OP_STACK_NODE);
+        assert_int_equal(tm_get_u(&p, end, &node[i]), 0);
+        assert_int_equal(tm_get_u(&p, end, &parent[i]), 0);
+        assert_int_equal(tm_get_u(&p, end, &v), 0);
+        assert_int_equal(v, i == 0 ? 0x2000 : 0x1000);
+    }
+    assert_int_equal(parent[0], 0);
+    assert_int_equal(parent[1], node[0]);
+    assert_int_equal(*p++, TM_OP_THREAD);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, (uint64_t)gettid());
+    assert_int_equal(*p++, TM_OP_ALLOC | TM_FN_MALLOC);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 100);
+    assert_int_equal(tm_get_s(&p, end, &s), 0);
+    assert_int_equal(s, 0x5000);
+    assert_int_equal(tm_get_u(&p, end, &v), 0); /* dts */
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, node[1]); /* the innermost node */
+    assert_int_equal(*p++, TM_OP_FREE);
+    assert_int_equal(tm_get_s(&p, end, &s), 0);
+    assert_int_equal(s, 0); /* same address: delta 0 */
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(*p++, TM_OP_STRING);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 3);
+    assert_memory_equal(p, "rhs", 3);
+    p += 3;
+    assert_int_equal(*p++, TM_OP_REGION_BEGIN);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 1); /* first invocation */
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(*p++, TM_OP_REGION_END);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(*p++, TM_OP_END);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, TM_END_EXIT);
+    assert_ptr_equal(p, end);
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stack_intern_shares_outer_frames),
+        cmocka_unit_test(test_stack_intern_many_grows_table),
+        cmocka_unit_test(test_output_path),
+        cmocka_unit_test(test_env_drop_preload),
+        cmocka_unit_test(test_recorder_writes_checked_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
