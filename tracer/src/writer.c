@@ -16,10 +16,19 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "tm_internal.h"
 
 #define FLUSH_MS 100
+
+/* Compression happens only on the writer thread (zstd allocates its
+ * context once); crash and fork paths write raw blocks. */
+#define ZSTD_LEVEL 1
+static TM_TLS ZSTD_CCtx *zctx;
+static TM_TLS uint8_t *zbuf;
+static TM_TLS size_t zcap;
+static TM_TLS int compress_here;
 
 static struct {
     pthread_t thread;
@@ -43,18 +52,29 @@ TM_HIDDEN int tm_write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t le
     uint8_t *start = payload - clen;
     memcpy(start, clock, clen);
     uint32_t raw = (uint32_t)clen + len;
+    const uint8_t *stored = start;
+    uint32_t stored_len = raw;
+    uint16_t codec = TM_CODEC_RAW;
+    if (compress_here && zctx && ZSTD_compressBound(raw) <= zcap) {
+        size_t z = ZSTD_compressCCtx(zctx, zbuf, zcap, start, raw, ZSTD_LEVEL);
+        if (!ZSTD_isError(z) && z < raw) {
+            stored = zbuf;
+            stored_len = (uint32_t)z;
+            codec = TM_CODEC_ZSTD;
+        }
+    }
 
     tm_block_header h = {
         .magic = TM_BLOCK_MAGIC,
         .type = TM_BLOCK_RECORDS,
-        .codec = TM_CODEC_RAW,
+        .codec = codec,
         .seq = seq,
-        .stored_len = raw,
+        .stored_len = stored_len,
         .raw_len = raw,
-        .checksum = tm_crc32c(0, start, raw),
+        .checksum = tm_crc32c(0, stored, stored_len),
     };
-    struct iovec iov[2] = {{&h, sizeof h}, {start, raw}};
-    size_t left = sizeof h + raw;
+    struct iovec iov[2] = {{&h, sizeof h}, {(void *)stored, stored_len}};
+    size_t left = sizeof h + stored_len;
     while (left) {
         ssize_t n = writev(fd, iov, 2);
         if (n < 0 && errno == EINTR)
@@ -94,6 +114,10 @@ static uint64_t read_rss(void)
 static void *writer_main(void *arg)
 {
     tm_self.busy = 1; /* nothing this thread does is traced */
+    zcap = ZSTD_compressBound(TM_BLOCK_MAX_RAW);
+    zbuf = tm_pages(zcap);
+    zctx = ZSTD_createCCtx();
+    compress_here = zbuf && zctx;
     uint64_t next_rss = 0, next_flush = tm_mono_ns() + FLUSH_MS * 1000000ull;
     uint64_t rss_ns = (uint64_t)tm_cfg.rss_interval_ms * 1000000ull;
     for (;;) {
@@ -121,6 +145,12 @@ static void *writer_main(void *arg)
         }
     }
     tm_write_sealed();
+    compress_here = 0;
+    ZSTD_freeCCtx(zctx);
+    zctx = NULL;
+    if (zbuf)
+        tm_pages_free(zbuf, zcap);
+    zbuf = NULL;
     return NULL;
 }
 
