@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "tm_internal.h"
+#include "tm_unwind.h"
 
 /* --- stack trie ------------------------------------------------------------ */
 
@@ -46,7 +47,7 @@ static void test_stack_intern_shares_outer_frames(void **state)
     uint32_t n2 = tm_stack_intern(s2, 3, count_emit);
     assert_int_equal(emitted, 4);
     assert_int_not_equal(n2, n1);
-    assert_int_equal(last_ip, 0xd);
+    assert_int_equal(last_ip, 0xd - 1); /* recorded as return address - 1 */
 
     /* Back to the first stack after a different one: found in the table,
      * not through the per-thread cache. */
@@ -136,8 +137,14 @@ static void test_recorder_writes_checked_blocks(void **state)
     assert_int_equal(tm_recorder_init(fd, getpid()), 0);
     assert_int_equal(tm_stacks_init(), 0);
 
-    uintptr_t ips[] = {0x1000, 0x2000};
-    tm_record_alloc(TM_FN_MALLOC, (void *)0x5000, 100, ips, 2);
+    /* A walk as the unwinder leaves it: return addresses, outermost first. */
+    tm_walk *w = tm_walk_self();
+    assert_non_null(w);
+    w->ip[0] = 0x2001;
+    w->ip[1] = 0x1001;
+    w->sp[0] = w->sp[1] = 0;
+    w->n = 2;
+    tm_record_alloc(TM_FN_MALLOC, (void *)0x5000, 100, w, 0);
     tm_record_free(TM_OP_FREE, (void *)0x5000);
     tm_record_region_begin("rhs");
     tm_record_region_end();

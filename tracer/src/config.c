@@ -117,6 +117,8 @@ TM_HIDDEN void tm_config_load(tm_config *cfg)
                            64);
     cfg->rss_interval_ms =
         parse_int("TIDEMARK_RSS_INTERVAL_MS", getenv("TIDEMARK_RSS_INTERVAL_MS"), 0, 3600000, 10);
+    const char *uw = getenv("TIDEMARK_UNWIND");
+    cfg->unwind_libunwind = uw && strcmp(uw, "libunwind") == 0;
     const char *ff = getenv("TIDEMARK_FOLLOW_FORK");
     cfg->follow_fork = ff && *ff && strcmp(ff, "0") != 0;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_unwind.h"
 
 /* --- bootstrap arena ------------------------------------------------------
  * dlsym may allocate while we are still resolving malloc; those requests are
@@ -99,9 +100,9 @@ static inline void leave(void)
 static void record_alloc(int fn, void *p, size_t size)
 {
     int saved = errno;
-    uintptr_t ips[TM_MAX_DEPTH];
-    int n = tm_cfg.stacks ? tm_unwind(ips, tm_cfg.depth) : 0;
-    tm_record_alloc(fn, p, size, ips, n);
+    tm_walk *w = tm_cfg.stacks ? tm_walk_self() : NULL;
+    int keep = w ? tm_unwind_walk(w) : 0;
+    tm_record_alloc(fn, p, size, w, keep);
     errno = saved;
 }
 
@@ -265,6 +266,7 @@ EXPORT int dlclose(void *h)
     if (rc == 0 && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
         int saved = errno;
         tm_self.busy = 1;
+        tm_unwind_invalidate();
         tm_modules_emit();
         tm_self.busy = 0;
         errno = saved;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_unwind.h"
 
 #define NSLOTS 16
 #define CHUNK_PREFIX 32                 /* room for the writer's CLOCK record */
@@ -320,12 +321,11 @@ static void emit_node(uint32_t id, uint32_t parent, uint64_t ip)
     commit(p);
 }
 
-TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, const uintptr_t *ips,
-                               int nips)
+TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep)
 {
     uint32_t tid = tm_gettid();
     tm_lock();
-    uint32_t stack = nips > 0 ? tm_stack_intern(ips, nips, emit_node) : 0;
+    uint32_t stack = walk ? tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node) : 0;
     uint8_t *p = reserve(TM_RECORD_MAX);
     p = put_thread(p, tid);
     *p++ = (uint8_t)(TM_OP_ALLOC | fn);

@@ -1,20 +1,17 @@
-/* stacks.c — native stacks: unwinding with libunwind and interning into a
- * trie so each distinct stack is stored once.
+/* stacks.c — the stack trie: each distinct stack is stored once.
  *
  * A trie node is (parent node, instruction pointer); a stack is the path
  * from its innermost node to the root.  Python stacks share long outer
- * parts, so the trie stores far fewer frames than the stacks have.  Each
- * thread remembers the node chain of its previous stack: the unchanged
- * outer part of the next stack costs one comparison per frame instead of a
- * hash lookup.
+ * parts, so the trie stores far fewer frames than the stacks have.  The
+ * thread's walk (unwind.c) caches the node of every position, so the outer
+ * frames the walk found unchanged cost nothing here.
  */
 #define _GNU_SOURCE
-#define UNW_LOCAL_ONLY
 #include <errno.h>
-#include <libunwind.h>
 #include <string.h>
 
 #include "tm_internal.h"
+#include "tm_unwind.h"
 
 static uintptr_t self_start, self_end;
 
@@ -22,28 +19,6 @@ TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end)
 {
     self_start = start;
     self_end = end;
-}
-
-TM_HIDDEN int tm_unwind(uintptr_t *ips, int max)
-{
-    void *raw[TM_MAX_DEPTH + 16];
-    int want = max + 16 < (int)(sizeof raw / sizeof raw[0]) ? max + 16
-                                                            : (int)(sizeof raw / sizeof raw[0]);
-    int n = unw_backtrace(raw, want);
-    int i = 0;
-    /* Drop the tracer's own frames (hooks, recorder) at the inner end. */
-    while (i < n && (uintptr_t)raw[i] >= self_start && (uintptr_t)raw[i] < self_end)
-        i++;
-    int out = 0;
-    for (; i < n && out < max; i++) {
-        uintptr_t ip = (uintptr_t)raw[i];
-        if (ip == 0)
-            break;
-        /* Return addresses point after the call; minus one lands inside
-         * the calling instruction, so line lookup names the call site. */
-        ips[out++] = ip - 1;
-    }
-    return out;
 }
 
 /* --- trie ---------------------------------------------------------------- */
@@ -59,17 +34,6 @@ static struct {
     uint64_t cap;        /* power of two */
     uint32_t count;
 } trie;
-
-/* Per-thread cache of the previous stack, outermost first. */
-typedef struct stack_cache {
-    int n;
-    uintptr_t ips[TM_MAX_DEPTH];
-    uint32_t nodes[TM_MAX_DEPTH];
-} stack_cache;
-
-/* Node ids never change (a forked child re-emits the same table), so a
- * cached chain stays valid for the life of the thread. */
-static TM_TLS stack_cache *cache;
 
 static inline uint64_t node_hash(uint32_t parent, uint64_t ip)
 {
@@ -101,7 +65,8 @@ static int trie_grow(void)
 
 TM_HIDDEN int tm_stacks_init(void)
 {
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    if (tm_unwind_init() < 0)
+        return -ENOMEM;
     return trie.table ? 0 : trie_grow();
 }
 
@@ -125,27 +90,45 @@ static uint32_t child_of(uint32_t parent, uint64_t ip, tm_node_emit_fn emit)
     return e->id;
 }
 
+TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node_emit_fn emit)
+{
+    int n = w->n;
+    while (n > 0 && w->ip[n - 1] >= self_start && w->ip[n - 1] < self_end)
+        n--; /* the tracer's own frames */
+    int base = n > depth ? n - depth : 0;
+    int from = base;
+    if (base == w->node_base) {
+        int cached = w->node_base + w->node_n;
+        int valid = keep < cached ? keep : cached;
+        if (valid > from)
+            from = valid;
+    }
+    uint32_t node = from > base ? w->node[from - 1] : 0;
+    for (int p = from; p < n; p++) {
+        /* Return addresses point after the call; minus one lands inside
+         * the calling instruction, so line lookup names the call site. */
+        node = child_of(node, w->ip[p] - 1, emit);
+        w->node[p] = node;
+    }
+    w->node_base = base;
+    w->node_n = n - base;
+    return node;
+}
+
 TM_HIDDEN uint32_t tm_stack_intern(const uintptr_t *ips, int n, tm_node_emit_fn emit)
 {
-    if (tm_unlikely(!cache)) {
-        cache = tm_pages(sizeof *cache);
-        if (!cache)
-            return 0;
+    tm_walk *w = tm_walk_self();
+    if (!w || n > TM_WALK_MAX)
+        return 0;
+    int keep = 0;
+    while (keep < n && keep < w->n && w->ip[keep] == ips[n - 1 - keep])
+        keep++;
+    for (int p = 0; p < n; p++) {
+        w->ip[p] = ips[n - 1 - p];
+        w->sp[p] = 0;
     }
-    stack_cache *c = cache;
-    /* Common outer part with the previous stack of this thread. */
-    int same = 0;
-    while (same < n && same < c->n && c->ips[same] == ips[n - 1 - same])
-        same++;
-    uint32_t node = same ? c->nodes[same - 1] : 0;
-    for (int k = same; k < n; k++) {
-        uintptr_t ip = ips[n - 1 - k];
-        node = child_of(node, ip, emit);
-        c->ips[k] = ip;
-        c->nodes[k] = node;
-    }
-    c->n = n;
-    return node;
+    w->n = n;
+    return tm_stack_intern_walk(w, keep, n, emit);
 }
 
 TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit)

@@ -27,6 +27,8 @@
 #define TM_MAX_DEPTH 256      /* hard cap on TIDEMARK_STACK_DEPTH */
 #define TM_MAX_REGION_DEPTH 64
 
+struct tm_walk; /* tm_unwind.h */
+
 /* --- process-wide state ------------------------------------------------ */
 
 enum tm_state {
@@ -42,6 +44,7 @@ typedef struct tm_config {
     int depth;
     int rss_interval_ms;
     int follow_fork;
+    int unwind_libunwind;    /* TIDEMARK_UNWIND=libunwind: no fast walker */
 } tm_config;
 
 typedef struct tm_real_fns {
@@ -116,8 +119,10 @@ TM_HIDDEN void tm_unlock(void);
 /* Bounded attempt for crash paths; returns 1 when the lock is held. */
 TM_HIDDEN int tm_trylock_spin(long spins);
 
-TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, const uintptr_t *ips,
-                               int nips);
+/* walk: the thread's stack walk (NULL = no stack), keep: its unchanged
+ * outer frames (tm_unwind_walk). */
+TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, struct tm_walk *walk,
+                               int keep);
 TM_HIDDEN void tm_record_free(int op, const void *ptr);
 TM_HIDDEN void tm_record_region_begin(const char *name);
 TM_HIDDEN void tm_record_region_end(void);
@@ -149,14 +154,12 @@ TM_HIDDEN void tm_writer_forget(void); /* fork child: the thread is gone */
 /* Writes one block (header + clock record + payload) to fd. */
 TM_HIDDEN int tm_write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len);
 
-/* --- stacks.c ---------------------------------------------------------------- */
+/* --- stacks.c, unwind.c ----------------------------------------------------- */
 
-/* Unwinds the caller's stack into ips (innermost first), skipping the
- * tracer's own frames.  Returns the number of frames. */
-TM_HIDDEN int tm_unwind(uintptr_t *ips, int max);
-TM_HIDDEN int tm_stacks_init(void);
-/* Interns a stack (innermost first); emits new nodes via emit(). Lock held. */
 typedef void (*tm_node_emit_fn)(uint32_t id, uint32_t parent, uint64_t ip);
+TM_HIDDEN int tm_stacks_init(void);
+/* Interns a stack given as return addresses, innermost first (tests and
+ * callers without a walk).  Lock held. */
 TM_HIDDEN uint32_t tm_stack_intern(const uintptr_t *ips, int n, tm_node_emit_fn emit);
 TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit);
 TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);

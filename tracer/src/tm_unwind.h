@@ -1,0 +1,39 @@
+/* tm_unwind.h — per-thread stack walks (unwind.c) shared with the stack
+ * interner (stacks.c). */
+#ifndef TM_UNWIND_H
+#define TM_UNWIND_H
+
+#include <stdint.h>
+
+#define TM_WALK_MAX 512
+
+/* One thread's latest walk, outermost frame first.  ip[] are return
+ * addresses as found on the stack; sp[] is the stack pointer just above each
+ * return-address slot (0 when unknown: libunwind fallback).  node[] caches
+ * the trie node of each position for the frames interned last time, counted
+ * from node_base. */
+typedef struct tm_walk {
+    uintptr_t lo, hi;          /* this thread's stack */
+    int fast;                  /* stack bounds known: the fast walk may run */
+    int n;
+    int node_base, node_n;
+    uintptr_t ip[TM_WALK_MAX];
+    uintptr_t sp[TM_WALK_MAX];
+    uint32_t node[TM_WALK_MAX];
+    uintptr_t tmp_ip[TM_WALK_MAX];  /* inner frames of the walk in progress */
+    uintptr_t tmp_sp[TM_WALK_MAX];
+} tm_walk;
+
+TM_HIDDEN int tm_unwind_init(void);
+/* Forgets cached unwind rules (a module was unloaded). */
+TM_HIDDEN void tm_unwind_invalidate(void);
+/* The calling thread's walk state, created on first use (NULL: no memory). */
+TM_HIDDEN tm_walk *tm_walk_self(void);
+/* Walks the caller's stack into w.  Returns how many outer frames
+ * (positions 0..keep-1) are unchanged since the previous walk. */
+TM_HIDDEN int tm_unwind_walk(tm_walk *w);
+/* Interns the innermost `depth` frames of w that are not the tracer's own;
+ * positions below `keep` reuse cached nodes.  Lock held. */
+TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node_emit_fn emit);
+
+#endif
