@@ -99,9 +99,13 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
     int from = base;
     if (base == w->node_base) {
         int cached = w->node_base + w->node_n;
-        int valid = keep < cached ? keep : cached;
-        if (valid > from)
-            from = valid;
+        from = keep < cached ? keep : cached;
+        if (from < base)
+            from = base;
+        /* Same return addresses at the same positions: same nodes, even
+         * where the walk could not prove the frames unchanged. */
+        while (from < cached && from < n && w->node_ip[from] == w->ip[from])
+            from++;
     }
     uint32_t node = from > base ? w->node[from - 1] : 0;
     for (int p = from; p < n; p++) {
@@ -109,6 +113,7 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
          * the calling instruction, so line lookup names the call site. */
         node = child_of(node, w->ip[p] - 1, emit);
         w->node[p] = node;
+        w->node_ip[p] = w->ip[p];
     }
     w->node_base = base;
     w->node_n = n - base;

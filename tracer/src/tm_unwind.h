@@ -20,6 +20,7 @@ typedef struct tm_walk {
     uintptr_t ip[TM_WALK_MAX];
     uintptr_t sp[TM_WALK_MAX];
     uint32_t node[TM_WALK_MAX];
+    uintptr_t node_ip[TM_WALK_MAX]; /* the ip each node[] was made for */
     uintptr_t tmp_ip[TM_WALK_MAX];  /* inner frames of the walk in progress */
     uintptr_t tmp_sp[TM_WALK_MAX];
 } tm_walk;
@@ -32,8 +33,10 @@ TM_HIDDEN tm_walk *tm_walk_self(void);
 /* Walks the caller's stack into w.  Returns how many outer frames
  * (positions 0..keep-1) are unchanged since the previous walk. */
 TM_HIDDEN int tm_unwind_walk(tm_walk *w);
-/* Interns the innermost `depth` frames of w that are not the tracer's own;
- * positions below `keep` reuse cached nodes.  Lock held. */
+/* Interns the innermost `depth` frames of w that are not the tracer's own.
+ * Cached nodes are reused for the outer frames (the `keep` the walk found
+ * unchanged, and beyond while the return addresses are the same).  Lock
+ * held. */
 TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node_emit_fn emit);
 
 #endif

@@ -356,7 +356,9 @@ __attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
         /* Same return address in the same slot as last time? */
         while (j >= 0 && w->sp[j] && w->sp[j] < sp)
             j--;
-        if (j >= 0 && w->sp[j] == sp && w->ip[j] == ip) {
+        if (j >= 0 && w->sp[j] == sp && w->ip[j] != ip) {
+            j--; /* this frame changed; an outer one may not have */
+        } else if (j >= 0 && w->sp[j] == sp) {
             int same = 1;
             for (int m = j - 1; m >= 0 && same; m--)
                 same = w->sp[m] && *(const uintptr_t *)(w->sp[m] - 8) == w->ip[m];
@@ -369,7 +371,10 @@ __attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
                 w->n = j + 1 + k;
                 return j + 1;
             }
-            j = -1; /* stop matching: walk to the end */
+            /* An outer slot changed: this activation was re-created under
+             * another caller.  Keep walking; a frame further out may still
+             * be the same. */
+            j--;
         }
         inner_ip[k] = ip;
         inner_sp[k] = sp;
