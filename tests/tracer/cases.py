@@ -156,13 +156,19 @@ def case_dlopen(c):
     expect_eq(mine[0]["stack"][0]["module"], "libtmleaky.so", "module of the unloaded library")
 
 
+# Python frees its objects at exit, so the leak is memory taken straight
+# from malloc through ctypes, inside a region opened through ctypes too.
+# CDLL(None) looks symbols up globally, as the dynamic linker would, so the
+# preload's malloc answers (CDLL("libc.so.6").malloc would bypass it).
 PY_LEAK = """
 import ctypes
 api = ctypes.CDLL(None)
-keep = [None] * 8
+libc = api
+libc.malloc.restype = ctypes.c_void_p
+keep = [bytearray(100) for _ in range(10)]
 api.tidemark_region_begin(b"pyleak")
 for i in range(3):
-    keep[i] = bytearray(1000000)
+    libc.malloc(1000001)
 api.tidemark_region_end()
 """
 
@@ -171,8 +177,12 @@ def case_python(c):
     c.run([sys.executable, "-c", PY_LEAK])
     leaks = c.report("leaks", "--region", "pyleak")
     expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (3, 3000003), "pyleak leaks")
+    expect_eq(len(leaks["groups"]), 1, "one leak site in the region")
+    expect("ffi_call" in functions(leaks["groups"][0]),
+           f"ctypes' call frame in the leak stack: {functions(leaks['groups'][0])}")
     s = c.report("summary")
     expect(s["alloc_calls"] > 1000, "python allocates at start-up")
+    expect(s["leaked_bytes"] >= 3000003, "the region's leak is in the total")
 
 
 CASES = {

@@ -80,6 +80,8 @@ const char *tm_reader_path(const tm_reader *r);
 
 /* Strings (region names, mark labels): NULL for an unknown id. */
 const char *tm_reader_string(const tm_reader *r, uint32_t id);
+/* Ids below this bound may be defined (a loop bound for lookups by name). */
+uint32_t tm_reader_string_bound(const tm_reader *r);
 uint32_t tm_reader_thread_count(const tm_reader *r);
 uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread);
 

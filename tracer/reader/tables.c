@@ -1,0 +1,219 @@
+/* tables.c — the definitions a trace carries: strings, stack nodes, the
+ * module map and threads with their open regions.  Ids are dense in a
+ * well-formed trace; growth is bounded so a corrupt id cannot ask for
+ * gigabytes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tm_reader_internal.h"
+
+#define ID_SLACK (1u << 20)
+
+/* Grows an id-indexed array so `id` is addressable.  New entries are zero. */
+static int grow_ids(void **arr, uint32_t *n, size_t elem, uint32_t id)
+{
+    if (id < *n)
+        return 0;
+    if (id > 4u * *n + ID_SLACK || id >= (1u << 28))
+        return -ERANGE;
+    uint32_t cap = *n ? *n : 64;
+    while (cap <= id)
+        cap *= 2;
+    void *a = realloc(*arr, (size_t)cap * elem);
+    if (!a)
+        return -ENOMEM;
+    memset((char *)a + (size_t)*n * elem, 0, (size_t)(cap - *n) * elem);
+    *arr = a;
+    *n = cap;
+    return 0;
+}
+
+int tm_tables_init(tm_reader_tables *t)
+{
+    memset(t, 0, sizeof *t);
+    t->tid_cap = 64;
+    t->tid_index = calloc(t->tid_cap, sizeof *t->tid_index);
+    return t->tid_index ? 0 : -ENOMEM;
+}
+
+void tm_tables_free(tm_reader_tables *t)
+{
+    for (uint32_t i = 0; i < t->nstrings; i++)
+        free(t->strings[i]);
+    free(t->strings);
+    free(t->nodes);
+    for (uint32_t i = 0; i < t->nmodules; i++)
+        free((char *)t->modules[i].path);
+    free(t->modules);
+    free(t->map);
+    for (uint32_t i = 0; i < t->nthreads; i++)
+        free(t->threads[i].regions);
+    free(t->threads);
+    free(t->tid_index);
+    memset(t, 0, sizeof *t);
+}
+
+int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len)
+{
+    int rc = grow_ids((void **)&t->strings, &t->nstrings, sizeof *t->strings, id);
+    if (rc < 0)
+        return rc;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    free(t->strings[id]);       /* a fork child's trace may repeat tables */
+    t->strings[id] = copy;
+    return 0;
+}
+
+static int32_t module_of(const tm_reader_tables *t, uint64_t ip)
+{
+    uint32_t lo = 0, hi = t->nmap;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (t->modules[t->map[mid]].start <= ip)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    const tm_module *m = &t->modules[t->map[lo - 1]];
+    return ip < m->end ? (int32_t)t->map[lo - 1] : -1;
+}
+
+int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t ip)
+{
+    int rc = grow_ids((void **)&t->nodes, &t->nnodes, sizeof *t->nodes, id);
+    if (rc < 0)
+        return rc;
+    t->nodes[id] = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip),
+                             .defined = true};
+    return 0;
+}
+
+void tm_tables_map_reset(tm_reader_tables *t)
+{
+    t->nmap = 0;
+}
+
+int tm_tables_module(tm_reader_tables *t, uint64_t bias, uint64_t start, uint64_t end,
+                     const uint8_t *build_id, uint32_t idlen, const char *path, size_t pathlen)
+{
+    /* A module already known (same path, place and build id) keeps its
+     * index, so a map refresh after dlopen does not duplicate it. */
+    uint32_t idx = t->nmodules;
+    for (uint32_t i = 0; i < t->nmodules; i++) {
+        const tm_module *m = &t->modules[i];
+        if (m->start == start && m->end == end && m->bias == bias &&
+            m->build_id_len == idlen && !memcmp(m->build_id, build_id, idlen) &&
+            strlen(m->path) == pathlen && !memcmp(m->path, path, pathlen)) {
+            idx = i;
+            break;
+        }
+    }
+    if (idx == t->nmodules) {
+        if (t->nmodules == t->capmodules) {
+            uint32_t cap = t->capmodules ? 2 * t->capmodules : 32;
+            tm_module *m = realloc(t->modules, cap * sizeof *m);
+            if (!m)
+                return -ENOMEM;
+            t->modules = m;
+            t->capmodules = cap;
+        }
+        char *p = malloc(pathlen + 1);
+        if (!p)
+            return -ENOMEM;
+        memcpy(p, path, pathlen);
+        p[pathlen] = '\0';
+        tm_module *m = &t->modules[t->nmodules++];
+        memset(m, 0, sizeof *m);
+        m->path = p;
+        m->bias = bias;
+        m->start = start;
+        m->end = end;
+        memcpy(m->build_id, build_id, idlen);
+        m->build_id_len = idlen;
+    }
+    if (t->nmap == t->capmap) {
+        uint32_t cap = t->capmap ? 2 * t->capmap : 32;
+        uint32_t *mp = realloc(t->map, cap * sizeof *mp);
+        if (!mp)
+            return -ENOMEM;
+        t->map = mp;
+        t->capmap = cap;
+    }
+    /* Insertion keeps the map sorted by start address. */
+    uint32_t i = t->nmap++;
+    while (i > 0 && t->modules[t->map[i - 1]].start > start) {
+        t->map[i] = t->map[i - 1];
+        i--;
+    }
+    t->map[i] = idx;
+    return 0;
+}
+
+static uint32_t tid_hash(uint32_t tid, uint32_t cap)
+{
+    return (tid * 2654435761u) & (cap - 1);
+}
+
+int64_t tm_tables_thread(tm_reader_tables *t, uint32_t tid)
+{
+    uint32_t h = tid_hash(tid, t->tid_cap);
+    while (t->tid_index[h]) {
+        if (t->threads[t->tid_index[h] - 1].tid == tid)
+            return t->tid_index[h] - 1;
+        h = (h + 1) & (t->tid_cap - 1);
+    }
+    if (t->nthreads == t->capthreads) {
+        uint32_t cap = t->capthreads ? 2 * t->capthreads : 16;
+        tm_thread_state *th = realloc(t->threads, cap * sizeof *th);
+        if (!th)
+            return -ENOMEM;
+        t->threads = th;
+        t->capthreads = cap;
+    }
+    if (2 * (t->nthreads + 1) > t->tid_cap) {
+        uint32_t cap = 2 * t->tid_cap;
+        uint32_t *idx = calloc(cap, sizeof *idx);
+        if (!idx)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < t->nthreads; i++) {
+            uint32_t k = tid_hash(t->threads[i].tid, cap);
+            while (idx[k])
+                k = (k + 1) & (cap - 1);
+            idx[k] = i + 1;
+        }
+        free(t->tid_index);
+        t->tid_index = idx;
+        t->tid_cap = cap;
+        h = tid_hash(tid, cap);
+        while (t->tid_index[h])
+            h = (h + 1) & (cap - 1);
+    }
+    uint32_t i = t->nthreads++;
+    t->threads[i] = (tm_thread_state){.tid = tid};
+    t->tid_index[h] = i + 1;
+    return i;
+}
+
+int tm_tables_region_push(tm_reader_tables *t, uint32_t thread, uint32_t name, uint64_t inv)
+{
+    tm_thread_state *th = &t->threads[thread];
+    if (th->depth == th->cap && th->cap < 4096) {
+        uint32_t cap = th->cap ? 2 * th->cap : 8;
+        tm_open_region *r = realloc(th->regions, cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        th->regions = r;
+        th->cap = cap;
+    }
+    if (th->depth < th->cap)
+        th->regions[th->depth] = (tm_open_region){.name = name, .invocation = inv};
+    th->depth++;
+    return 0;
+}

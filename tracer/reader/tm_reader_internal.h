@@ -1,0 +1,63 @@
+/* tm_reader_internal.h — the reader's definition tables (strings, stack
+ * nodes, modules, threads and their open regions), shared by the decoder,
+ * the symbolizer and the unit tests. */
+#ifndef TM_READER_INTERNAL_H
+#define TM_READER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tm_reader.h"
+
+#define TM_THREAD_UNKNOWN UINT32_MAX
+
+typedef struct tm_node {
+    uint64_t ip;
+    uint32_t parent;
+    int32_t module;         /* index into modules, -1 = unknown */
+    bool defined;
+} tm_node;
+
+typedef struct tm_open_region {
+    uint32_t name;
+    uint64_t invocation;
+} tm_open_region;
+
+typedef struct tm_thread_state {
+    uint32_t tid;
+    uint32_t depth;         /* open regions; may exceed cap (not stored) */
+    uint32_t cap;
+    tm_open_region *regions;
+} tm_thread_state;
+
+typedef struct tm_reader_tables {
+    char **strings;         /* by id; NULL = undefined */
+    uint32_t nstrings;      /* ids below this are addressable */
+    tm_node *nodes;         /* by id */
+    uint32_t nnodes;
+    tm_module *modules;     /* every module ever mapped */
+    uint32_t nmodules, capmodules;
+    uint32_t *map;          /* indices of the current map, sorted by start */
+    uint32_t nmap, capmap;
+    tm_thread_state *threads;
+    uint32_t nthreads, capthreads;
+    uint32_t *tid_index;    /* open addressing: tid -> thread index + 1 */
+    uint32_t tid_cap;
+    uint64_t last_clock_ns;
+} tm_reader_tables;
+
+int tm_tables_init(tm_reader_tables *t);
+void tm_tables_free(tm_reader_tables *t);
+int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len);
+int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t ip);
+void tm_tables_map_reset(tm_reader_tables *t);
+int tm_tables_module(tm_reader_tables *t, uint64_t bias, uint64_t start, uint64_t end,
+                     const uint8_t *build_id, uint32_t idlen, const char *path, size_t pathlen);
+/* Dense index of a thread id, adding it on first sight; negative on ENOMEM. */
+int64_t tm_tables_thread(tm_reader_tables *t, uint32_t tid);
+int tm_tables_region_push(tm_reader_tables *t, uint32_t thread, uint32_t name, uint64_t inv);
+
+const tm_reader_tables *tm_reader_tables_of(const tm_reader *r);
+
+#endif /* TM_READER_INTERNAL_H */

@@ -1,0 +1,242 @@
+/* cli.c — shared pieces of the commands: errors, sizes, the trace scan that
+ * keeps the live heap and the summary counters, and stack rendering. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+void tm_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tidemark: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int tm_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "tidemark %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'tidemark %s --help')\n", command);
+    va_end(ap);
+    return TM_EXIT_BAD_INPUT;
+}
+
+const char *tm_human_bytes(uint64_t bytes, char buf[32])
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    if (bytes < 1024) {
+        snprintf(buf, 32, "%" PRIu64 " B", bytes);
+        return buf;
+    }
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, 32, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+long long tm_parse_count(const char *s)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < 0)
+        return -1;
+    return v;
+}
+
+double tm_seconds(uint64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+const char *tm_end_reason_name(int reason)
+{
+    switch (reason) {
+    case TM_END_EXIT: return "exit";
+    case TM_END__EXIT: return "_exit";
+    case TM_END_SIGNAL: return "signal";
+    case TM_END_EXEC: return "exec";
+    default: return "truncated";
+    }
+}
+
+/* --- the trace scan ------------------------------------------------------------ */
+
+int tm_trace_open(tm_trace *t, const char *path)
+{
+    char err[512];
+    memset(t, 0, sizeof *t);
+    t->path = path;
+    t->sum.end_reason = -1;
+    if (tm_reader_open(path, &t->reader, err, sizeof err) < 0) {
+        tm_error("%s", err);
+        return TM_EXIT_BAD_INPUT;
+    }
+    t->heap = tm_heap_new();
+    if (!t->heap) {
+        tm_error("%s: out of memory", path);
+        tm_reader_close(t->reader);
+        return TM_EXIT_FAIL;
+    }
+    return TM_EXIT_OK;
+}
+
+int tm_trace_scan(tm_trace *t, tm_trace_hook hook, void *arg)
+{
+    tm_event ev;
+    tm_block freed;
+    tm_summary *s = &t->sum;
+    while (tm_reader_next(t->reader, &ev) > 0) {
+        int matched = tm_heap_apply(t->heap, &ev, &freed);
+        if (matched < 0) {
+            tm_error("%s: out of memory after %" PRIu64 " live blocks", t->path,
+                     tm_heap_live_blocks(t->heap));
+            return 1;
+        }
+        if (ev.time_ns > s->last_time_ns)
+            s->last_time_ns = ev.time_ns;
+        switch (ev.kind) {
+        case TM_EV_ALLOC:
+            s->alloc_calls++;
+            s->bytes_allocated += ev.size;
+            if (tm_heap_live_bytes(t->heap) > s->peak_bytes) {
+                s->peak_bytes = tm_heap_live_bytes(t->heap);
+                s->peak_blocks = tm_heap_live_blocks(t->heap);
+                s->peak_time_ns = ev.time_ns;
+            }
+            break;
+        case TM_EV_FREE:
+            s->free_calls++;
+            break;
+        case TM_EV_REALLOC_FAIL:
+            /* The release recorded before the failed realloc did not happen. */
+            if (s->free_calls)
+                s->free_calls--;
+            break;
+        case TM_EV_RSS:
+            if (ev.size > s->rss_peak_bytes)
+                s->rss_peak_bytes = ev.size;
+            break;
+        case TM_EV_END:
+            s->end_reason = (int)ev.size;
+            break;
+        }
+        if (hook && hook(t, &ev, matched == 1 ? &freed : NULL, arg))
+            break;
+    }
+    return 0;
+}
+
+int tm_trace_close(tm_trace *t)
+{
+    int rc = TM_EXIT_OK;
+    if (t->reader && tm_reader_state(t->reader) != TM_READ_COMPLETE) {
+        fflush(stdout);
+        tm_error("%s: %s; the report covers what could be read", t->path,
+                 tm_reader_error(t->reader));
+        rc = TM_EXIT_BAD_INPUT;
+    } else if (t->sym && tm_symbolizer_warning(t->sym)[0]) {
+        fflush(stdout);
+        tm_error("warning: %s", tm_symbolizer_warning(t->sym));
+    }
+    tm_symbolizer_free(t->sym);
+    tm_heap_free(t->heap);
+    tm_reader_close(t->reader);
+    memset(t, 0, sizeof *t);
+    return rc;
+}
+
+tm_symbolizer *tm_trace_symbolizer(tm_trace *t)
+{
+    if (!t->sym)
+        t->sym = tm_symbolizer_new(t->reader);
+    return t->sym;
+}
+
+bool tm_trace_region_is(tm_trace *t, uint32_t region, const char *name)
+{
+    const char *s = region ? tm_reader_string(t->reader, region) : NULL;
+    return s && strcmp(s, name) == 0;
+}
+
+bool tm_trace_has_region(tm_trace *t, const char *name)
+{
+    uint32_t n = tm_reader_string_bound(t->reader);
+    for (uint32_t id = 1; id < n; id++) {
+        const char *s = tm_reader_string(t->reader, id);
+        if (s && strcmp(s, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* --- stacks ---------------------------------------------------------------------- */
+
+#define MAX_FRAMES 256
+
+void tm_stack_json(tm_json *j, tm_trace *t, uint32_t node, int max)
+{
+    tm_symbol frames[MAX_FRAMES];
+    tm_symbolizer *sym = tm_trace_symbolizer(t);
+    int n = sym ? tm_symbolize_stack(sym, node, frames, MAX_FRAMES) : 0;
+    if (max > 0 && n > max)
+        n = max;
+    tm_json_array(j);
+    for (int i = 0; i < n; i++) {
+        tm_json_object(j);
+        tm_json_kstr(j, "function", frames[i].function);
+        tm_json_kstr(j, "file", frames[i].file);
+        tm_json_ki64(j, "line", frames[i].line);
+        tm_json_kstr(j, "module", frames[i].module);
+        tm_json_key(j, "address");
+        tm_json_hex(j, frames[i].address);
+        tm_json_object_end(j);
+    }
+    tm_json_array_end(j);
+}
+
+void tm_stack_print(FILE *out, tm_trace *t, uint32_t node, int max, const char *indent)
+{
+    tm_symbol frames[MAX_FRAMES];
+    tm_symbolizer *sym = tm_trace_symbolizer(t);
+    int n = sym ? tm_symbolize_stack(sym, node, frames, MAX_FRAMES) : 0;
+    if (n == 0) {
+        fprintf(out, "%s(no stack recorded)\n", indent);
+        return;
+    }
+    int shown = max > 0 && n > max ? max : n;
+    for (int i = 0; i < shown; i++) {
+        const tm_symbol *f = &frames[i];
+        fprintf(out, "%s#%-2d %s", indent, i, f->function);
+        if (f->file) {
+            const char *base = strrchr(f->file, '/');
+            fprintf(out, " at %s:%d", base ? base + 1 : f->file, f->line);
+        }
+        fprintf(out, " (%s+0x%" PRIx64 ")\n", f->module, f->offset);
+    }
+    if (shown < n)
+        fprintf(out, "%s... %d more frames\n", indent, n - shown);
+}
+
+const char *tm_stack_top_function(tm_trace *t, uint32_t node)
+{
+    tm_symbol frames[MAX_FRAMES];
+    tm_symbolizer *sym = tm_trace_symbolizer(t);
+    int n = sym ? tm_symbolize_stack(sym, node, frames, MAX_FRAMES) : 0;
+    return n > 0 ? frames[0].function : "??";
+}

@@ -1,0 +1,85 @@
+/* cli.h — what the `tidemark` commands share: exit codes, one-line errors,
+ * human-readable sizes, and a trace opened for a report (reader, live heap,
+ * running summary, symbolizer). */
+#ifndef TM_CLI_H
+#define TM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "json.h"
+#include "tm_reader.h"
+
+enum {
+    TM_EXIT_OK = 0,
+    TM_EXIT_FAIL = 1,       /* the command itself failed (I/O, gnuplot...) */
+    TM_EXIT_BAD_INPUT = 2,  /* usage error or unreadable/damaged trace */
+    TM_EXIT_FOUND = 3,      /* --fail-on-leak found a leak, sweep said FAIL */
+};
+
+/* One line on stderr, prefixed "tidemark: ". */
+void tm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Usage error for COMMAND: prints the line and a hint, returns exit 2. */
+int tm_usage_error(const char *command, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* "512 B", "12.1 KiB", "3.40 MiB", "1.25 GiB". */
+const char *tm_human_bytes(uint64_t bytes, char buf[32]);
+/* Parses a non-negative integer option value; -1 when invalid. */
+long long tm_parse_count(const char *s);
+
+typedef struct tm_summary {
+    uint64_t alloc_calls, free_calls;
+    uint64_t bytes_allocated;
+    uint64_t peak_bytes, peak_blocks, peak_time_ns;
+    uint64_t rss_peak_bytes;
+    uint64_t last_time_ns;
+    int end_reason;             /* enum tm_end_reason, -1 = no END */
+} tm_summary;
+
+typedef struct tm_trace {
+    const char *path;
+    tm_reader *reader;
+    tm_heap *heap;
+    tm_symbolizer *sym;
+    tm_summary sum;
+} tm_trace;
+
+/* Called for every event after the heap and the summary took it into
+ * account; `freed` is the released block for a matched FREE, else NULL.
+ * A non-zero return stops the scan. */
+typedef int (*tm_trace_hook)(tm_trace *t, const tm_event *ev, const tm_block *freed,
+                             void *arg);
+
+/* Opens a trace; on failure prints the one-line reason and returns 2. */
+int tm_trace_open(tm_trace *t, const char *path);
+/* Reads every event.  Returns 0, or 1 when memory ran out (reported). */
+int tm_trace_scan(tm_trace *t, tm_trace_hook hook, void *arg);
+/* Closes the trace.  Returns 2 after printing one line when the trace was
+ * truncated or damaged (the report already printed is then partial),
+ * else 0. */
+int tm_trace_close(tm_trace *t);
+
+tm_symbolizer *tm_trace_symbolizer(tm_trace *t);
+const char *tm_end_reason_name(int reason);
+double tm_seconds(uint64_t ns);
+
+/* True when a block's region (string id) is named `name`. */
+bool tm_trace_region_is(tm_trace *t, uint32_t region, const char *name);
+/* True when some region of the trace is named `name`. */
+bool tm_trace_has_region(tm_trace *t, const char *name);
+
+/* Stacks, symbolized, innermost first, tracer frames dropped.  `max` bounds
+ * the frames shown (0 = all). */
+void tm_stack_json(tm_json *j, tm_trace *t, uint32_t node, int max);
+void tm_stack_print(FILE *out, tm_trace *t, uint32_t node, int max, const char *indent);
+/* The innermost frame's function, "??" when unknown. */
+const char *tm_stack_top_function(tm_trace *t, uint32_t node);
+
+/* Commands: argc/argv start at the command name. */
+int tm_cmd_run(int argc, char **argv);
+int tm_cmd_summary(int argc, char **argv);
+int tm_cmd_leaks(int argc, char **argv);
+
+#endif /* TM_CLI_H */

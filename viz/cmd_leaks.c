@@ -1,0 +1,195 @@
+/* cmd_leaks.c — `tidemark leaks TRACE`: the blocks still allocated when the
+ * process ended, grouped by allocation stack, largest first. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "groups.h"
+#include "suppress.h"
+
+static const char leaks_help[] =
+    "usage: tidemark leaks TRACE [--json] [--region NAME] [--suppressions FILE]\n"
+    "                            [--fail-on-leak] [--limit N] [--depth N]\n"
+    "\n"
+    "Blocks still allocated when the traced process ended, grouped by the\n"
+    "stack that allocated them, largest first.\n"
+    "\n"
+    "  --json               machine-readable: leaked_bytes, leaked_blocks,\n"
+    "                       suppressed_bytes, suppressed_blocks, groups:\n"
+    "                       [{bytes, blocks, stack: [{function, file, line,\n"
+    "                       module, address}]}]\n"
+    "  --region NAME        only blocks allocated while NAME was the innermost\n"
+    "                       open region of the allocating thread\n"
+    "  --suppressions FILE  LeakSanitizer format: 'leak:PATTERN' lines; a\n"
+    "                       group is suppressed when PATTERN (substring, '*'\n"
+    "                       wildcard, '^'/'$' anchors) matches a frame's\n"
+    "                       function, file or module\n"
+    "  --fail-on-leak       exit 3 when anything unsuppressed leaked\n"
+    "  --limit N            show the N largest groups (text default 10, JSON all)\n"
+    "  --depth N            frames shown per stack (default: text 12, JSON all)\n"
+    "\n"
+    "Exit status: 0; 3 with --fail-on-leak and a leak; 2 for bad input or a\n"
+    "truncated/damaged trace (the report then covers what could be read).\n";
+
+typedef struct collect {
+    const char *region;
+    tm_trace *trace;
+    tm_groups *groups;
+    int oom;
+} collect;
+
+static int add_block(const tm_block *b, void *arg)
+{
+    collect *c = arg;
+    if (c->region && !tm_trace_region_is(c->trace, b->region, c->region))
+        return 0;
+    if (tm_groups_add(c->groups, b->stack, b->size, 1) < 0) {
+        c->oom = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int tm_cmd_leaks(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"region", required_argument, NULL, 'r'},
+        {"suppressions", required_argument, NULL, 's'},
+        {"fail-on-leak", no_argument, NULL, 'f'},
+        {"limit", required_argument, NULL, 'n'},
+        {"depth", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    int json = 0, fail_on_leak = 0, c;
+    long long limit = -1, depth = -1;
+    const char *region = NULL, *supp_path = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "jr:s:fn:d:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'r': region = optarg; break;
+        case 's': supp_path = optarg; break;
+        case 'f': fail_on_leak = 1; break;
+        case 'n':
+            if ((limit = tm_parse_count(optarg)) < 0)
+                return tm_usage_error("leaks", "--limit wants a number, got '%s'", optarg);
+            break;
+        case 'd':
+            if ((depth = tm_parse_count(optarg)) < 0)
+                return tm_usage_error("leaks", "--depth wants a number, got '%s'", optarg);
+            break;
+        case 'h': fputs(leaks_help, stdout); return TM_EXIT_OK;
+        default: return tm_usage_error("leaks", "bad option");
+        }
+    }
+    if (argc - optind != 1)
+        return tm_usage_error("leaks", "expected one TRACE");
+
+    tm_suppressions supp = {0};
+    int rc;
+    if (supp_path && (rc = tm_suppressions_load(&supp, supp_path)))
+        return rc;
+    tm_trace t;
+    if ((rc = tm_trace_open(&t, argv[optind]))) {
+        tm_suppressions_free(&supp);
+        return rc;
+    }
+    tm_groups groups;
+    tm_groups_init(&groups);
+    if (tm_trace_scan(&t, NULL, NULL))
+        goto fail;
+    if (region && !tm_trace_has_region(&t, region)) {
+        tm_error("%s: no region named '%s' in the trace", t.path, region);
+        tm_groups_free(&groups);
+        tm_suppressions_free(&supp);
+        tm_trace_close(&t);
+        return TM_EXIT_BAD_INPUT;
+    }
+    collect col = {.region = region, .trace = &t, .groups = &groups};
+    tm_heap_foreach(t.heap, add_block, &col);
+    if (col.oom) {
+        tm_error("%s: out of memory grouping leaks", t.path);
+        goto fail;
+    }
+    tm_groups_sort_by_bytes(&groups);
+
+    uint64_t bytes = 0, blocks = 0, sup_bytes = 0, sup_blocks = 0;
+    for (size_t i = 0; i < groups.n; i++) {
+        tm_group *g = &groups.v[i];
+        g->suppressed = tm_suppressions_match(&supp, &t, g->stack) + 1;
+        if (g->suppressed) {
+            sup_bytes += g->bytes;
+            sup_blocks += g->blocks;
+        } else {
+            bytes += g->bytes;
+            blocks += g->blocks;
+        }
+    }
+    size_t shown = 0, max_shown = limit >= 0 ? (size_t)limit : json ? SIZE_MAX : 10;
+
+    if (json) {
+        tm_json j;
+        tm_json_init(&j, stdout);
+        tm_json_object(&j);
+        tm_json_ku64(&j, "leaked_bytes", bytes);
+        tm_json_ku64(&j, "leaked_blocks", blocks);
+        tm_json_ku64(&j, "suppressed_bytes", sup_bytes);
+        tm_json_ku64(&j, "suppressed_blocks", sup_blocks);
+        tm_json_kstr(&j, "region", region);
+        tm_json_key(&j, "groups");
+        tm_json_array(&j);
+        for (size_t i = 0; i < groups.n && shown < max_shown; i++) {
+            const tm_group *g = &groups.v[i];
+            if (g->suppressed)
+                continue;
+            shown++;
+            tm_json_object(&j);
+            tm_json_ku64(&j, "bytes", g->bytes);
+            tm_json_ku64(&j, "blocks", g->blocks);
+            tm_json_key(&j, "stack");
+            tm_stack_json(&j, &t, g->stack, depth > 0 ? (int)depth : 0);
+            tm_json_object_end(&j);
+        }
+        tm_json_array_end(&j);
+        tm_json_object_end(&j);
+        tm_json_end(&j);
+    } else {
+        char a[32];
+        printf("%s leaked in %" PRIu64 " blocks%s%s%s\n", tm_human_bytes(bytes, a), blocks,
+               region ? " in region '" : "", region ? region : "", region ? "'" : "");
+        if (sup_blocks)
+            printf("(%s in %" PRIu64 " blocks suppressed)\n", tm_human_bytes(sup_bytes, a),
+                   sup_blocks);
+        for (size_t i = 0; i < groups.n && shown < max_shown; i++) {
+            const tm_group *g = &groups.v[i];
+            if (g->suppressed)
+                continue;
+            shown++;
+            printf("\n%s in %" PRIu64 " block%s (%.1f%%) allocated at:\n",
+                   tm_human_bytes(g->bytes, a), g->blocks, g->blocks == 1 ? "" : "s",
+                   bytes ? 100.0 * (double)g->bytes / (double)bytes : 0.0);
+            tm_stack_print(stdout, &t, g->stack, depth > 0 ? (int)depth : 12, "  ");
+        }
+        size_t rest = 0;
+        for (size_t i = 0; i < groups.n; i++)
+            rest += !groups.v[i].suppressed;
+        if (rest > shown)
+            printf("\n... %zu more groups (--limit to show them)\n", rest - shown);
+    }
+    tm_groups_free(&groups);
+    tm_suppressions_free(&supp);
+    rc = tm_trace_close(&t);
+    if (rc == TM_EXIT_OK && fail_on_leak && blocks)
+        rc = TM_EXIT_FOUND;
+    return rc;
+
+fail:
+    tm_groups_free(&groups);
+    tm_suppressions_free(&supp);
+    tm_trace_close(&t);
+    return TM_EXIT_FAIL;
+}

@@ -1,0 +1,213 @@
+/* cmd_run.c — `tidemark run [options] -- CMD...`: runs CMD with the tracer
+ * preloaded, waits for it and returns its exit status. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char run_help[] =
+    "usage: tidemark run [-o FILE] [--stacks full|none] [--depth N]\n"
+    "                    [--rss-interval MS] [--follow-fork] -- CMD [ARGS...]\n"
+    "\n"
+    "Runs CMD with libtidemark.so preloaded, waits for it and exits with its\n"
+    "status (128+N when a signal N ended it).  Prints where the trace went.\n"
+    "\n"
+    "  -o, --output FILE    trace file (%p = pid); default\n"
+    "                       tidemark.<cmd>.<pid>.trace in the current directory;\n"
+    "                       an existing file is never overwritten\n"
+    "  --stacks full|none   record native stacks (default full)\n"
+    "  --depth N            frames per stack, 1..256 (default 64)\n"
+    "  --rss-interval MS    RSS sampling period, 0 = off (default 10)\n"
+    "  --follow-fork        forked children write their own traces\n"
+    "                       (FILE.<pid>, or FILE with %p expanded)\n"
+    "\n"
+    "The preload is found beside the tidemark binary (../lib/libtidemark.so);\n"
+    "TIDEMARK_LIB overrides the path.\n";
+
+/* out = a/b; -1 when it does not fit. */
+static int join(char *out, size_t len, const char *a, const char *b)
+{
+    int n = snprintf(out, len, "%s/%s", a, b);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+static int find_preload(char *out, size_t len)
+{
+    const char *env = getenv("TIDEMARK_LIB");
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return access(out, R_OK) == 0 ? 0 : -1;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    static const char *candidates[] = {"../lib/libtidemark.so", "libtidemark.so",
+                                       "../lib/tidemark/libtidemark.so"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
+        if (join(out, len, exe, candidates[i]) == 0 && access(out, R_OK) == 0)
+            return 0;
+    }
+    if (join(out, len, exe, candidates[0]) < 0)
+        out[0] = 0;
+    return -1;
+}
+
+/* Replaces the first %p of pattern with pid. */
+static void expand_pid(const char *pattern, pid_t pid, char *out, size_t len)
+{
+    const char *p = strstr(pattern, "%p");
+    if (!p) {
+        snprintf(out, len, "%s", pattern);
+        return;
+    }
+    snprintf(out, len, "%.*s%d%s", (int)(p - pattern), pattern, (int)pid, p + 2);
+}
+
+static int set_env(const char *name, const char *value)
+{
+    if (setenv(name, value, 1) < 0) {
+        tm_error("cannot set %s: %s", name, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int tm_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"stacks", required_argument, NULL, 's'},
+        {"depth", required_argument, NULL, 'd'},
+        {"rss-interval", required_argument, NULL, 'r'},
+        {"follow-fork", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *output = NULL, *stacks = NULL, *depth = NULL, *rss = NULL;
+    int follow = 0, c;
+    optind = 1;
+    /* '+': options end at the first non-option, the command. */
+    while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': output = optarg; break;
+        case 's':
+            if (strcmp(optarg, "full") && strcmp(optarg, "none"))
+                return tm_usage_error("run", "--stacks must be full or none, got '%s'", optarg);
+            stacks = optarg;
+            break;
+        case 'd': {
+            long long v = tm_parse_count(optarg);
+            if (v < 1 || v > 256)
+                return tm_usage_error("run", "--depth must be 1..256, got '%s'", optarg);
+            depth = optarg;
+            break;
+        }
+        case 'r': {
+            long long v = tm_parse_count(optarg);
+            if (v < 0 || v > 3600000)
+                return tm_usage_error("run", "--rss-interval must be 0..3600000 ms, got '%s'",
+                                      optarg);
+            rss = optarg;
+            break;
+        }
+        case 'f': follow = 1; break;
+        case 'h': fputs(run_help, stdout); return TM_EXIT_OK;
+        default: return tm_usage_error("run", "bad option");
+        }
+    }
+    if (optind >= argc)
+        return tm_usage_error("run", "no command to run");
+    char **cmd = argv + optind;
+
+    char lib[PATH_MAX];
+    if (find_preload(lib, sizeof lib) < 0) {
+        tm_error("cannot find the preload library (%s); build it or set TIDEMARK_LIB", lib);
+        return TM_EXIT_FAIL;
+    }
+
+    /* An absolute output path, so CMD changing directory does not move it. */
+    char pattern[PATH_MAX];
+    if (output) {
+        if (output[0] == '/') {
+            snprintf(pattern, sizeof pattern, "%s", output);
+        } else {
+            char cwd[PATH_MAX];
+            if (!getcwd(cwd, sizeof cwd)) {
+                tm_error("cannot get the working directory: %s", strerror(errno));
+                return TM_EXIT_FAIL;
+            }
+            if (join(pattern, sizeof pattern, cwd, output) < 0) {
+                tm_error("output path too long: %s", output);
+                return TM_EXIT_BAD_INPUT;
+            }
+        }
+        struct stat st;
+        if (!strstr(pattern, "%p") && lstat(pattern, &st) == 0) {
+            tm_error("%s exists; tidemark never overwrites a trace (remove it or choose "
+                     "another -o)", output);
+            return TM_EXIT_BAD_INPUT;
+        }
+    } else {
+        const char *base = strrchr(cmd[0], '/');
+        snprintf(pattern, sizeof pattern, "tidemark.%s.%%p.trace", base ? base + 1 : cmd[0]);
+    }
+
+    char preload[PATH_MAX * 2];
+    const char *old = getenv("LD_PRELOAD");
+    snprintf(preload, sizeof preload, "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+    if (set_env("LD_PRELOAD", preload) || set_env("TIDEMARK_OUTPUT", pattern) ||
+        (stacks && set_env("TIDEMARK_STACKS", stacks)) ||
+        (depth && set_env("TIDEMARK_STACK_DEPTH", depth)) ||
+        (rss && set_env("TIDEMARK_RSS_INTERVAL_MS", rss)) ||
+        (follow && set_env("TIDEMARK_FOLLOW_FORK", "1")))
+        return TM_EXIT_FAIL;
+    if (!follow)
+        unsetenv("TIDEMARK_FOLLOW_FORK");
+
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        tm_error("fork: %s", strerror(errno));
+        return TM_EXIT_FAIL;
+    }
+    if (pid == 0) {
+        execvp(cmd[0], cmd);
+        int e = errno;
+        tm_error("%s: %s", cmd[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    /* Like a shell: the terminal's ^C and ^\ are for the traced command. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            tm_error("waitpid: %s", strerror(errno));
+            return TM_EXIT_FAIL;
+        }
+    }
+    int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+
+    char path[PATH_MAX];
+    expand_pid(pattern, pid, path, sizeof path);
+    if (access(path, F_OK) == 0)
+        fprintf(stderr, "tidemark: trace written to %s%s\n", path,
+                follow ? " (forked children: one trace each)" : "");
+    else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 127))
+        tm_error("no trace at %s: the command did not load the tracer (static or "
+                 "setuid binary?)", path);
+    return rc;
+}

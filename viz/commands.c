@@ -1,0 +1,10 @@
+/* commands.c — the subcommands, in the order `tidemark --help` lists them. */
+#include "cli.h"
+#include "commands.h"
+
+const tm_command tm_commands[] = {
+    {"run", "run a command with the tracer preloaded", tm_cmd_run},
+    {"summary", "totals: calls, bytes, peak, leaked, threads, RSS", tm_cmd_summary},
+    {"leaks", "blocks never freed, grouped by stack", tm_cmd_leaks},
+    {0},
+};

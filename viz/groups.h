@@ -1,0 +1,31 @@
+/* groups.h — bytes and blocks summed per stack node, the unit of the leak,
+ * peak and top reports. */
+#ifndef TM_GROUPS_H
+#define TM_GROUPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tm_group {
+    uint32_t stack;
+    uint64_t bytes, blocks;
+    int suppressed;         /* pattern index + 1, 0 = not suppressed */
+} tm_group;
+
+typedef struct tm_groups {
+    tm_group *v;
+    size_t n, cap;
+    uint32_t *index;        /* open addressing: stack -> position + 1 */
+    size_t icap;
+} tm_groups;
+
+void tm_groups_init(tm_groups *g);
+void tm_groups_free(tm_groups *g);
+/* Adds bytes and blocks to the group of `stack`; -ENOMEM on failure. */
+int tm_groups_add(tm_groups *g, uint32_t stack, uint64_t bytes, uint64_t blocks);
+/* Largest bytes first (then most blocks, then stack id for a stable order). */
+void tm_groups_sort_by_bytes(tm_groups *g);
+/* Most blocks first (then bytes, then stack id). */
+void tm_groups_sort_by_blocks(tm_groups *g);
+
+#endif /* TM_GROUPS_H */
