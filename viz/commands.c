@@ -1,10 +1,12 @@
 /* commands.c — the subcommands, in the order `tidemark --help` lists them. */
 #include "cli.h"
 #include "commands.h"
+#include "regions.h"
 
 const tm_command tm_commands[] = {
     {"run", "run a command with the tracer preloaded", tm_cmd_run},
     {"summary", "totals: calls, bytes, peak, leaked, threads, RSS", tm_cmd_summary},
     {"leaks", "blocks never freed, grouped by stack", tm_cmd_leaks},
+    {"regions", "per region: invocations, allocations and net bytes per invocation", tm_cmd_regions},
     {0},
 };

@@ -146,6 +146,29 @@ def case_regions(c):
     expect_eq((outer["leaked_blocks"], outer["leaked_bytes"]), (0, 0), "outer leaks")
 
 
+def case_invocations(c):
+    c.run([c.prog("invocations")])
+    regions = {r["name"]: r for r in c.report("regions")["regions"]}
+    cb = regions["cb"]
+    expect_eq(cb["invocations"], 100, "cb invocations")
+    expect_eq(cb["allocs"], {"min": 3, "mean": 3, "max": 3, "total": 300}, "cb allocs")
+    expect_eq((cb["frees"]["min"], cb["frees"]["max"], cb["frees"]["total"]), (2, 3, 299),
+              "cb frees")
+    expect_eq(cb["bytes"]["total"], 11200, "cb bytes")
+    expect_eq((cb["net_bytes"]["min"], cb["net_bytes"]["max"], cb["net_bytes"]["total"]),
+              (0, 64, 64), "cb net bytes")
+    expect_eq((cb["invocations_net_zero"], cb["invocations_net_positive"]), (99, 1),
+              "cb invocations by net")
+    expect_eq(cb["retains"], False, "cb does not retain")
+    expect_eq((cb["escaped_blocks"], cb["escaped_bytes"]), (99, 6336), "cb escaped")
+    expect_eq((cb["leaked_blocks"], cb["leaked_bytes"]), (1, 64), "cb leaked")
+    st = regions["steady"]
+    expect_eq((st["invocations"], st["allocs"]["total"], st["frees"]["total"],
+               st["net_bytes"]["max"], st["leaked_blocks"]), (50, 50, 50, 0, 0), "steady")
+    inner = c.report("regions", "--region", "cb")["regions"]
+    expect_eq([r["name"] for r in inner], ["cb"], "--region filter")
+
+
 def case_dlopen(c):
     lib = c.prog("libtmleaky.so")
     c.run([c.prog("dlopen_leak"), lib])
@@ -199,6 +222,7 @@ CASES = {
     "kill": lambda c: check_leak_five(c, 128 + 9, "kill", summary_status=2),
     "regions": case_regions,
     "dlopen": case_dlopen,
+    "invocations": case_invocations,
     "python": case_python,
 }
 
