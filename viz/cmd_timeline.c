@@ -59,9 +59,12 @@ void tm_timeline_panel(FILE *f, const tm_timeline *tl, tm_trace *t, const char *
                     tl->marks[i].text, x);
     }
     char peak[32];
-    fprintf(f, "set label 1000 \"peak %s\" at %.6f, %.6f point pt 7 ps 1 lc rgb \"#1f4e79\" "
-               "offset 1,0.5 front\n", tm_human_bytes(tl->peak_bytes, peak),
-            tm_seconds(tl->peak_ns), (double)tl->peak_bytes / 1048576.0);
+    /* Near the right edge the label goes to the left of the point. */
+    int left = tm_seconds(tl->peak_ns) > 0.8 * dur;
+    fprintf(f, "set label 1000 \"peak %s\" at %.6f, %.6f %s point pt 7 ps 1 "
+               "lc rgb \"#1f4e79\" offset %s,0.5 front\n", tm_human_bytes(tl->peak_bytes, peak),
+            tm_seconds(tl->peak_ns), (double)tl->peak_bytes / 1048576.0,
+            left ? "right" : "left", left ? "-1" : "1");
     fprintf(f, "plot '%s/%sheap.dat' using 1:2 with steps lw 2 lc rgb \"#1f77b4\" "
                "title \"heap in use (traced)\"", dir, prefix);
     if (tl->rss.n)

@@ -10,5 +10,6 @@ const tm_command tm_commands[] = {
     {"leaks", "blocks never freed, grouped by stack", tm_cmd_leaks},
     {"regions", "per region: invocations, allocations and net bytes per invocation", tm_cmd_regions},
     {"timeline", "plot heap and RSS over time with region bands and marks", tm_cmd_timeline},
+    {"sweep", "memory against resolution over several traces, and the verdict", tm_cmd_sweep},
     {0},
 };

@@ -245,7 +245,9 @@ size_t tm_regions_sorted(const tm_regions *r, tm_trace *t, tm_region_stats **out
 
 bool tm_region_retains(const tm_region_stats *s)
 {
-    return 2 * s->net_positive > s->invocations;
+    /* Judged per invocation only with enough invocations to tell a leak
+     * per call from one-off growth (a cache, an arena). */
+    return s->invocations >= TM_RETAIN_MIN_INVOCATIONS && 2 * s->net_positive > s->invocations;
 }
 
 void tm_stat_json(tm_json *j, const char *key, const tm_stat *s)

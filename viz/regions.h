@@ -44,7 +44,10 @@ void tm_regions_finish(tm_regions *r, tm_trace *t);
 /* Region stats in report order (most invocations first, then by name);
  * returns the count, *out is malloc'd. */
 size_t tm_regions_sorted(const tm_regions *r, tm_trace *t, tm_region_stats **out);
-/* True when most invocations of the region keep memory (median net > 0). */
+#define TM_RETAIN_MIN_INVOCATIONS 20
+
+/* True when most invocations of the region keep memory (median net > 0),
+ * for regions invoked at least TM_RETAIN_MIN_INVOCATIONS times. */
 bool tm_region_retains(const tm_region_stats *s);
 void tm_stat_json(tm_json *j, const char *key, const tm_stat *s);
 double tm_stat_mean(const tm_stat *s);

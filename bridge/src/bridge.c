@@ -352,9 +352,13 @@ static PyObject *pycallable_call(PyCallable *self, PyObject *const *args, size_t
                                 .data = PyArray_DATA((PyArrayObject *)res)};
         memcpy(self->ddims, self->ydims, sizeof(intptr_t) * (size_t)self->y.ndim);
     }
-    tidemark_region_begin(self->rhs.name);
+    /* A c_callback opens its own region; one per invocation is enough. */
+    int own_region = self->rhs.fn != ccallback_trampoline;
+    if (own_region)
+        tidemark_region_begin(self->rhs.name);
     int rc = self->rhs.fn(t, &self->y, &self->ydot, self->rhs.user_data);
-    tidemark_region_end();
+    if (own_region)
+        tidemark_region_end();
     if (rc != 0) {
         Py_DECREF(res);
         if (!PyErr_Occurred())
