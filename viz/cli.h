@@ -81,5 +81,8 @@ const char *tm_stack_top_function(tm_trace *t, uint32_t node);
 int tm_cmd_run(int argc, char **argv);
 int tm_cmd_summary(int argc, char **argv);
 int tm_cmd_leaks(int argc, char **argv);
+int tm_cmd_peak(int argc, char **argv);
+int tm_cmd_top(int argc, char **argv);
+int tm_cmd_diff(int argc, char **argv);
 
 #endif /* TM_CLI_H */

@@ -104,6 +104,40 @@ def case_exact(c, stacks=True):
     expect("main" in functions(leaks["groups"][0]), "main in the leak stack")
 
 
+def case_reports(c):
+    c.run([c.prog("exact")])
+    peak = c.report("peak")
+    expect_eq((peak["peak_bytes"], peak["peak_blocks"]), (12330, 9), "peak")
+    got = [(g["bytes"], g["blocks"], functions(g)[0]) for g in peak["stacks"]]
+    expect_eq(got, [(7000, 7, "leak_seven"), (5000, 1, "leak_realloc"),
+                    (330, 1, "leak_calloc")], "stacks at the peak")
+    top = c.report("top", "--by", "count")
+    expect_eq((top["alloc_calls"], top["bytes_allocated"]), (119, 26978), "top totals")
+    expect_eq((top["stacks"][0]["allocs"], top["stacks"][0]["bytes"],
+               functions(top["stacks"][0])[0]), (100, 10000, "main"), "top by count")
+    top = c.report("top")
+    expect_eq((top["stacks"][0]["bytes"], top["stacks"][0]["allocs"]), (10000, 100),
+              "top by bytes")
+    # A second run of the same program: other addresses, same stacks.
+    again = os.path.join(c.work, "again.trace")
+    c.run([c.prog("exact")], output=again)
+    cmd = [c.tm, "diff", "--json", c.trace, again]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    expect_eq(p.returncode, 0, f"diff exit ({p.stderr})")
+    d = json.loads(p.stdout)
+    expect_eq((d["leaked_bytes_delta"], d["peak_bytes_delta"], d["alloc_calls_delta"],
+               d["stacks"]), (0, 0, 0, []), "diff of two identical runs")
+    regions = os.path.join(c.work, "regions.trace")
+    c.run([c.prog("regions")], output=regions)
+    p = subprocess.run([c.tm, "diff", "--json", c.trace, regions], capture_output=True,
+                       text=True, timeout=60)
+    d = json.loads(p.stdout)
+    expect_eq(d["leaked_bytes_delta"], 30 - 7542, "diff leaked delta")
+    first = d["stacks"][0]
+    expect_eq((first["leaked_bytes"]["delta"], functions(first)[0]), (-7000, "leak_seven"),
+              "largest leak change first")
+
+
 def case_threads(c):
     c.run([c.prog("threads")])
     s = c.report("summary")
@@ -223,6 +257,7 @@ CASES = {
     "regions": case_regions,
     "dlopen": case_dlopen,
     "invocations": case_invocations,
+    "reports": case_reports,
     "python": case_python,
 }
 

@@ -1,0 +1,262 @@
+/* cmd_reports.c — `tidemark peak`, `tidemark top` and `tidemark diff`:
+ * stacks holding memory at the heap peak, the most allocating stacks, and
+ * two traces compared stack by stack. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "groups.h"
+#include "regions.h"
+
+/* --- shared ----------------------------------------------------------------------- */
+
+typedef struct opts {
+    int json;
+    long long limit;
+    long long depth;
+    int by_count;
+} opts;
+
+/* Parses --json --limit --depth [--by]; returns the index of the first
+ * positional argument, or -1 after printing a usage error or help. */
+static int parse(int argc, char **argv, const char *cmd, const char *help, opts *o,
+                 int *exit_code)
+{
+    static const struct option lo[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"limit", required_argument, NULL, 'n'},
+        {"depth", required_argument, NULL, 'd'},
+        {"by", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    int c;
+    *o = (opts){.limit = -1, .depth = -1};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "jn:d:b:h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'j': o->json = 1; break;
+        case 'n':
+            if ((o->limit = tm_parse_count(optarg)) < 0) {
+                *exit_code = tm_usage_error(cmd, "--limit wants a number, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case 'd':
+            if ((o->depth = tm_parse_count(optarg)) < 0) {
+                *exit_code = tm_usage_error(cmd, "--depth wants a number, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        case 'b':
+            if (strcmp(cmd, "top") || (strcmp(optarg, "count") && strcmp(optarg, "bytes"))) {
+                *exit_code = tm_usage_error(cmd, "--by count|bytes is for top only");
+                return -1;
+            }
+            o->by_count = !strcmp(optarg, "count");
+            break;
+        case 'h':
+            fputs(help, stdout);
+            *exit_code = TM_EXIT_OK;
+            return -1;
+        default:
+            *exit_code = tm_usage_error(cmd, "bad option");
+            return -1;
+        }
+    }
+    if (o->limit < 0)
+        o->limit = o->json ? 1000000000 : 10;
+    return optind;
+}
+
+static void print_groups(tm_trace *t, const tm_groups *g, const opts *o, const char *noun,
+                         const char *what, uint64_t total_bytes)
+{
+    char a[32];
+    for (size_t i = 0; i < g->n && (long long)i < o->limit; i++) {
+        const tm_group *e = &g->v[i];
+        printf("\n%s in %" PRIu64 " %s%s (%.1f%%) %s:\n", tm_human_bytes(e->bytes, a), e->blocks,
+               noun, e->blocks == 1 ? "" : "s",
+               total_bytes ? 100.0 * (double)e->bytes / (double)total_bytes : 0.0, what);
+        tm_stack_print(stdout, t, e->stack, o->depth > 0 ? (int)o->depth : 12, "  ");
+    }
+    if ((long long)g->n > o->limit)
+        printf("\n... %zu more stacks (--limit to show them)\n", g->n - (size_t)o->limit);
+}
+
+static void json_groups(tm_json *j, tm_trace *t, const tm_groups *g, const opts *o,
+                        const char *count_key)
+{
+    tm_json_key(j, "stacks");
+    tm_json_array(j);
+    for (size_t i = 0; i < g->n && (long long)i < o->limit; i++) {
+        tm_json_object(j);
+        tm_json_ku64(j, "bytes", g->v[i].bytes);
+        tm_json_ku64(j, count_key, g->v[i].blocks);
+        tm_json_key(j, "stack");
+        tm_stack_json(j, t, g->v[i].stack, o->depth > 0 ? (int)o->depth : 0);
+        tm_json_object_end(j);
+    }
+    tm_json_array_end(j);
+}
+
+/* --- peak --------------------------------------------------------------------------- */
+
+static const char peak_help[] =
+    "usage: tidemark peak TRACE [--json] [--limit N] [--depth N]\n"
+    "\n"
+    "The stacks holding memory at the heap peak (the moment the most traced\n"
+    "bytes were live), largest first.\n"
+    "\n"
+    "  --json   {peak_bytes, peak_blocks, peak_time (s), stacks: [{bytes, blocks,\n"
+    "           stack: [{function, file, line, module, address}]}]}\n"
+    "  --limit N, --depth N   stacks shown (text default 10) and frames per stack\n";
+
+typedef struct stop_at {
+    uint64_t n, target;
+} stop_at;
+
+static int count_until(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
+{
+    stop_at *s = arg;
+    return ++s->n >= s->target;
+}
+
+typedef struct peak_find {
+    uint64_t n, at, bytes;
+} peak_find;
+
+static int find_peak(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
+{
+    peak_find *p = arg;
+    p->n++;
+    if (ev->kind == TM_EV_ALLOC && tm_heap_live_bytes(t->heap) > p->bytes) {
+        p->bytes = tm_heap_live_bytes(t->heap);
+        p->at = p->n;
+    }
+    return 0;
+}
+
+static int add_live(const tm_block *b, void *arg)
+{
+    return tm_groups_add(arg, b->stack, b->size, 1) < 0;
+}
+
+int tm_cmd_peak(int argc, char **argv)
+{
+    opts o;
+    int rc = TM_EXIT_OK;
+    int first = parse(argc, argv, "peak", peak_help, &o, &rc);
+    if (first < 0)
+        return rc;
+    if (argc - first != 1)
+        return tm_usage_error("peak", "expected one TRACE");
+    /* Two passes: find when the peak happened, then stop there and look. */
+    tm_trace t;
+    if ((rc = tm_trace_open(&t, argv[first])))
+        return rc;
+    peak_find pf = {0};
+    if (tm_trace_scan(&t, find_peak, &pf)) {
+        tm_trace_close(&t);
+        return TM_EXIT_FAIL;
+    }
+    tm_trace_close(&t);
+    if ((rc = tm_trace_open(&t, argv[first])))
+        return rc;
+    stop_at s = {.target = pf.at};
+    if (pf.at && tm_trace_scan(&t, count_until, &s)) {
+        tm_trace_close(&t);
+        return TM_EXIT_FAIL;
+    }
+    tm_groups g;
+    tm_groups_init(&g);
+    if (pf.at && tm_heap_foreach(t.heap, add_live, &g)) {
+        tm_error("%s: out of memory", t.path);
+        tm_groups_free(&g);
+        tm_trace_close(&t);
+        return TM_EXIT_FAIL;
+    }
+    tm_groups_sort_by_bytes(&g);
+    uint64_t bytes = pf.at ? tm_heap_live_bytes(t.heap) : 0;
+    uint64_t blocks = pf.at ? tm_heap_live_blocks(t.heap) : 0;
+    if (o.json) {
+        tm_json j;
+        tm_json_init(&j, stdout);
+        tm_json_object(&j);
+        tm_json_ku64(&j, "peak_bytes", bytes);
+        tm_json_ku64(&j, "peak_blocks", blocks);
+        tm_json_kdouble(&j, "peak_time", tm_seconds(t.sum.peak_time_ns));
+        json_groups(&j, &t, &g, &o, "blocks");
+        tm_json_object_end(&j);
+        tm_json_end(&j);
+    } else {
+        char a[32];
+        printf("heap peak: %s in %" PRIu64 " blocks at %.3f s\n", tm_human_bytes(bytes, a),
+               blocks, tm_seconds(t.sum.peak_time_ns));
+        print_groups(&t, &g, &o, "block", "live at the peak, allocated at", bytes);
+    }
+    tm_groups_free(&g);
+    return tm_trace_close(&t);
+}
+
+/* --- top ------------------------------------------------------------------------------ */
+
+static const char top_help[] =
+    "usage: tidemark top TRACE [--by bytes|count] [--json] [--limit N] [--depth N]\n"
+    "\n"
+    "The stacks that allocate the most over the whole run, by bytes (default)\n"
+    "or by number of allocations.\n"
+    "\n"
+    "  --json   {by, alloc_calls, bytes_allocated, stacks: [{bytes, allocs,\n"
+    "           stack: [...]}]}\n";
+
+static int count_alloc(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
+{
+    if (ev->kind == TM_EV_ALLOC)
+        return tm_groups_add(arg, ev->stack, ev->size, 1) < 0;
+    return 0;
+}
+
+int tm_cmd_top(int argc, char **argv)
+{
+    opts o;
+    int rc = TM_EXIT_OK;
+    int first = parse(argc, argv, "top", top_help, &o, &rc);
+    if (first < 0)
+        return rc;
+    if (argc - first != 1)
+        return tm_usage_error("top", "expected one TRACE");
+    tm_trace t;
+    if ((rc = tm_trace_open(&t, argv[first])))
+        return rc;
+    tm_groups g;
+    tm_groups_init(&g);
+    if (tm_trace_scan(&t, count_alloc, &g)) {
+        tm_groups_free(&g);
+        tm_trace_close(&t);
+        return TM_EXIT_FAIL;
+    }
+    if (o.by_count)
+        tm_groups_sort_by_blocks(&g);
+    else
+        tm_groups_sort_by_bytes(&g);
+    if (o.json) {
+        tm_json j;
+        tm_json_init(&j, stdout);
+        tm_json_object(&j);
+        tm_json_kstr(&j, "by", o.by_count ? "count" : "bytes");
+        tm_json_ku64(&j, "alloc_calls", t.sum.alloc_calls);
+        tm_json_ku64(&j, "bytes_allocated", t.sum.bytes_allocated);
+        json_groups(&j, &t, &g, &o, "allocs");
+        tm_json_object_end(&j);
+        tm_json_end(&j);
+    } else {
+        char a[32];
+        printf("%" PRIu64 " allocations, %s in all; top stacks by %s\n", t.sum.alloc_calls,
+               tm_human_bytes(t.sum.bytes_allocated, a), o.by_count ? "count" : "bytes");
+        print_groups(&t, &g, &o, "allocation", "by", t.sum.bytes_allocated);
+    }
+    tm_groups_free(&g);
+    return tm_trace_close(&t);
+}
