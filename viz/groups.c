@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "groups.h"
+#include "tm_vec.h"
 
 void tm_groups_init(tm_groups *g)
 {
@@ -53,14 +54,8 @@ int tm_groups_add(tm_groups *g, uint32_t stack, uint64_t bytes, uint64_t blocks)
         }
         k = (k + 1) & (g->icap - 1);
     }
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 64;
-        tm_group *v = realloc(g->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        g->v = v;
-        g->cap = cap;
-    }
+    if (tm_vec_room(&g->v, &g->cap, g->n, sizeof *g->v, 64))
+        return -ENOMEM;
     g->v[g->n] = (tm_group){.stack = stack, .bytes = bytes, .blocks = blocks};
     g->index[k] = (uint32_t)++g->n;
     return 0;

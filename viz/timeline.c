@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "timeline.h"
+#include "tm_vec.h"
 
 #define MAX_POINTS 4000
 #define MAX_BANDS 2000
@@ -57,14 +58,8 @@ static int series_add(tm_series *s, uint64_t t, uint64_t value)
     }
     if (s->n == MAX_POINTS)
         coarsen(s);
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 256;
-        tm_point *v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        s->v = v;
-        s->cap = cap;
-    }
+    if (tm_vec_room(&s->v, &s->cap, s->n, sizeof *s->v, 256))
+        return -ENOMEM;
     s->v[s->n++] = (tm_point){.t_ns = t, .value = value};
     return 0;
 }
@@ -92,14 +87,8 @@ static int add_band(tm_timeline *tl, uint32_t name, uint64_t start, uint64_t end
     }
     while (tl->nbands >= MAX_BANDS)
         merge_bands(tl);
-    if (tl->nbands == tl->capbands) {
-        size_t cap = tl->capbands ? 2 * tl->capbands : 64;
-        tm_band *b = realloc(tl->bands, cap * sizeof *b);
-        if (!b)
-            return -ENOMEM;
-        tl->bands = b;
-        tl->capbands = cap;
-    }
+    if (tm_vec_room(&tl->bands, &tl->capbands, tl->nbands, sizeof *tl->bands, 64))
+        return -ENOMEM;
     tl->bands[tl->nbands++] = (tm_band){.start_ns = start, .end_ns = end, .name = name};
     return 0;
 }
@@ -144,14 +133,8 @@ int tm_timeline_event(tm_timeline *tl, tm_trace *t, const tm_event *ev)
         break;
     case TM_EV_MARK:
         if (tl->nmarks < MAX_MARKS) {
-            if (tl->nmarks == tl->capmarks) {
-                size_t cap = tl->capmarks ? 2 * tl->capmarks : 16;
-                tm_label *m = realloc(tl->marks, cap * sizeof *m);
-                if (!m)
-                    return tl->oom = 1;
-                tl->marks = m;
-                tl->capmarks = cap;
-            }
+            if (tm_vec_room(&tl->marks, &tl->capmarks, tl->nmarks, sizeof *tl->marks, 16))
+                return tl->oom = 1;
             tm_label *m = &tl->marks[tl->nmarks++];
             const char *s = tm_reader_string(t->reader, ev->label);
             m->t_ns = ev->time_ns;

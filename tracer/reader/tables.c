@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tm_reader_internal.h"
+#include "tm_vec.h"
 
 #define ID_SLACK (1u << 20)
 
@@ -116,14 +117,8 @@ int tm_tables_module(tm_reader_tables *t, uint64_t bias, uint64_t start, uint64_
         }
     }
     if (idx == t->nmodules) {
-        if (t->nmodules == t->capmodules) {
-            uint32_t cap = t->capmodules ? 2 * t->capmodules : 32;
-            tm_module *m = realloc(t->modules, cap * sizeof *m);
-            if (!m)
-                return -ENOMEM;
-            t->modules = m;
-            t->capmodules = cap;
-        }
+        if (tm_vec_room(&t->modules, &t->capmodules, t->nmodules, sizeof *t->modules, 32))
+            return -ENOMEM;
         char *p = malloc(pathlen + 1);
         if (!p)
             return -ENOMEM;
@@ -138,14 +133,8 @@ int tm_tables_module(tm_reader_tables *t, uint64_t bias, uint64_t start, uint64_
         memcpy(m->build_id, build_id, idlen);
         m->build_id_len = idlen;
     }
-    if (t->nmap == t->capmap) {
-        uint32_t cap = t->capmap ? 2 * t->capmap : 32;
-        uint32_t *mp = realloc(t->map, cap * sizeof *mp);
-        if (!mp)
-            return -ENOMEM;
-        t->map = mp;
-        t->capmap = cap;
-    }
+    if (tm_vec_room(&t->map, &t->capmap, t->nmap, sizeof *t->map, 32))
+        return -ENOMEM;
     /* Insertion keeps the map sorted by start address. */
     uint32_t i = t->nmap++;
     while (i > 0 && t->modules[t->map[i - 1]].start > start) {
@@ -169,14 +158,8 @@ int64_t tm_tables_thread(tm_reader_tables *t, uint32_t tid)
             return t->tid_index[h] - 1;
         h = (h + 1) & (t->tid_cap - 1);
     }
-    if (t->nthreads == t->capthreads) {
-        uint32_t cap = t->capthreads ? 2 * t->capthreads : 16;
-        tm_thread_state *th = realloc(t->threads, cap * sizeof *th);
-        if (!th)
-            return -ENOMEM;
-        t->threads = th;
-        t->capthreads = cap;
-    }
+    if (tm_vec_room(&t->threads, &t->capthreads, t->nthreads, sizeof *t->threads, 16))
+        return -ENOMEM;
     if (2 * (t->nthreads + 1) > t->tid_cap) {
         uint32_t cap = 2 * t->tid_cap;
         uint32_t *idx = calloc(cap, sizeof *idx);

@@ -37,11 +37,14 @@ typedef struct tm_reader_tables {
     tm_node *nodes;         /* by id */
     uint32_t nnodes;
     tm_module *modules;     /* every module ever mapped */
-    uint32_t nmodules, capmodules;
+    uint32_t nmodules;
+    size_t capmodules;
     uint32_t *map;          /* indices of the current map, sorted by start */
-    uint32_t nmap, capmap;
+    uint32_t nmap;
+    size_t capmap;
     tm_thread_state *threads;
-    uint32_t nthreads, capthreads;
+    uint32_t nthreads;
+    size_t capthreads;
     uint32_t *tid_index;    /* open addressing: tid -> thread index + 1 */
     uint32_t tid_cap;
     uint64_t last_clock_ns;
