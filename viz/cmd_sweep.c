@@ -153,7 +153,9 @@ static int plot(const char *outdir, run *runs, int n)
     fprintf(f, "%s\nset output '%s/memory-vs-resolution.png'\n", term, outdir);
     fprintf(f, "set title \"Memory against resolution (%d runs)\"\n"
                "set xlabel \"resolution N (grid points)\"\nset ylabel \"MiB\"\n"
-               "set logscale x\nset grid\nset key top left\nset yrange [0:*]\n", n);
+               "set logscale x\nset grid\nset key center right box opaque\nset yrange [0:*]\n"
+               "set xrange [%g:%g]\n", n, runs[0].resolution / 1.3,
+            runs[n - 1].resolution * 1.3);
     fprintf(f, "plot '%s/sweep.dat' using 1:2 with linespoints lw 2 pt 7 title \"heap peak\", "
                "'' using 1:3 with linespoints lw 2 pt 5 title \"leaked at exit\", "
                "'' using 1:4 with linespoints lw 2 pt 9 title \"RSS peak\"\n", dir);

@@ -142,10 +142,11 @@ set title "Burgers: run time normalized to native scipy dopri5"
 set xlabel "resolution N (grid points)"
 set ylabel "time / native time"
 set logscale x
+set xrange [{resolutions[0] / 1.3}:{resolutions[-1] * 1.3}]
 set grid
 set key top right
 set yrange [0:*]
-plot 1 with lines dt 2 lc rgb "#777777" title "native", {cols}
+plot {cols}
 """)
     subprocess.run(["gnuplot", script], check=True)
 
@@ -175,21 +176,23 @@ def main():
     for n in resolutions:
         tidemark.mark(f"resolution={n}")
         table[n] = {}
-        ref = None
-        for name in impls:
-            tidemark.mark(f"impl={name}")
-            samples = []
-            region = tidemark.region(f"impl:{name}")
-            for _ in range(a.runs):
-                with region:
+        # Interleaved (native, bridge, native, bridge, ...) so machine noise
+        # hits every implementation alike.
+        samples = {name: [] for name in impls}
+        results = {}
+        regions = {name: tidemark.region(f"impl:{name}") for name in impls}
+        for _ in range(a.runs):
+            for name in impls:
+                tidemark.mark(f"impl={name}")
+                with regions[name]:
                     t0 = time.perf_counter()
-                    y = IMPLS[name](n, a.leaky_rhs)
-                    samples.append(time.perf_counter() - t0)
-            if ref is None:
-                ref = y
-            err = float(np.max(np.abs(y - ref)) / np.max(np.abs(ref)))
-            table[n][name] = {"mean": statistics.mean(samples),
-                              "std": statistics.stdev(samples) if len(samples) > 1 else 0.0,
+                    results[name] = IMPLS[name](n, a.leaky_rhs)
+                    samples[name].append(time.perf_counter() - t0)
+        ref = results[impls[0]]
+        for name in impls:
+            err = float(np.max(np.abs(results[name] - ref)) / np.max(np.abs(ref)))
+            table[n][name] = {"mean": statistics.mean(samples[name]),
+                              "std": statistics.stdev(samples[name]) if a.runs > 1 else 0.0,
                               "max_rel_diff": err}
         base = table[n][impls[0]]["mean"]
         for name in impls:

@@ -141,11 +141,12 @@ def case_reports(c):
 def case_threads(c):
     c.run([c.prog("threads")])
     s = c.report("summary")
-    expect(s["alloc_calls"] >= 4 * 20000 + 12, f"alloc_calls {s['alloc_calls']}")
+    expect(s["alloc_calls"] >= 5 * 20000 + 15, f"alloc_calls {s['alloc_calls']}")
     expect_eq(s["alloc_calls"] - s["free_calls"], s["leaked_blocks"], "allocs - frees")
-    expect(s["threads"] >= 6, f"threads {s['threads']}")
+    expect_eq(s["unmatched_frees"], 0, "every free matches an allocation")
+    expect(s["threads"] >= 9, f"threads {s['threads']}")
     leaks = c.report("leaks", "--region", "worker")
-    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (12, 576), "worker leaks")
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (15, 720), "worker leaks")
     expect_eq(functions(leaks["groups"][0])[0], "worker_leak", "worker leak site")
 
 

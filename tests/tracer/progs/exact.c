@@ -83,6 +83,13 @@ int main(void)
     errno = 0;
     sink = malloc(too_big);
     CHECK(sink == NULL && errno == ENOMEM);
+    volatile size_t max = SIZE_MAX; /* volatile: no compile-time size check */
+    errno = 0;
+    sink = malloc(max);
+    CHECK(sink == NULL && errno == ENOMEM);
+    errno = 0;
+    sink = calloc(too_big, 4); /* n * size overflows */
+    CHECK(sink == NULL && errno == ENOMEM);
 
     leak_memalign();
 

@@ -1,10 +1,10 @@
 /* threads.c — cross-thread frees with heavy address reuse.
  *
- * Four producers allocate blocks and pass them through a shared queue to
- * two consumers that free them, so addresses are freed by one thread and
- * reused by another constantly.  Each producer also leaks exactly 3 blocks
- * of 48 bytes inside region "worker".
- * Expected: region worker leaks 12 blocks / 576 bytes; every queued block
+ * Five producers allocate blocks and pass them through a shared queue to
+ * three consumers that free them (eight threads), so addresses are freed by
+ * one thread and reused by another constantly.  Each producer also leaks
+ * exactly 3 blocks of 48 bytes inside region "worker".
+ * Expected: region worker leaks 15 blocks / 720 bytes; every queued block
  * is freed (PRODUCERS * PER_PRODUCER frees of queued blocks).
  */
 #include <pthread.h>
@@ -12,8 +12,8 @@
 #include "prog_util.h"
 #include "tidemark.h"
 
-#define PRODUCERS 4
-#define CONSUMERS 2
+#define PRODUCERS 5
+#define CONSUMERS 3
 #define PER_PRODUCER 20000
 #define QSIZE 1024
 
