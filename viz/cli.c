@@ -227,7 +227,10 @@ void tm_stack_print(FILE *out, tm_trace *t, uint32_t node, int max, const char *
             const char *base = strrchr(f->file, '/');
             fprintf(out, " at %s:%d", base ? base + 1 : f->file, f->line);
         }
-        fprintf(out, " (%s+0x%" PRIx64 ")\n", f->module, f->offset);
+        if (strcmp(f->module, "??") == 0)
+            fprintf(out, " (0x%" PRIx64 ")\n", f->address);
+        else
+            fprintf(out, " (%s+0x%" PRIx64 ")\n", f->module, f->offset);
     }
     if (shown < n)
         fprintf(out, "%s... %d more frames\n", indent, n - shown);
