@@ -16,6 +16,14 @@
 
 static int use_tsc;
 
+/* The coarse clock: ticks, refreshed by the writer thread (tm_clock_refresh). */
+TM_HIDDEN uint64_t tm_clock_hint;
+
+TM_HIDDEN void tm_clock_refresh(void)
+{
+    __atomic_store_n(&tm_clock_hint, tm_ticks(), __ATOMIC_RELAXED);
+}
+
 TM_HIDDEN uint64_t tm_mono_ns(void)
 {
     struct timespec ts;
@@ -32,6 +40,7 @@ TM_HIDDEN void tm_clock_init(void)
     if (__get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8)))
         use_tsc = 1;
 #endif
+    tm_clock_refresh();
 }
 
 TM_HIDDEN int tm_ticks_are_ns(void)

@@ -46,6 +46,7 @@ static struct {
     uint64_t prev_addr;
     uint64_t prev_ts;
     uint32_t last_tid;
+    uint32_t ts_count;                  /* events since the last clock read */
     uint64_t start_tick;
 } rec;
 
@@ -193,12 +194,31 @@ static inline uint8_t *put_addr(uint8_t *p, const void *addr)
 }
 
 /* Timestamps are taken under the lock, so they never go backwards. */
-static inline uint8_t *put_ts(uint8_t *p)
+static inline uint8_t *put_ts_at(uint8_t *p, uint64_t t)
 {
-    uint64_t t = tm_ticks();
     uint64_t d = t > rec.prev_ts ? t - rec.prev_ts : 0;
     rec.prev_ts += d;
     return tm_put_u(p, d);
+}
+
+/* Region, mark and RSS records: the exact time. */
+static inline uint8_t *put_ts(uint8_t *p)
+{
+    rec.ts_count = 0;
+    return put_ts_at(p, tm_ticks());
+}
+
+/* Allocations and frees: reading the clock (rdtsc, ~15 ns on this kind of
+ * machine) cost more than the rest of the record, so it is read every
+ * TS_EVERY events; between reads an event takes the later of the previous
+ * event's time and the writer thread's clock, refreshed every millisecond.
+ * Times are then at most TS_EVERY events or 1 ms late, never out of order. */
+#define TS_EVERY 16
+static inline uint8_t *put_ts_sampled(uint8_t *p)
+{
+    if (tm_unlikely(++rec.ts_count >= TS_EVERY))
+        return put_ts(p);
+    return put_ts_at(p, __atomic_load_n(&tm_clock_hint, __ATOMIC_RELAXED));
 }
 
 /* --- strings ------------------------------------------------------------------------ */
@@ -331,7 +351,7 @@ TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *wa
     *p++ = (uint8_t)(TM_OP_ALLOC | fn);
     p = tm_put_u(p, size);
     p = put_addr(p, ptr);
-    p = put_ts(p);
+    p = put_ts_sampled(p);
     p = tm_put_u(p, stack);
     commit(p);
     tm_unlock();
@@ -345,7 +365,7 @@ TM_HIDDEN void tm_record_free(int op, const void *ptr)
     p = put_thread(p, tid);
     *p++ = (uint8_t)op;
     p = put_addr(p, ptr);
-    p = put_ts(p);
+    p = put_ts_sampled(p);
     commit(p);
     tm_unlock();
 }

@@ -108,6 +108,10 @@ TM_HIDDEN void tm_clock_init(void);
 TM_HIDDEN uint64_t tm_ticks(void);
 TM_HIDDEN uint64_t tm_mono_ns(void);
 TM_HIDDEN int tm_ticks_are_ns(void);
+/* A recent tm_ticks() value, refreshed every CLOCK_REFRESH_MS by the writer
+ * thread; allocation records read it instead of the clock most of the time. */
+extern TM_HIDDEN uint64_t tm_clock_hint;
+TM_HIDDEN void tm_clock_refresh(void);
 
 /* --- recorder.c ---------------------------------------------------------- */
 

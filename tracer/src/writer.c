@@ -21,6 +21,8 @@
 #include "tm_internal.h"
 
 #define FLUSH_MS 100
+/* How often the coarse clock (tm_clock_hint) is refreshed. */
+#define CLOCK_REFRESH_MS 1
 
 /* Compression happens only on the writer thread (zstd allocates its
  * context once); crash and fork paths write raw blocks. */
@@ -124,6 +126,7 @@ static void *writer_main(void *arg)
         uint32_t seen = __atomic_load_n(&wr.wake_word, __ATOMIC_ACQUIRE);
         if (__atomic_load_n(&wr.stop, __ATOMIC_ACQUIRE))
             break;
+        tm_clock_refresh();
         uint64_t now = tm_mono_ns();
         if (rss_ns && wr.statm_fd >= 0 && now >= next_rss) {
             tm_record_rss(read_rss());
@@ -134,10 +137,12 @@ static void *writer_main(void *arg)
             next_flush = now + FLUSH_MS * 1000000ull;
         }
         tm_write_sealed();
-        uint64_t until = next_flush;
+        now = tm_mono_ns();
+        uint64_t until = now + CLOCK_REFRESH_MS * 1000000ull;
+        if (next_flush < until)
+            until = next_flush;
         if (rss_ns && next_rss < until)
             until = next_rss;
-        now = tm_mono_ns();
         if (until > now && !tm_has_sealed()) {
             uint64_t d = until - now;
             struct timespec ts = {(time_t)(d / 1000000000ull), (long)(d % 1000000000ull)};
