@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #define TM_WALK_MAX 512
+#define TM_RULE_CACHE 512       /* per-thread unwind rules, direct-mapped */
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
@@ -23,6 +24,11 @@ typedef struct tm_walk {
     uintptr_t node_ip[TM_WALK_MAX]; /* the ip each node[] was made for */
     uintptr_t tmp_ip[TM_WALK_MAX];  /* inner frames of the walk in progress */
     uintptr_t tmp_sp[TM_WALK_MAX];
+    /* The rules this thread used last, copied out of the shared table (a
+     * 1 MiB hash: a probe there is a cache miss; here it is an L1 hit).
+     * Valid while the shared table is rcache_table. */
+    const void *rcache_table;
+    uint64_t rcache[TM_RULE_CACHE * 2];
 } tm_walk;
 
 TM_HIDDEN int tm_unwind_init(void);

@@ -286,6 +286,23 @@ TM_HIDDEN int tm_unwind_init(void)
     return rules ? 0 : -1;
 }
 
+_Static_assert(sizeof(rule) == 16, "a cached rule is two words");
+
+/* The rule for ra through the thread's own cache. */
+static inline const rule *rule_lookup(tm_walk *w, const rule *t, uintptr_t ra)
+{
+    rule *rc = (rule *)w->rcache;
+    uint32_t i = (uint32_t)(ra ^ (ra >> 9)) & (TM_RULE_CACHE - 1);
+    if (tm_likely(rc[i].ra == ra))
+        return &rc[i];
+    const rule *r = rule_find(t, ra);
+    if (tm_unlikely(!r))
+        r = rule_get(ra);
+    rc[i] = *r;
+    rc[i].ra = ra;
+    return &rc[i];
+}
+
 /* --- the walk -------------------------------------------------------------------- */
 
 static TM_TLS tm_walk *self_walk;
@@ -349,6 +366,10 @@ __attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
     int k = 0;
     int j = w->n - 1; /* previous walk, scanned from its innermost frame */
     const rule *t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
+    if (tm_unlikely(w->rcache_table != t)) {
+        memset(w->rcache, 0, sizeof w->rcache);
+        w->rcache_table = t;
+    }
 
     for (;;) {
         if (sp < w->lo || sp > w->hi || k == TM_WALK_MAX)
@@ -380,9 +401,7 @@ __attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
         inner_sp[k] = sp;
         k++;
 
-        const rule *r = rule_find(t, ip);
-        if (tm_unlikely(!r))
-            r = rule_get(ip);
+        const rule *r = rule_lookup(w, t, ip);
         int kind = r->kind_bp & 15;
         if (kind == RULE_END)
             break;
