@@ -148,7 +148,7 @@ static PyObject *ccallback_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         return NULL;
     }
     if (name == Py_None) {
-        name = PyObject_GetAttrString(func, "__qualname__");
+        name = PyObject_GetAttrString(func, "__name__");
         if (!name) {
             PyErr_Clear();
             name = PyUnicode_FromString("callback");
