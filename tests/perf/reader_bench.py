@@ -15,19 +15,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ALLOC_PY = """
-import sys
-n = int(sys.argv[1])
-keep = []
-for i in range(n):
-    for j in range(1000):
-        b = bytearray(600 + (j % 200))
-        d = {k: k for k in range(j % 8)}
-        if j % 100 == 0:
-            keep.append(b)
-    if len(keep) > 500:
-        del keep[:250]
-"""
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracer_bench import ALLOC_PY  # noqa: E402  (workload A, one definition)
 
 
 def timed(cmd):
