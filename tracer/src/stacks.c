@@ -90,6 +90,22 @@ static uint32_t child_of(uint32_t parent, uint64_t ip, tm_node_emit_fn emit)
     return e->id;
 }
 
+static inline uint32_t cached_child(tm_walk *w, uint32_t parent, uint64_t ip,
+                                    tm_node_emit_fn emit)
+{
+    uint32_t h = (uint32_t)((ip ^ (ip >> 12) ^ ((uint64_t)parent * 0x9e3779b1u)) &
+                            (TM_NODE_CACHE - 1));
+    if (tm_likely(w->ncache[h].ip == ip && w->ncache[h].parent == parent && w->ncache[h].id))
+        return w->ncache[h].id;
+    uint32_t id = child_of(parent, ip, emit);
+    if (id != parent) {     /* not the out-of-memory truncation */
+        w->ncache[h].ip = ip;
+        w->ncache[h].parent = parent;
+        w->ncache[h].id = id;
+    }
+    return id;
+}
+
 TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node_emit_fn emit)
 {
     int n = w->n;
@@ -111,7 +127,7 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
     for (int p = from; p < n; p++) {
         /* Return addresses point after the call; minus one lands inside
          * the calling instruction, so line lookup names the call site. */
-        node = child_of(node, w->ip[p] - 1, emit);
+        node = cached_child(w, node, w->ip[p] - 1, emit);
         w->node[p] = node;
         w->node_ip[p] = w->ip[p];
     }

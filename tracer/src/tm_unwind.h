@@ -7,6 +7,7 @@
 
 #define TM_WALK_MAX 512
 #define TM_RULE_CACHE 512       /* per-thread unwind rules, direct-mapped */
+#define TM_NODE_CACHE 1024      /* per-thread trie edges, direct-mapped */
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
@@ -29,6 +30,13 @@ typedef struct tm_walk {
      * Valid while the shared table is rcache_table. */
     const void *rcache_table;
     uint64_t rcache[TM_RULE_CACHE * 2];
+    /* Trie edges (parent, ip) -> node this thread used lately: the shared
+     * trie is large and a probe there is a cache miss.  Nodes are never
+     * removed, so entries never go stale. */
+    struct {
+        uint64_t ip;
+        uint32_t parent, id;
+    } ncache[TM_NODE_CACHE];
 } tm_walk;
 
 TM_HIDDEN int tm_unwind_init(void);
