@@ -187,13 +187,65 @@ bool tm_trace_has_region(tm_trace *t, const char *name)
 
 /* --- stacks ---------------------------------------------------------------------- */
 
-#define MAX_FRAMES 256
+int tm_stack_view = TM_VIEW_MERGED;
 
-void tm_stack_json(tm_json *j, tm_trace *t, uint32_t node, int max)
+static void native_frame(tm_frame *f, const tm_symbol *s)
 {
-    tm_symbol frames[MAX_FRAMES];
+    *f = (tm_frame){.kind = "native", .function = s->function, .file = s->file,
+                    .module = s->module, .line = s->line, .address = s->address,
+                    .offset = s->offset};
+}
+
+static int python_frames(tm_trace *t, uint32_t node, tm_pyframe *out, int max)
+{
+    int n = 0;
+    tm_pyframe f;
+    while (node && n < max && tm_reader_pyframe(t->reader, node, &f) == 0) {
+        out[n++] = f;
+        node = f.parent;
+    }
+    return n;
+}
+
+static void py_frame(tm_frame *f, const tm_pyframe *p)
+{
+    *f = (tm_frame){.kind = "python", .function = p->function, .file = p->file,
+                    .module = "python", .line = (int)p->line};
+}
+
+int tm_stack_frames(tm_trace *t, tm_stack_key key, tm_frame *out, int max)
+{
+    static tm_symbol nat[TM_MAX_FRAMES];
+    static tm_pyframe py[TM_MAX_FRAMES];
     tm_symbolizer *sym = tm_trace_symbolizer(t);
-    int n = sym ? tm_symbolize_stack(sym, node, frames, MAX_FRAMES) : 0;
+    int nn = 0, np = 0, k = 0;
+    if (tm_stack_view != TM_VIEW_PYTHON && sym)
+        nn = tm_symbolize_stack(sym, (uint32_t)key, nat, TM_MAX_FRAMES);
+    if (tm_stack_view != TM_VIEW_NATIVE)
+        np = python_frames(t, (uint32_t)(key >> 32), py, TM_MAX_FRAMES);
+    int p = 0;
+    for (int i = 0; i < nn && k < max; i++) {
+        /* One run of the interpreter loop: the Python frames it executed,
+         * innermost first, up to and including its entry frame. */
+        if (p < np && strcmp(nat[i].function, "_PyEval_EvalFrameDefault") == 0) {
+            do
+                py_frame(&out[k++], &py[p]);
+            while (!py[p++].entry && p < np && k < max);
+            continue;
+        }
+        native_frame(&out[k++], &nat[i]);
+    }
+    /* Python frames left over (no native stacks, or fewer loop frames than
+     * entries seen): outermost, after the native ones. */
+    while (p < np && k < max)
+        py_frame(&out[k++], &py[p++]);
+    return k;
+}
+
+void tm_stack_json(tm_json *j, tm_trace *t, tm_stack_key key, int max)
+{
+    static tm_frame frames[TM_MAX_FRAMES];
+    int n = tm_stack_frames(t, key, frames, TM_MAX_FRAMES);
     if (max > 0 && n > max)
         n = max;
     tm_json_array(j);
@@ -204,30 +256,35 @@ void tm_stack_json(tm_json *j, tm_trace *t, uint32_t node, int max)
         tm_json_ki64(j, "line", frames[i].line);
         tm_json_kstr(j, "module", frames[i].module);
         tm_json_key(j, "address");
-        tm_json_hex(j, frames[i].address);
+        if (frames[i].address)
+            tm_json_hex(j, frames[i].address);
+        else
+            tm_json_null(j);
+        tm_json_kstr(j, "kind", frames[i].kind);
         tm_json_object_end(j);
     }
     tm_json_array_end(j);
 }
 
-void tm_stack_print(FILE *out, tm_trace *t, uint32_t node, int max, const char *indent)
+void tm_stack_print(FILE *out, tm_trace *t, tm_stack_key key, int max, const char *indent)
 {
-    tm_symbol frames[MAX_FRAMES];
-    tm_symbolizer *sym = tm_trace_symbolizer(t);
-    int n = sym ? tm_symbolize_stack(sym, node, frames, MAX_FRAMES) : 0;
+    static tm_frame frames[TM_MAX_FRAMES];
+    int n = tm_stack_frames(t, key, frames, TM_MAX_FRAMES);
     if (n == 0) {
         fprintf(out, "%s(no stack recorded)\n", indent);
         return;
     }
     int shown = max > 0 && n > max ? max : n;
     for (int i = 0; i < shown; i++) {
-        const tm_symbol *f = &frames[i];
+        const tm_frame *f = &frames[i];
         fprintf(out, "%s#%-2d %s", indent, i, f->function);
         if (f->file) {
             const char *base = strrchr(f->file, '/');
             fprintf(out, " at %s:%d", base ? base + 1 : f->file, f->line);
         }
-        if (strcmp(f->module, "??") == 0)
+        if (!strcmp(f->kind, "python"))
+            fprintf(out, " [python]\n");
+        else if (strcmp(f->module, "??") == 0)
             fprintf(out, " (0x%" PRIx64 ")\n", f->address);
         else
             fprintf(out, " (%s+0x%" PRIx64 ")\n", f->module, f->offset);
@@ -236,10 +293,9 @@ void tm_stack_print(FILE *out, tm_trace *t, uint32_t node, int max, const char *
         fprintf(out, "%s... %d more frames\n", indent, n - shown);
 }
 
-const char *tm_stack_top_function(tm_trace *t, uint32_t node)
+const char *tm_stack_top_function(tm_trace *t, tm_stack_key key)
 {
-    tm_symbol frames[MAX_FRAMES];
-    tm_symbolizer *sym = tm_trace_symbolizer(t);
-    int n = sym ? tm_symbolize_stack(sym, node, frames, MAX_FRAMES) : 0;
+    static tm_frame frames[TM_MAX_FRAMES];
+    int n = tm_stack_frames(t, key, frames, TM_MAX_FRAMES);
     return n > 0 ? frames[0].function : "??";
 }

@@ -70,12 +70,45 @@ bool tm_trace_region_is(tm_trace *t, uint32_t region, const char *name);
 /* True when some region of the trace is named `name`. */
 bool tm_trace_has_region(tm_trace *t, const char *name);
 
-/* Stacks, symbolized, innermost first, tracer frames dropped.  `max` bounds
- * the frames shown (0 = all). */
-void tm_stack_json(tm_json *j, tm_trace *t, uint32_t node, int max);
-void tm_stack_print(FILE *out, tm_trace *t, uint32_t node, int max, const char *indent);
+/* A stack as reports group by it: the native stack node in the low half,
+ * the Python stack node (--python-stacks traces) in the high half. */
+typedef uint64_t tm_stack_key;
+
+static inline tm_stack_key tm_key(uint32_t native, uint32_t python)
+{
+    return (uint64_t)python << 32 | native;
+}
+
+/* Which frames stacks show: merged (Python frames in place of the
+ * interpreter-loop frames that ran them), native only, Python only. */
+enum { TM_VIEW_MERGED, TM_VIEW_NATIVE, TM_VIEW_PYTHON };
+extern int tm_stack_view;
+
+/* The key reports group by under the current view: with --python-only,
+ * allocations with the same Python stack group together whatever their
+ * native stack, and the other way round. */
+static inline tm_stack_key tm_view_key(uint32_t native, uint32_t python)
+{
+    return tm_key(tm_stack_view == TM_VIEW_PYTHON ? 0 : native,
+                  tm_stack_view == TM_VIEW_NATIVE ? 0 : python);
+}
+
+typedef struct tm_frame {
+    const char *kind;           /* "native" or "python" */
+    const char *function, *file, *module;
+    int line;
+    uint64_t address, offset;   /* native frames */
+} tm_frame;
+
+#define TM_MAX_FRAMES 512
+
+/* Frames of a stack, innermost first, tracer frames dropped; the count. */
+int tm_stack_frames(tm_trace *t, tm_stack_key key, tm_frame *out, int max);
+/* Stacks for reports.  `max` bounds the frames shown (0 = all). */
+void tm_stack_json(tm_json *j, tm_trace *t, tm_stack_key key, int max);
+void tm_stack_print(FILE *out, tm_trace *t, tm_stack_key key, int max, const char *indent);
 /* The innermost frame's function, "??" when unknown. */
-const char *tm_stack_top_function(tm_trace *t, uint32_t node);
+const char *tm_stack_top_function(tm_trace *t, tm_stack_key key);
 
 /* Commands: argc/argv start at the command name. */
 int tm_cmd_run(int argc, char **argv);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "groups.h"
 
 static const char diff_help[] =
     "usage: tidemark diff OLD NEW [--json] [--limit N]\n"
@@ -18,11 +19,13 @@ static const char diff_help[] =
     "  --json   {old: {...}, new: {...}, leaked_bytes_delta, peak_bytes_delta,\n"
     "           alloc_calls_delta, stacks: [{stack: [...], leaked_bytes:\n"
     "           {old, new, delta}, leaked_blocks: {...}, allocs: {...},\n"
-    "           alloc_bytes: {...}}]}\n";
+    "           alloc_bytes: {...}}]}\n"
+    "  --native-only, --python-only   frames of one kind only (traces taken with\n"
+    "                       --python-stacks show both, merged)\n";
 
 typedef struct entry {
     char *key;
-    uint32_t node;              /* a node of this key, for printing */
+    tm_stack_key node;          /* a stack of this key, for printing */
     int side;                   /* 0 old, 1 new */
     int64_t leaked_bytes, leaked_blocks, allocs, alloc_bytes;
 } entry;
@@ -30,57 +33,33 @@ typedef struct entry {
 typedef struct side {
     tm_trace t;
     uint64_t leaked_bytes, leaked_blocks;
-    /* by stack node id */
-    int64_t *allocs, *alloc_bytes, *leaked, *leaked_n;
-    uint32_t cap;
+    tm_groups allocs, leaks;    /* by stack */
     int oom;
 } side;
-
-static int grow(side *s, uint32_t node)
-{
-    if (node < s->cap)
-        return 0;
-    uint32_t cap = s->cap ? s->cap : 1024;
-    while (cap <= node)
-        cap *= 2;
-    int64_t **arrays[] = {&s->allocs, &s->alloc_bytes, &s->leaked, &s->leaked_n};
-    for (int i = 0; i < 4; i++) {
-        int64_t *a = realloc(*arrays[i], cap * sizeof *a);
-        if (!a)
-            return s->oom = 1;
-        memset(a + s->cap, 0, (cap - s->cap) * sizeof *a);
-        *arrays[i] = a;
-    }
-    s->cap = cap;
-    return 0;
-}
 
 static int on_event(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
 {
     side *s = arg;
-    if (ev->kind != TM_EV_ALLOC)
-        return 0;
-    if (grow(s, ev->stack))
-        return 1;
-    s->allocs[ev->stack]++;
-    s->alloc_bytes[ev->stack] += (int64_t)ev->size;
+    if (ev->kind == TM_EV_ALLOC &&
+        tm_groups_add(&s->allocs, tm_view_key(ev->stack, ev->pystack), ev->size, 1) < 0)
+        return s->oom = 1;
     return 0;
 }
 
 static int on_leak(const tm_block *b, void *arg)
 {
     side *s = arg;
-    if (grow(s, b->stack))
-        return 1;
-    s->leaked[b->stack] += (int64_t)b->size;
-    s->leaked_n[b->stack]++;
+    if (tm_groups_add(&s->leaks, tm_view_key(b->stack, b->pystack), b->size, 1) < 0)
+        return s->oom = 1;
     return 0;
 }
 
-static char *stack_key(tm_trace *t, uint32_t node)
+/* "function@file:line|..." of the frames (native ones without a line:
+ * module+offset), so equal stacks of two runs compare equal. */
+static char *stack_key(tm_trace *t, tm_stack_key node)
 {
-    tm_symbol f[64];
-    int n = tm_symbolize_stack(tm_trace_symbolizer(t), node, f, 64);
+    static tm_frame f[TM_MAX_FRAMES];
+    int n = tm_stack_frames(t, node, f, TM_MAX_FRAMES);
     size_t cap = 64, len = 0;
     char *k = malloc(cap);
     if (!k)
@@ -112,6 +91,34 @@ static char *stack_key(tm_trace *t, uint32_t node)
     return k;
 }
 
+/* Appends one entry per group of g to *v. */
+static int add_entries(entry **v, size_t *nv, size_t *cap, side *s, int which, int leaks)
+{
+    const tm_groups *g = leaks ? &s->leaks : &s->allocs;
+    for (size_t i = 0; i < g->n; i++) {
+        if (*nv == *cap) {
+            *cap = *cap ? 2 * *cap : 1024;
+            entry *nvv = realloc(*v, *cap * sizeof **v);
+            if (!nvv)
+                return -1;
+            *v = nvv;
+        }
+        char *k = stack_key(&s->t, g->v[i].stack);
+        if (!k)
+            return -1;
+        entry e = {.key = k, .node = g->v[i].stack, .side = which};
+        if (leaks) {
+            e.leaked_bytes = (int64_t)g->v[i].bytes;
+            e.leaked_blocks = (int64_t)g->v[i].blocks;
+        } else {
+            e.allocs = (int64_t)g->v[i].blocks;
+            e.alloc_bytes = (int64_t)g->v[i].bytes;
+        }
+        (*v)[(*nv)++] = e;
+    }
+    return 0;
+}
+
 static int by_key(const void *a, const void *b)
 {
     const entry *x = a, *y = b;
@@ -124,7 +131,7 @@ static int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 typedef struct row {
     entry old, new;             /* zero when absent */
     tm_trace *t;                /* where to print the stack from */
-    uint32_t node;
+    tm_stack_key node;
 } row;
 
 static int by_change(const void *a, const void *b)
@@ -167,6 +174,8 @@ int tm_cmd_diff(int argc, char **argv)
     static const struct option lo[] = {
         {"json", no_argument, NULL, 'j'},
         {"limit", required_argument, NULL, 'n'},
+        {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
+        {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -180,6 +189,7 @@ int tm_cmd_diff(int argc, char **argv)
             if ((limit = tm_parse_count(optarg)) < 0)
                 return tm_usage_error("diff", "--limit wants a number, got '%s'", optarg);
             break;
+        case 0: break;
         case 'h': fputs(diff_help, stdout); return TM_EXIT_OK;
         default: return tm_usage_error("diff", "bad option");
         }
@@ -199,6 +209,8 @@ int tm_cmd_diff(int argc, char **argv)
         if ((rc = tm_trace_open(&s[i].t, argv[optind + i])))
             goto done;
         opened++;
+        tm_groups_init(&s[i].allocs);
+        tm_groups_init(&s[i].leaks);
         if (tm_trace_scan(&s[i].t, on_event, &s[i]) || s[i].oom ||
             tm_heap_foreach(s[i].t.heap, on_leak, &s[i])) {
             rc = TM_EXIT_FAIL;
@@ -206,28 +218,10 @@ int tm_cmd_diff(int argc, char **argv)
         }
         s[i].leaked_bytes = tm_heap_live_bytes(s[i].t.heap);
         s[i].leaked_blocks = tm_heap_live_blocks(s[i].t.heap);
-        for (uint32_t node = 0; node < s[i].cap; node++) {
-            if (!s[i].allocs[node] && !s[i].leaked_n[node])
-                continue;
-            if (nv == cap) {
-                cap = cap ? 2 * cap : 1024;
-                entry *nvv = realloc(v, cap * sizeof *v);
-                if (!nvv) {
-                    rc = TM_EXIT_FAIL;
-                    goto done;
-                }
-                v = nvv;
-            }
-            char *k = stack_key(&s[i].t, node);
-            if (!k) {
-                rc = TM_EXIT_FAIL;
-                goto done;
-            }
-            v[nv++] = (entry){.key = k, .node = node, .side = i,
-                              .leaked_bytes = s[i].leaked[node],
-                              .leaked_blocks = s[i].leaked_n[node],
-                              .allocs = s[i].allocs[node],
-                              .alloc_bytes = s[i].alloc_bytes[node]};
+        if (add_entries(&v, &nv, &cap, &s[i], i, 0) < 0 ||
+            add_entries(&v, &nv, &cap, &s[i], i, 1) < 0) {
+            rc = TM_EXIT_FAIL;
+            goto done;
         }
     }
     qsort(v, nv, sizeof *v, by_key);
@@ -321,10 +315,8 @@ done:
     free(v);
     free(rows);
     for (int i = 0; i < 2; i++) {
-        free(s[i].allocs);
-        free(s[i].alloc_bytes);
-        free(s[i].leaked);
-        free(s[i].leaked_n);
+        tm_groups_free(&s[i].allocs);
+        tm_groups_free(&s[i].leaks);
     }
     int crc = TM_EXIT_OK;
     for (int i = 0; i < opened; i++) {

@@ -29,6 +29,8 @@ static const char leaks_help[] =
     "  --fail-on-leak       exit 3 when anything unsuppressed leaked\n"
     "  --limit N            show the N largest groups (text default 10, JSON all)\n"
     "  --depth N            frames shown per stack (default: text 12, JSON all)\n"
+    "  --native-only, --python-only   frames of one kind only (traces taken with\n"
+    "                       --python-stacks show both, merged)\n"
     "\n"
     "Exit status: 0; 3 with --fail-on-leak and a leak; 2 for bad input or a\n"
     "truncated/damaged trace (the report then covers what could be read).\n";
@@ -45,7 +47,7 @@ static int add_block(const tm_block *b, void *arg)
     collect *c = arg;
     if (c->region && !tm_trace_region_is(c->trace, b->region, c->region))
         return 0;
-    if (tm_groups_add(c->groups, b->stack, b->size, 1) < 0) {
+    if (tm_groups_add(c->groups, tm_view_key(b->stack, b->pystack), b->size, 1) < 0) {
         c->oom = 1;
         return 1;
     }
@@ -61,6 +63,8 @@ int tm_cmd_leaks(int argc, char **argv)
         {"fail-on-leak", no_argument, NULL, 'f'},
         {"limit", required_argument, NULL, 'n'},
         {"depth", required_argument, NULL, 'd'},
+        {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
+        {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -82,6 +86,7 @@ int tm_cmd_leaks(int argc, char **argv)
             if ((depth = tm_parse_count(optarg)) < 0)
                 return tm_usage_error("leaks", "--depth wants a number, got '%s'", optarg);
             break;
+        case 0: break;
         case 'h': fputs(leaks_help, stdout); return TM_EXIT_OK;
         default: return tm_usage_error("leaks", "bad option");
         }

@@ -28,6 +28,8 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
         {"limit", required_argument, NULL, 'n'},
         {"depth", required_argument, NULL, 'd'},
         {"by", required_argument, NULL, 'b'},
+        {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
+        {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -55,6 +57,8 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
                 return -1;
             }
             o->by_count = !strcmp(optarg, "count");
+            break;
+        case 0:
             break;
         case 'h':
             fputs(help, stdout);
@@ -111,7 +115,9 @@ static const char peak_help[] =
     "\n"
     "  --json   {peak_bytes, peak_blocks, peak_time (s), stacks: [{bytes, blocks,\n"
     "           stack: [{function, file, line, module, address}]}]}\n"
-    "  --limit N, --depth N   stacks shown (text default 10) and frames per stack\n";
+    "  --limit N, --depth N   stacks shown (text default 10) and frames per stack\n"
+    "  --native-only, --python-only   frames of one kind only (traces taken with\n"
+    "                       --python-stacks show both, merged)\n";
 
 typedef struct stop_at {
     uint64_t n, target;
@@ -140,7 +146,7 @@ static int find_peak(tm_trace *t, const tm_event *ev, const tm_block *freed, voi
 
 static int add_live(const tm_block *b, void *arg)
 {
-    return tm_groups_add(arg, b->stack, b->size, 1) < 0;
+    return tm_groups_add(arg, tm_view_key(b->stack, b->pystack), b->size, 1) < 0;
 }
 
 int tm_cmd_peak(int argc, char **argv)
@@ -209,12 +215,14 @@ static const char top_help[] =
     "or by number of allocations.\n"
     "\n"
     "  --json   {by, alloc_calls, bytes_allocated, stacks: [{bytes, allocs,\n"
-    "           stack: [...]}]}\n";
+    "           stack: [...]}]}\n"
+    "  --native-only, --python-only   frames of one kind only (traces taken with\n"
+    "                       --python-stacks show both, merged)\n";
 
 static int count_alloc(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
 {
     if (ev->kind == TM_EV_ALLOC)
-        return tm_groups_add(arg, ev->stack, ev->size, 1) < 0;
+        return tm_groups_add(arg, tm_view_key(ev->stack, ev->pystack), ev->size, 1) < 0;
     return 0;
 }
 

@@ -28,6 +28,9 @@ static const char run_help[] =
     "  --rss-interval MS    RSS sampling period, 0 = off (default 10)\n"
     "  --follow-fork        forked children write their own traces\n"
     "                       (FILE.<pid>, or FILE with %p expanded)\n"
+    "  --python-stacks      for Python programs: record the Python call stack\n"
+    "                       with every allocation (file, function, line);\n"
+    "                       reports show it merged with the native stack\n"
     "\n"
     "The preload is found beside the tidemark binary (../lib/libtidemark.so);\n"
     "TIDEMARK_LIB overrides the path.\n";
@@ -76,6 +79,34 @@ static void expand_pid(const char *pattern, pid_t pid, char *out, size_t len)
     snprintf(out, len, "%.*s%d%s", (int)(p - pattern), pattern, (int)pid, p + 2);
 }
 
+static int set_env(const char *name, const char *value);
+
+/* --python-stacks: the tidemark package (beside the preload's lib/ as
+ * python/) and its sitecustomize go first on PYTHONPATH. */
+static int add_python_path(const char *lib)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", lib);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    char pkg[PATH_MAX], path[3 * PATH_MAX];
+    const char *env = getenv("TIDEMARK_PYTHONPATH");
+    if (env && *env)
+        snprintf(pkg, sizeof pkg, "%s", env);
+    else if (join(pkg, sizeof pkg, dir, "../python") < 0)
+        return -1;
+    const char *old = getenv("PYTHONPATH");
+    snprintf(path, sizeof path, "%s/tidemark/_autostart:%s%s%s", pkg, pkg,
+             old && *old ? ":" : "", old ? old : "");
+    if (access(pkg, R_OK) != 0) {
+        tm_error("--python-stacks: no tidemark Python package at %s (set TIDEMARK_PYTHONPATH)",
+                 pkg);
+        return -1;
+    }
+    return set_env("PYTHONPATH", path) || set_env("TIDEMARK_PYTHON_STACKS", "1") ? -1 : 0;
+}
+
 static int set_env(const char *name, const char *value)
 {
     if (setenv(name, value, 1) < 0) {
@@ -93,11 +124,12 @@ int tm_cmd_run(int argc, char **argv)
         {"depth", required_argument, NULL, 'd'},
         {"rss-interval", required_argument, NULL, 'r'},
         {"follow-fork", no_argument, NULL, 'f'},
+        {"python-stacks", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *output = NULL, *stacks = NULL, *depth = NULL, *rss = NULL;
-    int follow = 0, c;
+    int follow = 0, python = 0, c;
     optind = 1;
     /* '+': options end at the first non-option, the command. */
     while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
@@ -124,6 +156,7 @@ int tm_cmd_run(int argc, char **argv)
             break;
         }
         case 'f': follow = 1; break;
+        case 'p': python = 1; break;
         case 'h': fputs(run_help, stdout); return TM_EXIT_OK;
         default: return tm_usage_error("run", "bad option");
         }
@@ -176,6 +209,8 @@ int tm_cmd_run(int argc, char **argv)
         return TM_EXIT_FAIL;
     if (!follow)
         unsetenv("TIDEMARK_FOLLOW_FORK");
+    if (python && add_python_path(lib) < 0)
+        return TM_EXIT_FAIL;
 
     fflush(NULL);
     pid_t pid = fork();

@@ -18,9 +18,9 @@ void tm_groups_free(tm_groups *g)
     memset(g, 0, sizeof *g);
 }
 
-static size_t slot(uint32_t stack, size_t cap)
+static size_t slot(uint64_t stack, size_t cap)
 {
-    return (size_t)(stack * 2654435761u) & (cap - 1);
+    return (size_t)((stack * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
 }
 
 static int reindex(tm_groups *g, size_t cap)
@@ -40,7 +40,7 @@ static int reindex(tm_groups *g, size_t cap)
     return 0;
 }
 
-int tm_groups_add(tm_groups *g, uint32_t stack, uint64_t bytes, uint64_t blocks)
+int tm_groups_add(tm_groups *g, uint64_t stack, uint64_t bytes, uint64_t blocks)
 {
     if (2 * (g->n + 1) > g->icap && reindex(g, g->icap ? 2 * g->icap : 256) < 0)
         return -ENOMEM;
@@ -61,7 +61,7 @@ int tm_groups_add(tm_groups *g, uint32_t stack, uint64_t bytes, uint64_t blocks)
     return 0;
 }
 
-static int cmp3(uint64_t a1, uint64_t b1, uint64_t a2, uint64_t b2, uint32_t s1, uint32_t s2)
+static int cmp3(uint64_t a1, uint64_t b1, uint64_t a2, uint64_t b2, uint64_t s1, uint64_t s2)
 {
     if (a1 != b1)
         return a1 > b1 ? -1 : 1;

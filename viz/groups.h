@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 typedef struct tm_group {
-    uint32_t stack;
+    uint64_t stack;             /* a tm_stack_key: native and Python stack */
     uint64_t bytes, blocks;
     int suppressed;         /* pattern index + 1, 0 = not suppressed */
 } tm_group;
@@ -22,7 +22,7 @@ typedef struct tm_groups {
 void tm_groups_init(tm_groups *g);
 void tm_groups_free(tm_groups *g);
 /* Adds bytes and blocks to the group of `stack`; -ENOMEM on failure. */
-int tm_groups_add(tm_groups *g, uint32_t stack, uint64_t bytes, uint64_t blocks);
+int tm_groups_add(tm_groups *g, uint64_t stack, uint64_t bytes, uint64_t blocks);
 /* Largest bytes first (then most blocks, then stack id for a stable order). */
 void tm_groups_sort_by_bytes(tm_groups *g);
 /* Most blocks first (then bytes, then stack id). */

@@ -100,13 +100,12 @@ void tm_suppressions_free(tm_suppressions *s)
     memset(s, 0, sizeof *s);
 }
 
-int tm_suppressions_match(tm_suppressions *s, tm_trace *t, uint32_t stack)
+int tm_suppressions_match(tm_suppressions *s, tm_trace *t, tm_stack_key stack)
 {
     if (!s->count)
         return -1;
-    tm_symbol frames[256];
-    tm_symbolizer *sym = tm_trace_symbolizer(t);
-    int n = sym ? tm_symbolize_stack(sym, stack, frames, 256) : 0;
+    static tm_frame frames[TM_MAX_FRAMES];
+    int n = tm_stack_frames(t, stack, frames, TM_MAX_FRAMES);
     for (int k = 0; k < s->count; k++) {
         for (int i = 0; i < n; i++) {
             if (tm_pattern_match(s->patterns[k], frames[i].function) ||

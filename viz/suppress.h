@@ -19,7 +19,7 @@ typedef struct tm_suppressions {
 int tm_suppressions_load(tm_suppressions *s, const char *path);
 void tm_suppressions_free(tm_suppressions *s);
 /* Index of the first pattern matching a frame of the stack, or -1. */
-int tm_suppressions_match(tm_suppressions *s, tm_trace *t, uint32_t stack);
+int tm_suppressions_match(tm_suppressions *s, tm_trace *t, tm_stack_key stack);
 /* Exposed for the unit tests. */
 bool tm_pattern_match(const char *pattern, const char *text);
 

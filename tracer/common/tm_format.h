@@ -43,6 +43,9 @@ _Static_assert(sizeof(tm_file_header) == 64, "file header is 64 bytes");
 #define TM_FLAG_STACKS 0x1u      /* native stacks recorded */
 #define TM_FLAG_FOLLOW_FORK 0x2u /* started with --follow-fork */
 #define TM_FLAG_TICKS_ARE_NS 0x4u /* ticks are already nanoseconds */
+/* Python frames may follow (PY_FRAME / PY_STACK records); informative:
+ * the records are self-describing either way. */
+#define TM_FLAG_PYTHON 0x8u
 
 /* Block header: 24 bytes, little-endian. */
 typedef struct tm_block_header {
@@ -95,6 +98,15 @@ enum tm_op {
      * path from a node to the root; ip is the return address minus one
      * (the exact pc for the innermost frame). */
     TM_OP_STACK_NODE = 0x51,
+    /* PY_FRAME: u id (from 1), u parent (0 = root), u file (string id),
+     * u function (string id), u line, u flags (bit 0: entry frame — the
+     * outermost Python frame of one run of the interpreter loop, i.e. one
+     * _PyEval_EvalFrameDefault native frame).  A Python stack is the path
+     * from a node to the root, innermost first. */
+    TM_OP_PY_FRAME = 0x52,
+    /* PY_STACK: u node.  The next ALLOC record of this thread happened with
+     * this Python stack. */
+    TM_OP_PY_STACK = 0x53,
     /* MAP_RESET: the module map is replaced by the MODULE records that
      * follow.  Stack nodes resolve against the map current when they are
      * defined. */

@@ -148,7 +148,7 @@ int tm_heap_apply(tm_heap *h, const tm_event *ev, tm_block *freed)
             return 0;
         b = (tm_block){.addr = ev->addr, .size = ev->size, .time_ns = ev->time_ns,
                        .stack = ev->stack, .thread = ev->thread, .region = ev->region,
-                       .invocation = ev->invocation};
+                       .invocation = ev->invocation, .pystack = ev->pystack};
         return insert(h, &b) < 0 ? -ENOMEM : 0;
     case TM_EV_FREE:
         if (!ev->addr)

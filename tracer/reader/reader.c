@@ -59,6 +59,7 @@ struct tm_reader {
     const uint8_t *p, *end;
     uint64_t prev_addr, prev_tick;
     int64_t thread;             /* dense index, -1 = unknown */
+    uint32_t pending_py;        /* PY_STACK for the next ALLOC */
     double ns_per_tick;
 
     tm_reader_tables t;
@@ -324,6 +325,7 @@ static int next_block(tm_reader *r)
         r->prev_addr = 0;
         r->prev_tick = r->hdr.start_tick;
         r->thread = -1;
+        r->pending_py = 0;
         r->ns_per_tick = (r->hdr.flags & TM_FLAG_TICKS_ARE_NS) ? 1.0 : 0.0;
         /* The CLOCK record leads every block; it calibrates the ticks of
          * the whole block. */
@@ -417,6 +419,8 @@ static int decode_one(tm_reader *r, tm_event *ev)
         ev->fn = op & 0x0f;
         ev->size = a;
         ev->stack = (uint32_t)b;
+        ev->pystack = r->pending_py;
+        r->pending_py = 0;
         stamp_thread(r, ev);
         rc = 1;
     } else {
@@ -481,6 +485,26 @@ static int decode_one(tm_reader *r, tm_event *ev)
                 return -1;
             if (tm_tables_node(&r->t, (uint32_t)a, (uint32_t)b, c) < 0)
                 return -1;
+            break;
+        case TM_OP_PY_FRAME: {
+            uint64_t id, parent, file, func, line, flags;
+            if (tm_get_u(&q, r->end, &id) < 0 || tm_get_u(&q, r->end, &parent) < 0 ||
+                tm_get_u(&q, r->end, &file) < 0 || tm_get_u(&q, r->end, &func) < 0 ||
+                tm_get_u(&q, r->end, &line) < 0 || tm_get_u(&q, r->end, &flags) < 0 ||
+                id == 0 || id > UINT32_MAX || parent > UINT32_MAX || file > UINT32_MAX ||
+                func > UINT32_MAX || line > UINT32_MAX)
+                return -1;
+            tm_py_node n = {.parent = (uint32_t)parent, .file = (uint32_t)file,
+                            .func = (uint32_t)func, .line = (uint32_t)line,
+                            .flags = (uint32_t)flags};
+            if (tm_tables_py_node(&r->t, (uint32_t)id, &n) < 0)
+                return -1;
+            break;
+        }
+        case TM_OP_PY_STACK:
+            if (tm_get_u(&q, r->end, &a) < 0 || a > UINT32_MAX)
+                return -1;
+            r->pending_py = (uint32_t)a;
             break;
         case TM_OP_MAP_RESET:
             tm_tables_map_reset(&r->t);
@@ -603,6 +627,17 @@ int tm_reader_stack(const tm_reader *r, uint32_t node, tm_frame_addr *out, int m
         node = nd->parent;
     }
     return n;
+}
+
+int tm_reader_pyframe(const tm_reader *r, uint32_t node, tm_pyframe *out)
+{
+    if (node == 0 || node >= r->t.npynodes || !r->t.pynodes[node].defined)
+        return -ENOENT;
+    const tm_py_node *n = &r->t.pynodes[node];
+    const char *file = tm_reader_string(r, n->file), *func = tm_reader_string(r, n->func);
+    *out = (tm_pyframe){.file = file ? file : "?", .function = func ? func : "?",
+                        .line = n->line, .parent = n->parent, .entry = n->flags & 1};
+    return 0;
 }
 
 uint32_t tm_reader_module_count(const tm_reader *r) { return r->t.nmodules; }

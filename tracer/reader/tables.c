@@ -44,6 +44,7 @@ void tm_tables_free(tm_reader_tables *t)
         free(t->strings[i]);
     free(t->strings);
     free(t->nodes);
+    free(t->pynodes);
     for (uint32_t i = 0; i < t->nmodules; i++)
         free((char *)t->modules[i].path);
     free(t->modules);
@@ -93,6 +94,16 @@ int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t i
         return rc;
     t->nodes[id] = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip),
                              .defined = true};
+    return 0;
+}
+
+int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n)
+{
+    int rc = grow_ids((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes, id);
+    if (rc < 0)
+        return rc;
+    t->pynodes[id] = *n;
+    t->pynodes[id].defined = true;
     return 0;
 }
 

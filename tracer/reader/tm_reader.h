@@ -49,6 +49,7 @@ typedef struct tm_event {
     uint32_t region;        /* string id of the region's name */
     uint64_t invocation;    /* the region's invocation number, from 1 */
     uint32_t depth;         /* nesting depth of that region, from 1 */
+    uint32_t pystack;       /* ALLOC: Python stack node, 0 = none */
 } tm_event;
 
 /* --- reader -------------------------------------------------------------- */
@@ -94,6 +95,16 @@ typedef struct tm_frame_addr {
 int tm_reader_stack(const tm_reader *r, uint32_t node, tm_frame_addr *out, int max);
 uint32_t tm_reader_stack_parent(const tm_reader *r, uint32_t node);
 
+/* Python frames (traces taken with --python-stacks). */
+typedef struct tm_pyframe {
+    const char *file, *function;   /* "?" when undefined */
+    uint32_t line;
+    uint32_t parent;        /* the calling frame's node, 0 = outermost */
+    int entry;              /* outermost frame of one interpreter-loop run */
+} tm_pyframe;
+/* Returns 0 and fills *out, or -ENOENT for an unknown node. */
+int tm_reader_pyframe(const tm_reader *r, uint32_t node, tm_pyframe *out);
+
 typedef struct tm_module {
     const char *path;
     uint64_t bias, start, end;
@@ -120,6 +131,7 @@ typedef struct tm_block {
     uint32_t thread;
     uint32_t region;        /* innermost region at allocation, 0 = none */
     uint64_t invocation;
+    uint32_t pystack;       /* Python stack node, 0 = none */
 } tm_block;
 
 typedef struct tm_heap tm_heap;

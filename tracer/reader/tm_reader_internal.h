@@ -19,6 +19,11 @@ typedef struct tm_node {
     bool defined;
 } tm_node;
 
+typedef struct tm_py_node {
+    uint32_t parent, file, func, line, flags;
+    bool defined;
+} tm_py_node;
+
 typedef struct tm_open_region {
     uint32_t name;
     uint64_t invocation;
@@ -48,6 +53,8 @@ typedef struct tm_reader_tables {
     uint32_t *tid_index;    /* open addressing: tid -> thread index + 1 */
     uint32_t tid_cap;
     uint64_t last_clock_ns;
+    tm_py_node *pynodes;    /* by id */
+    uint32_t npynodes;
 } tm_reader_tables;
 
 int tm_tables_init(tm_reader_tables *t);
@@ -55,6 +62,7 @@ void tm_tables_free(tm_reader_tables *t);
 int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len);
 int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t ip);
 void tm_tables_map_reset(tm_reader_tables *t);
+int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n);
 int tm_tables_module(tm_reader_tables *t, uint64_t bias, uint64_t start, uint64_t end,
                      const uint8_t *build_id, uint32_t idlen, const char *path, size_t pathlen);
 /* Dense index of a thread id, adding it on first sight; negative on ENOMEM. */

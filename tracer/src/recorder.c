@@ -341,13 +341,40 @@ static void emit_node(uint32_t id, uint32_t parent, uint64_t ip)
     commit(p);
 }
 
+TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t file,
+                                       uint32_t func, uint32_t line, uint32_t flags)
+{
+    uint8_t *p = reserve(TM_RECORD_MAX);
+    *p++ = TM_OP_PY_FRAME;
+    p = tm_put_u(p, id);
+    p = tm_put_u(p, parent);
+    p = tm_put_u(p, file);
+    p = tm_put_u(p, func);
+    p = tm_put_u(p, line);
+    p = tm_put_u(p, flags);
+    commit(p);
+}
+
+TM_HIDDEN uint32_t tm_intern_string(const char *s)
+{
+    tm_lock();
+    uint32_t id = intern_locked(s);
+    tm_unlock();
+    return id;
+}
+
 TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep)
 {
     uint32_t tid = tm_gettid();
     tm_lock();
     uint32_t stack = walk ? tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node) : 0;
+    uint32_t py = tm_py_stack_locked();
     uint8_t *p = reserve(TM_RECORD_MAX);
     p = put_thread(p, tid);
+    if (py) {
+        *p++ = TM_OP_PY_STACK;
+        p = tm_put_u(p, py);
+    }
     *p++ = (uint8_t)(TM_OP_ALLOC | fn);
     p = tm_put_u(p, size);
     p = put_addr(p, ptr);
@@ -460,6 +487,7 @@ TM_HIDDEN void tm_reemit_tables_locked(void)
         emit_string(id, strs.bytes + e->off, e->len);
     }
     tm_stacks_foreach(emit_node);
+    tm_py_foreach(tm_emit_py_frame_locked);
     int depth = tm_self.region_depth < TM_MAX_REGION_DEPTH ? tm_self.region_depth
                                                            : TM_MAX_REGION_DEPTH;
     for (int d = 0; d < depth; d++)
@@ -476,7 +504,8 @@ static int write_file_header(int fd, pid_t pid)
     h.version = TM_FORMAT_VERSION;
     h.header_size = sizeof h;
     h.flags = (tm_cfg.stacks ? TM_FLAG_STACKS : 0) | (tm_cfg.follow_fork ? TM_FLAG_FOLLOW_FORK : 0) |
-              (tm_ticks_are_ns() ? TM_FLAG_TICKS_ARE_NS : 0);
+              (tm_ticks_are_ns() ? TM_FLAG_TICKS_ARE_NS : 0) |
+              (tm_cfg.python_stacks ? TM_FLAG_PYTHON : 0);
     h.pid = (uint32_t)pid;
     h.ppid = (uint32_t)getppid();
     h.start_tick = rec.start_tick;

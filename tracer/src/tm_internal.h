@@ -45,6 +45,7 @@ typedef struct tm_config {
     int rss_interval_ms;
     int follow_fork;
     int unwind_libunwind;    /* TIDEMARK_UNWIND=libunwind: no fast walker */
+    int python_stacks;       /* TIDEMARK_PYTHON_STACKS=1: Python frames too */
 } tm_config;
 
 typedef struct tm_real_fns {
@@ -105,6 +106,18 @@ TM_HIDDEN char *tm_utoa(uint64_t v, char *buf); /* returns end of digits */
 /* --- clock.c --------------------------------------------------------------- */
 
 TM_HIDDEN void tm_clock_init(void);
+
+/* --- py.c / recorder.c: Python frames ----------------------------------------- */
+
+/* The calling thread's Python stack as a PY_FRAME node (0 = none), defining
+ * new nodes through tm_emit_py_frame_locked.  Lock held. */
+TM_HIDDEN uint32_t tm_py_stack_locked(void);
+TM_HIDDEN void tm_py_foreach(void (*emit)(uint32_t id, uint32_t parent, uint32_t file,
+                                         uint32_t func, uint32_t line, uint32_t flags));
+TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t file,
+                                       uint32_t func, uint32_t line, uint32_t flags);
+/* A string's id, defined in the stream on first use (takes the lock). */
+TM_HIDDEN uint32_t tm_intern_string(const char *s);
 TM_HIDDEN uint64_t tm_ticks(void);
 TM_HIDDEN uint64_t tm_mono_ns(void);
 TM_HIDDEN int tm_ticks_are_ns(void);

@@ -17,7 +17,27 @@ import importlib
 
 from ._bridge import mark, region
 
-__all__ = ["region", "mark", "bridge", "ivp"]
+__all__ = ["region", "mark", "enable_python_stacks", "bridge", "ivp"]
+
+
+def enable_python_stacks():
+    """Record the Python call stack with every allocation, in this thread and
+    in threads started from now on.  Only meaningful under the tracer (where
+    `tidemark run --python-stacks` calls it at start-up); returns whether it
+    took effect."""
+    import threading
+
+    from . import _bridge
+
+    if not _bridge._enable_python_stacks():
+        return False
+
+    def start(frame, event, arg):
+        # The first event of a new thread: hand over to the C hook.
+        _bridge._enable_python_stacks()
+
+    threading.setprofile(start)
+    return True
 
 
 def __getattr__(name):

@@ -1,0 +1,98 @@
+/* pystacks.c — the interpreter profile hook behind --python-stacks.
+ *
+ * Installed with PyEval_SetProfile, it tells the preload about every
+ * Python call and return (and about C functions called from Python, which
+ * is how the preload knows a nested interpreter loop starts).  File and
+ * function names are interned once per code object: a dict maps each code
+ * object (kept alive by it, so its address is never reused) to its two
+ * string ids.  Without the preload, enabling is a no-op that returns
+ * False.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <frameobject.h>
+
+#include "pystacks.h"
+
+static struct {
+    void (*enable)(int (*)(void *));
+    uint32_t (*intern)(const char *);
+    void (*push)(void *, uint32_t, uint32_t);
+    void (*pop)(void);
+    void (*c_call)(int);
+} api;
+
+static PyObject *code_ids;      /* code object -> (file id << 32 | function id) */
+
+static int line_of(void *frame)
+{
+    return PyFrame_GetLineNumber((PyFrameObject *)frame);
+}
+
+static int profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    switch (what) {
+    case PyTrace_CALL: {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyObject *ids = PyDict_GetItemWithError(code_ids, (PyObject *)code);
+        unsigned long long packed;
+        if (ids) {
+            packed = PyLong_AsUnsignedLongLong(ids);
+        } else {
+            if (PyErr_Occurred()) {
+                Py_DECREF(code);
+                return -1;
+            }
+            const char *file = PyUnicode_AsUTF8(code->co_filename);
+            const char *func = PyUnicode_AsUTF8(code->co_qualname);
+            if (!file || !func) {
+                Py_DECREF(code);
+                return -1;
+            }
+            packed = (unsigned long long)api.intern(file) << 32 | api.intern(func);
+            PyObject *v = PyLong_FromUnsignedLongLong(packed);
+            if (!v || PyDict_SetItem(code_ids, (PyObject *)code, v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(code);
+                return -1;
+            }
+            Py_DECREF(v);
+        }
+        Py_DECREF(code);
+        api.push(frame, (uint32_t)(packed >> 32), (uint32_t)packed);
+        break;
+    }
+    case PyTrace_RETURN:
+        api.pop();
+        break;
+    case PyTrace_C_CALL:
+        api.c_call(1);
+        break;
+    case PyTrace_C_RETURN:
+    case PyTrace_C_EXCEPTION:
+        api.c_call(0);
+        break;
+    }
+    return 0;
+}
+
+PyObject *tm_enable_python_stacks(PyObject *mod, PyObject *unused)
+{
+    if (!api.push) {
+        api.enable = (void (*)(int (*)(void *)))dlsym(RTLD_DEFAULT, "tidemark_py_enable");
+        api.intern = (uint32_t(*)(const char *))dlsym(RTLD_DEFAULT, "tidemark_py_intern");
+        api.pop = (void (*)(void))dlsym(RTLD_DEFAULT, "tidemark_py_pop");
+        api.c_call = (void (*)(int))dlsym(RTLD_DEFAULT, "tidemark_py_c_call");
+        void (*push)(void *, uint32_t, uint32_t) =
+            (void (*)(void *, uint32_t, uint32_t))dlsym(RTLD_DEFAULT, "tidemark_py_push");
+        if (!api.enable || !api.intern || !api.pop || !api.c_call || !push)
+            Py_RETURN_FALSE;    /* not running under the tracer */
+        api.push = push;
+        api.enable(line_of);
+    }
+    if (!code_ids && !(code_ids = PyDict_New()))
+        return NULL;
+    PyEval_SetProfile(profile, NULL);
+    Py_RETURN_TRUE;
+}

@@ -1,0 +1,188 @@
+/* py.c — Python frames for allocations (tidemark run --python-stacks).
+ *
+ * tidemark._bridge installs an interpreter profile hook that reports every
+ * Python call and return here; each thread keeps a shadow stack of its
+ * Python frames.  At an allocation the recorder asks for the Python stack:
+ * the line of every frame but the innermost was fixed when it made its
+ * call (and is cached with the trie node of the path so far), so the cost
+ * is one line lookup for the innermost frame and, when its line changed,
+ * one trie probe.  Nodes (file, function, line, entry flag) form a trie
+ * like the native stacks and are written once as PY_FRAME records.
+ *
+ * "Entry" frames — the outermost Python frame of one run of the
+ * interpreter loop — let the reader put Python frames in place of the
+ * matching _PyEval_EvalFrameDefault native frame.  A Python call made
+ * while a C function called from Python is running starts a new loop.
+ */
+#include <string.h>
+
+#include "tm_internal.h"
+
+#define PY_MAX 512
+
+typedef struct py_entry {
+    void *frame;                /* PyFrameObject*, alive until its return */
+    uint32_t file, func;        /* string ids */
+    uint32_t line;              /* for outer frames: the line of their call */
+    uint32_t node;              /* trie node of the path to here, 0 = unknown */
+    uint8_t entry;
+    uint8_t in_c_call;          /* a C function called from this frame runs */
+} py_entry;
+
+typedef struct py_stack {
+    int depth;                  /* may exceed PY_MAX (frames not kept) */
+    py_entry e[PY_MAX];
+} py_stack;
+
+static TM_TLS py_stack *self_stack;
+static int (*get_line)(void *frame);
+
+/* The Python frame trie, shared, under the recorder lock. */
+typedef struct py_node {
+    uint32_t id, parent, file, func, line, flags;
+} py_node;
+
+static struct {
+    py_node *table;
+    uint64_t cap, count;
+} trie;
+
+static uint64_t node_hash(const py_node *k)
+{
+    uint64_t h = k->parent * 0x9e3779b97f4a7c15ull;
+    h ^= (uint64_t)k->file * 0xc2b2ae3d27d4eb4full + k->func;
+    h ^= ((uint64_t)k->line << 1 | k->flags) * 0x165667b19e3779f9ull;
+    return h ^ (h >> 29);
+}
+
+static int grow(void)
+{
+    uint64_t cap = trie.cap ? 2 * trie.cap : 4096;
+    py_node *t = tm_pages(cap * sizeof *t);
+    if (!t)
+        return -1;
+    for (uint64_t i = 0; i < trie.cap; i++) {
+        if (!trie.table[i].id)
+            continue;
+        uint64_t k = node_hash(&trie.table[i]) & (cap - 1);
+        while (t[k].id)
+            k = (k + 1) & (cap - 1);
+        t[k] = trie.table[i];
+    }
+    if (trie.table)
+        tm_pages_free(trie.table, trie.cap * sizeof *trie.table);
+    trie.table = t;
+    trie.cap = cap;
+    return 0;
+}
+
+static uint32_t child(uint32_t parent, const py_entry *e, uint32_t line)
+{
+    if (trie.count + 1 > trie.cap / 2 && grow() < 0)
+        return parent;
+    py_node k = {.parent = parent, .file = e->file, .func = e->func, .line = line,
+                 .flags = e->entry};
+    uint64_t i = node_hash(&k) & (trie.cap - 1);
+    for (;; i = (i + 1) & (trie.cap - 1)) {
+        py_node *n = &trie.table[i];
+        if (!n->id)
+            break;
+        if (n->parent == parent && n->file == k.file && n->func == k.func &&
+            n->line == line && n->flags == k.flags)
+            return n->id;
+    }
+    k.id = (uint32_t)++trie.count;
+    trie.table[i] = k;
+    tm_emit_py_frame_locked(k.id, parent, k.file, k.func, line, k.flags);
+    return k.id;
+}
+
+TM_HIDDEN uint32_t tm_py_stack_locked(void)
+{
+    py_stack *s = self_stack;
+    if (!s || s->depth <= 0 || !get_line)
+        return 0;
+    int n = s->depth < PY_MAX ? s->depth : PY_MAX;
+    uint32_t node = 0;
+    for (int i = 0; i < n; i++) {
+        py_entry *e = &s->e[i];
+        if (i == n - 1) {
+            uint32_t line = (uint32_t)get_line(e->frame);
+            if (line != e->line || !e->node) {
+                e->line = line;
+                e->node = child(node, e, line);
+            }
+        } else if (!e->node) {
+            e->node = child(node, e, e->line);
+        }
+        node = e->node;
+    }
+    return node;
+}
+
+TM_HIDDEN void tm_py_foreach(void (*emit)(uint32_t, uint32_t, uint32_t, uint32_t, uint32_t,
+                                         uint32_t))
+{
+    for (uint64_t i = 0; i < trie.cap; i++)
+        if (trie.table[i].id)
+            emit(trie.table[i].id, trie.table[i].parent, trie.table[i].file,
+                 trie.table[i].func, trie.table[i].line, trie.table[i].flags);
+}
+
+/* --- the API the profile hook calls (exported) ----------------------------------- */
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT void tidemark_py_enable(int (*line_of)(void *frame))
+{
+    __atomic_store_n(&get_line, line_of, __ATOMIC_RELEASE);
+}
+
+EXPORT uint32_t tidemark_py_intern(const char *s)
+{
+    if (!tm_ensure_started())
+        return 0;
+    return tm_intern_string(s);
+}
+
+EXPORT void tidemark_py_push(void *frame, uint32_t file, uint32_t func)
+{
+    py_stack *s = self_stack;
+    if (!s) {
+        s = tm_pages(sizeof *s);
+        if (!s)
+            return;
+        self_stack = s;
+    }
+    if (s->depth >= PY_MAX) {
+        s->depth++;
+        return;
+    }
+    uint8_t entry = 1;
+    if (s->depth > 0) {
+        py_entry *top = &s->e[s->depth - 1];
+        /* The caller's line is fixed from now until this call returns. */
+        uint32_t line = get_line ? (uint32_t)get_line(top->frame) : 0;
+        if (line != top->line) {
+            top->line = line;
+            top->node = 0;
+        }
+        entry = top->in_c_call;
+    }
+    s->e[s->depth++] = (py_entry){.frame = frame, .file = file, .func = func, .entry = entry};
+}
+
+EXPORT void tidemark_py_pop(void)
+{
+    py_stack *s = self_stack;
+    if (s && s->depth > 0)
+        s->depth--;
+}
+
+/* A C function called from the innermost Python frame starts (1) or ends (0). */
+EXPORT void tidemark_py_c_call(int starting)
+{
+    py_stack *s = self_stack;
+    if (s && s->depth > 0 && s->depth <= PY_MAX)
+        s->e[s->depth - 1].in_c_call = (uint8_t)starting;
+}
