@@ -56,7 +56,7 @@ for name, size, func in cases:
     if name != "thread" and "native" not in kinds[: kinds.index("python")]:
         failures.append(f"{name}: no native frames inside the Python ones: {kinds}")
 
-# After 20000 raising recursions and 2000 generators, the stack of the last
+# After 100k calls that raise and 2000 generators, the stack of the last
 # leak is exactly its two Python frames.
 final = [g for g in leaks("--python-only") if g["bytes"] == 33333]
 if final:
