@@ -12,6 +12,13 @@
 #include <Python.h>
 #include <dlfcn.h>
 #include <frameobject.h>
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+/* 3.11's frame layout, for the instruction pointer a line is cached by. */
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+#define TM_HAVE_PREV_INSTR 1
+#endif
 
 #include "pystacks.h"
 
@@ -25,16 +32,57 @@ static struct {
 
 static PyObject *code_ids;      /* code object -> (file id << 32 | function id) */
 
+#ifdef TM_HAVE_PREV_INSTR
+/* PyFrame_GetLineNumber scans the code's line table from the start: for
+ * module-level loops, on every allocation.  The line only depends on the
+ * instruction, so it is cached per instruction address (code objects stay
+ * alive in code_ids, so addresses are not reused).  Entries pack address
+ * and line in one word: threads share the table without tearing. */
+#define LINE_CACHE 4096
+static uint64_t line_cache[LINE_CACHE];
+
+static int line_of(void *frame)
+{
+    PyFrameObject *f = frame;
+    uint64_t ip = (uint64_t)(uintptr_t)f->f_frame->prev_instr;
+    uint64_t *slot = &line_cache[(ip >> 1) & (LINE_CACHE - 1)];
+    uint64_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (v >> 16 == (ip & 0xffffffffffffull) && v)
+        return (int)(v & 0xffff);
+    int line = PyFrame_GetLineNumber(f);
+    if (line > 0 && line < 0x10000)
+        __atomic_store_n(slot, (ip & 0xffffffffffffull) << 16 | (uint64_t)line,
+                         __ATOMIC_RELAXED);
+    return line;
+}
+#else
 static int line_of(void *frame)
 {
     return PyFrame_GetLineNumber((PyFrameObject *)frame);
 }
+#endif
+
+/* Code objects seen lately -> their ids, by address: hashing a code object
+ * (what the dict does) hashes its contents.  Entries stay valid because
+ * code_ids keeps every code object it has seen alive.  GIL held. */
+#define CODE_CACHE 1024
+static struct {
+    PyCodeObject *code;
+    unsigned long long packed;
+} code_cache[CODE_CACHE];
 
 static int profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
     switch (what) {
     case PyTrace_CALL: {
         PyCodeObject *code = PyFrame_GetCode(frame);
+        size_t slot = ((uintptr_t)code >> 4) & (CODE_CACHE - 1);
+        if (code_cache[slot].code == code) {
+            Py_DECREF(code);
+            api.push(frame, (uint32_t)(code_cache[slot].packed >> 32),
+                     (uint32_t)code_cache[slot].packed);
+            break;
+        }
         PyObject *ids = PyDict_GetItemWithError(code_ids, (PyObject *)code);
         unsigned long long packed;
         if (ids) {
@@ -59,6 +107,8 @@ static int profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
             }
             Py_DECREF(v);
         }
+        code_cache[slot].code = code;      /* alive: code_ids holds it */
+        code_cache[slot].packed = packed;
         Py_DECREF(code);
         api.push(frame, (uint32_t)(packed >> 32), (uint32_t)packed);
         break;
