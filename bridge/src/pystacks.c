@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
+#include <stdlib.h>
 #include <frameobject.h>
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 /* 3.11's frame layout, for the instruction pointer a line is cached by. */
@@ -23,6 +24,7 @@
 #include "pystacks.h"
 
 static struct {
+    void (*set_walker)(const void *);
     void (*enable)(int (*)(void *));
     uint32_t (*intern)(const char *);
     void (*push)(void *, uint32_t, uint32_t);
@@ -127,8 +129,82 @@ static int profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     return 0;
 }
 
+#ifdef TM_HAVE_PREV_INSTR
+/* --- the 3.11 frame walker: read at allocation time, no hook --------------------- */
+
+typedef struct tm_py_ref {
+    void *code;
+    void *instr;
+    uint64_t key;
+    int entry;
+} tm_py_ref;
+
+/* Runs inside malloc, in any thread, with or without the GIL: it only
+ * reads the calling thread's own frames, which cannot change meanwhile. */
+static int walk_frames(tm_py_ref *out, int max)
+{
+    PyThreadState *ts = PyGILState_GetThisThreadState();
+    if (!ts || !ts->cframe)
+        return 0;
+    int n = 0;
+    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f && n < max; f = f->previous) {
+        if (_PyFrame_IsIncomplete(f))
+            continue;
+        PyCodeObject *code = f->f_code;
+        uint64_t key = (uint64_t)(uintptr_t)code * 0x9e3779b97f4a7c15ull ^
+                       (uint64_t)(uintptr_t)code->co_qualname ^
+                       (uint64_t)(uintptr_t)code->co_filename << 1 ^
+                       (uint64_t)code->co_firstlineno << 48;
+        out[n++] = (tm_py_ref){.code = code, .instr = f->prev_instr, .key = key | 1,
+                               .entry = f->is_entry};
+    }
+    return n;
+}
+
+/* UTF-8 of a str without allocating (inside malloc): ASCII data is inline;
+ * other strings only if their UTF-8 form is already cached. */
+static const char *utf8_of(PyObject *s)
+{
+    if (!s || !PyUnicode_Check(s) || !PyUnicode_IS_READY(s))
+        return "?";
+    if (PyUnicode_IS_COMPACT_ASCII(s))
+        return (const char *)(((PyASCIIObject *)s) + 1);
+    const char *u = ((PyCompactUnicodeObject *)s)->utf8;
+    return u ? u : "<non-ascii name>";
+}
+
+static void code_names(void *code, const char **file, const char **func)
+{
+    PyCodeObject *c = code;
+    *file = utf8_of(c->co_filename);
+    *func = utf8_of(c->co_qualname);
+}
+
+static int code_line(void *code, void *instr)
+{
+    PyCodeObject *c = code;
+    int offset = (int)((_Py_CODEUNIT *)instr - _PyCode_CODE(c)) * (int)sizeof(_Py_CODEUNIT);
+    return PyCode_Addr2Line(c, offset);
+}
+
+static const struct {
+    int (*frames)(tm_py_ref *, int);
+    void (*names)(void *, const char **, const char **);
+    int (*line)(void *, void *);
+} frame_walker = {walk_frames, code_names, code_line};
+#endif
+
 PyObject *tm_enable_python_stacks(PyObject *mod, PyObject *unused)
 {
+#ifdef TM_HAVE_PREV_INSTR
+    /* 3.11: read the frames at allocation time; nothing to install. */
+    void (*set_walker)(const void *) =
+        (void (*)(const void *))dlsym(RTLD_DEFAULT, "tidemark_py_set_walker");
+    if (set_walker && !getenv("TIDEMARK_PYTHON_HOOK")) {
+        set_walker(&frame_walker);
+        return PyLong_FromLong(2);
+    }
+#endif
     if (!api.push) {
         api.enable = (void (*)(int (*)(void *)))dlsym(RTLD_DEFAULT, "tidemark_py_enable");
         api.intern = (uint32_t(*)(const char *))dlsym(RTLD_DEFAULT, "tidemark_py_intern");
@@ -137,12 +213,12 @@ PyObject *tm_enable_python_stacks(PyObject *mod, PyObject *unused)
         void (*push)(void *, uint32_t, uint32_t) =
             (void (*)(void *, uint32_t, uint32_t))dlsym(RTLD_DEFAULT, "tidemark_py_push");
         if (!api.enable || !api.intern || !api.pop || !api.c_call || !push)
-            Py_RETURN_FALSE;    /* not running under the tracer */
+            return PyLong_FromLong(0);  /* not running under the tracer */
         api.push = push;
         api.enable(line_of);
     }
     if (!code_ids && !(code_ids = PyDict_New()))
         return NULL;
     PyEval_SetProfile(profile, NULL);
-    Py_RETURN_TRUE;
+    return PyLong_FromLong(1);
 }

@@ -4,8 +4,10 @@
 
 #include <Python.h>
 
-/* _enable_python_stacks(): installs the hook on the calling thread; True
- * when the tracer is preloaded, False (and nothing done) otherwise. */
+/* _enable_python_stacks(): 0 when the tracer is not preloaded (nothing
+ * done); 2 when the frames are read at allocation time (CPython 3.11, all
+ * threads); 1 when a profile hook was installed on the calling thread
+ * (other versions, or TIDEMARK_PYTHON_HOOK=1). */
 PyObject *tm_enable_python_stacks(PyObject *mod, PyObject *unused);
 
 #endif

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""check_pystacks.py TIDEMARK WORKDIR — runs pyleaks.py under
+"""check_pystacks.py TIDEMARK WORKDIR [hook] — runs pyleaks.py under
 `tidemark run --python-stacks` and checks that each leak's stack names the
-Python function and line exactly, merged with the native frames."""
+Python function and line exactly, merged with the native frames.  With
+`hook`, the profile-hook mechanism is used instead of reading the
+interpreter's frames (TIDEMARK_PYTHON_HOOK=1)."""
 import json
 import os
 import shutil
@@ -19,8 +21,11 @@ for n, text in enumerate(open(prog), 1):
         lines[text.split("# LEAK:")[1].strip()] = n
 
 trace = os.path.join(work, "py.trace")
+env = dict(os.environ)
+if sys.argv[3:] == ["hook"]:
+    env["TIDEMARK_PYTHON_HOOK"] = "1"
 subprocess.run([tm, "run", "--python-stacks", "-o", trace, "--", sys.executable, prog],
-               check=True)
+               check=True, env=env)
 
 
 def leaks(*view):

@@ -1,8 +1,11 @@
 /* py.c — Python frames for allocations (tidemark run --python-stacks).
  *
- * tidemark._bridge installs an interpreter profile hook that reports every
- * Python call and return here; each thread keeps a shadow stack of its
- * Python frames.  At an allocation the recorder asks for the Python stack:
+ * Two ways in.  On CPython 3.11, tidemark._bridge registers a frame walker
+ * and the recorder reads the thread's interpreter frames at each allocation
+ * (bottom of this file).  Elsewhere (or with TIDEMARK_PYTHON_HOOK=1) the
+ * bridge installs an interpreter profile hook that reports every Python
+ * call and return here; each thread keeps a shadow stack of its Python
+ * frames.  At an allocation the recorder asks for the Python stack:
  * the line of every frame but the innermost was fixed when it made its
  * call (and is cached with the trie node of the path so far), so the cost
  * is one line lookup for the innermost frame and, when its line changed,
@@ -36,6 +39,7 @@ typedef struct py_stack {
 
 static TM_TLS py_stack *self_stack;
 static int (*get_line)(void *frame);
+static const struct tm_py_walker *walker;
 
 /* The Python frame trie, shared, under the recorder lock. */
 typedef struct py_node {
@@ -97,8 +101,13 @@ static uint32_t child(uint32_t parent, const py_entry *e, uint32_t line)
     return k.id;
 }
 
+static uint32_t walk_stack_locked(const struct tm_py_walker *w);
+
 TM_HIDDEN uint32_t tm_py_stack_locked(void)
 {
+    const struct tm_py_walker *w = __atomic_load_n(&walker, __ATOMIC_ACQUIRE);
+    if (w)
+        return walk_stack_locked(w);
     py_stack *s = self_stack;
     if (!s || s->depth <= 0 || !get_line)
         return 0;
@@ -185,4 +194,150 @@ EXPORT void tidemark_py_c_call(int starting)
     py_stack *s = self_stack;
     if (s && s->depth > 0 && s->depth <= PY_MAX)
         s->e[s->depth - 1].in_c_call = (uint8_t)starting;
+}
+
+/* --- the frame-chain walker (CPython 3.11) ---------------------------------------
+ *
+ * Where tidemark._bridge knows the interpreter's frame layout, it registers
+ * a walker instead of the profile hook: at an allocation the recorder reads
+ * the thread's interpreter frames directly (code, instruction, entry flag),
+ * so Python calls cost nothing extra; only allocations pay, and they reuse
+ * the outer part of the previous walk of their thread.
+ */
+
+typedef struct tm_py_ref {
+    void *code;
+    void *instr;
+    uint64_t key;               /* identifies the code object (address + names) */
+    int entry;
+} tm_py_ref;
+
+typedef struct tm_py_walker {
+    int (*frames)(tm_py_ref *out, int max);     /* innermost first */
+    void (*names)(void *code, const char **file, const char **func);
+    int (*line)(void *code, void *instr);
+} tm_py_walker;
+
+EXPORT void tidemark_py_set_walker(const tm_py_walker *w)
+{
+    __atomic_store_n(&walker, w, __ATOMIC_RELEASE);
+}
+
+/* Code objects -> string ids, and instruction -> line, both under the
+ * recorder lock. */
+typedef struct code_info {
+    uint64_t key;
+    uint32_t file, func;
+} code_info;
+
+#define CODE_CAP (1u << 14)
+#define LINE_CAP (1u << 14)
+
+static code_info *codes;
+static struct line_entry {
+    uint64_t instr, key;
+    uint32_t line;
+} *lines;
+
+static int code_ids(const tm_py_walker *w, const tm_py_ref *r, uint32_t *file, uint32_t *func)
+{
+    if (!codes && !(codes = tm_pages(CODE_CAP * sizeof *codes)))
+        return -1;
+    uint32_t i = (uint32_t)(r->key * 0x9e3779b97f4a7c15ull >> 40) & (CODE_CAP - 1);
+    for (uint32_t k = 0; k < 16; k++, i = (i + 1) & (CODE_CAP - 1)) {
+        if (codes[i].key == r->key) {
+            *file = codes[i].file;
+            *func = codes[i].func;
+            return 0;
+        }
+        if (!codes[i].key)
+            break;
+    }
+    const char *f = "?", *fn = "?";
+    w->names(r->code, &f, &fn);
+    *file = tm_intern_string_locked(f);
+    *func = tm_intern_string_locked(fn);
+    if (!codes[i].key || codes[i].key != r->key)  /* full probe run: overwrite */
+        codes[i] = (code_info){.key = r->key, .file = *file, .func = *func};
+    return 0;
+}
+
+static uint32_t line_of_ref(const tm_py_walker *w, const tm_py_ref *r)
+{
+    if (!lines && !(lines = tm_pages(LINE_CAP * sizeof *lines)))
+        return (uint32_t)w->line(r->code, r->instr);
+    uint64_t ip = (uint64_t)(uintptr_t)r->instr;
+    struct line_entry *e = &lines[(ip >> 1 ^ r->key) & (LINE_CAP - 1)];
+    if (e->instr == ip && e->key == r->key)
+        return e->line;
+    uint32_t line = (uint32_t)w->line(r->code, r->instr);
+    *e = (struct line_entry){.instr = ip, .key = r->key, .line = line};
+    return line;
+}
+
+/* The previous walk of this thread, outermost first, with its nodes. */
+#define EDGE_CACHE 1024
+
+typedef struct walk_cache {
+    int n;
+    tm_py_ref ref[PY_MAX];
+    uint32_t node[PY_MAX];
+    tm_py_ref tmp[PY_MAX];
+    /* (parent node, code, instruction) -> node, for the innermost frames
+     * that change at every allocation; trie nodes are never removed. */
+    struct {
+        uint64_t key, instr;
+        uint32_t parent, node;
+    } edge[EDGE_CACHE];
+} walk_cache;
+
+static TM_TLS walk_cache *self_walk;
+
+static uint32_t walk_stack_locked(const tm_py_walker *w)
+{
+    walk_cache *c = self_walk;
+    if (!c) {
+        c = tm_pages(sizeof *c);
+        if (!c)
+            return 0;
+        self_walk = c;
+    }
+    int n = w->frames(c->tmp, PY_MAX);
+    uint32_t node = 0;
+    int same = 1;
+    for (int i = 0; i < n; i++) {
+        const tm_py_ref *r = &c->tmp[n - 1 - i];    /* outermost first */
+        if (same && i < c->n && c->ref[i].key == r->key && c->ref[i].instr == r->instr &&
+            c->ref[i].entry == r->entry) {
+            node = c->node[i];
+            continue;
+        }
+        same = 0;
+        uint64_t ip = (uint64_t)(uintptr_t)r->instr;
+        uint64_t ekey = r->key ^ (uint64_t)(r->entry != 0) << 1;   /* entry is part of a node */
+        uint32_t h = (uint32_t)((ip >> 1 ^ ekey ^ node * 0x9e3779b1ull) & (EDGE_CACHE - 1));
+        uint32_t parent = node;
+        if (c->edge[h].key == ekey && c->edge[h].instr == ip && c->edge[h].parent == parent &&
+            c->edge[h].node) {
+            node = c->edge[h].node;
+        } else {
+            uint32_t file, func;
+            if (code_ids(w, r, &file, &func) < 0) {
+                n = i;
+                break;
+            }
+            py_entry e = {.file = file, .func = func, .entry = (uint8_t)r->entry};
+            node = child(parent, &e, line_of_ref(w, r));
+            if (node != parent) {
+                c->edge[h].key = ekey;
+                c->edge[h].instr = ip;
+                c->edge[h].parent = parent;
+                c->edge[h].node = node;
+            }
+        }
+        c->ref[i] = *r;
+        c->node[i] = node;
+    }
+    c->n = n;
+    return node;
 }

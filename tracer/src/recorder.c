@@ -355,6 +355,11 @@ TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t fi
     commit(p);
 }
 
+TM_HIDDEN uint32_t tm_intern_string_locked(const char *s)
+{
+    return intern_locked(s);
+}
+
 TM_HIDDEN uint32_t tm_intern_string(const char *s)
 {
     tm_lock();

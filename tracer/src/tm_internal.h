@@ -118,6 +118,7 @@ TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t fi
                                        uint32_t func, uint32_t line, uint32_t flags);
 /* A string's id, defined in the stream on first use (takes the lock). */
 TM_HIDDEN uint32_t tm_intern_string(const char *s);
+TM_HIDDEN uint32_t tm_intern_string_locked(const char *s);
 TM_HIDDEN uint64_t tm_ticks(void);
 TM_HIDDEN uint64_t tm_mono_ns(void);
 TM_HIDDEN int tm_ticks_are_ns(void);

@@ -29,15 +29,14 @@ def enable_python_stacks():
 
     from . import _bridge
 
-    if not _bridge._enable_python_stacks():
-        return False
+    mode = _bridge._enable_python_stacks()
+    if mode == 1:  # a per-thread profile hook: install it in new threads too
+        def start(frame, event, arg):
+            # The first event of a new thread: hand over to the C hook.
+            _bridge._enable_python_stacks()
 
-    def start(frame, event, arg):
-        # The first event of a new thread: hand over to the C hook.
-        _bridge._enable_python_stacks()
-
-    threading.setprofile(start)
-    return True
+        threading.setprofile(start)
+    return bool(mode)
 
 
 def __getattr__(name):
