@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
 resolutions=101,201,401,801,1001,2001
-runs=3
+runs=2   # timing repetitions; keeps the default demo near 3 minutes here
 leaky=()
 while [ $# -gt 0 ]; do
   case "$1" in
