@@ -2,6 +2,7 @@
  * keeps the live heap and the summary counters, and stack rendering. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -28,6 +29,14 @@ int tm_usage_error(const char *command, const char *fmt, ...)
     fprintf(stderr, " (see 'tidemark %s --help')\n", command);
     va_end(ap);
     return TM_EXIT_BAD_INPUT;
+}
+
+int tm_bad_option(const char *command, char **argv)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (optopt && !(arg[0] == '-' && arg[1] == '-'))
+        return tm_usage_error(command, "option '-%c' is unknown or needs a value", optopt);
+    return tm_usage_error(command, "option '%s' is unknown or needs a value", arg);
 }
 
 const char *tm_human_bytes(uint64_t bytes, char buf[32])

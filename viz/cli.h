@@ -24,6 +24,10 @@ void tm_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tm_usage_error(const char *command, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* After getopt_long returned '?' (opterr is off): names the option that
+ * was unknown or lacked its value, returns exit 2. */
+int tm_bad_option(const char *command, char **argv);
+
 /* "512 B", "12.1 KiB", "3.40 MiB", "1.25 GiB". */
 const char *tm_human_bytes(uint64_t bytes, char buf[32]);
 /* Parses a non-negative integer option value; -1 when invalid. */

@@ -191,7 +191,7 @@ int tm_cmd_diff(int argc, char **argv)
             break;
         case 0: break;
         case 'h': fputs(diff_help, stdout); return TM_EXIT_OK;
-        default: return tm_usage_error("diff", "bad option");
+        default: return tm_bad_option("diff", argv);
         }
     }
     if (argc - optind != 2)

@@ -88,7 +88,7 @@ int tm_cmd_leaks(int argc, char **argv)
             break;
         case 0: break;
         case 'h': fputs(leaks_help, stdout); return TM_EXIT_OK;
-        default: return tm_usage_error("leaks", "bad option");
+        default: return tm_bad_option("leaks", argv);
         }
     }
     if (argc - optind != 1)

@@ -120,7 +120,7 @@ int tm_cmd_regions(int argc, char **argv)
                 return tm_usage_error("regions", "--limit wants a number, got '%s'", optarg);
             break;
         case 'h': fputs(regions_help, stdout); return TM_EXIT_OK;
-        default: return tm_usage_error("regions", "bad option");
+        default: return tm_bad_option("regions", argv);
         }
     }
     if (argc - optind != 1)

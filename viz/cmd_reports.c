@@ -65,7 +65,7 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
             *exit_code = TM_EXIT_OK;
             return -1;
         default:
-            *exit_code = tm_usage_error(cmd, "bad option");
+            *exit_code = tm_bad_option(cmd, argv);
             return -1;
         }
     }

@@ -158,7 +158,7 @@ int tm_cmd_run(int argc, char **argv)
         case 'f': follow = 1; break;
         case 'p': python = 1; break;
         case 'h': fputs(run_help, stdout); return TM_EXIT_OK;
-        default: return tm_usage_error("run", "bad option");
+        default: return tm_bad_option("run", argv);
         }
     }
     if (optind >= argc)

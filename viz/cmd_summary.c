@@ -32,7 +32,7 @@ int tm_cmd_summary(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(summary_help, stdout); return TM_EXIT_OK;
-        default: return tm_usage_error("summary", "bad option");
+        default: return tm_bad_option("summary", argv);
         }
     }
     if (argc - optind != 1)

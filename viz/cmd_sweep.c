@@ -205,7 +205,7 @@ int tm_cmd_sweep(int argc, char **argv)
         }
         case 'j': json = 1; break;
         case 'h': fputs(sweep_help, stdout); return TM_EXIT_OK;
-        default: return tm_usage_error("sweep", "bad option");
+        default: return tm_bad_option("sweep", argv);
         }
     }
     int n = argc - optind;

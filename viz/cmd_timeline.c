@@ -1,4 +1,5 @@
 /* cmd_timeline.c — `tidemark timeline TRACE -o FILE.png|svg`. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -109,7 +110,7 @@ int tm_cmd_timeline(int argc, char **argv)
         case 't': title = optarg; break;
         case 'j': json = 1; break;
         case 'h': fputs(timeline_help, stdout); return TM_EXIT_OK;
-        default: return tm_usage_error("timeline", "bad option");
+        default: return tm_bad_option("timeline", argv);
         }
     }
     if (argc - optind != 1)
@@ -119,6 +120,14 @@ int tm_cmd_timeline(int argc, char **argv)
         return tm_usage_error("timeline", "-o FILE.png or FILE.svg is required");
     if (!tm_gnuplot_terminal(out, 1400, 600, term, sizeof term))
         return tm_usage_error("timeline", "output must end in .png or .svg: %s", out);
+
+    /* A plot that cannot be written is said before the trace is read. */
+    FILE *probe = fopen(out, "a");
+    if (!probe) {
+        tm_error("cannot write %s: %s", out, strerror(errno));
+        return TM_EXIT_FAIL;
+    }
+    fclose(probe);
 
     tm_trace t;
     int rc = tm_trace_open(&t, argv[optind]);

@@ -1,4 +1,5 @@
 /* main.c — the `tidemark` command: a table of subcommands. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    opterr = 0;     /* the commands say what was wrong, in one line */
     if (argc < 2) {
         usage(stderr);
         return TM_EXIT_BAD_INPUT;

@@ -220,8 +220,29 @@ const char *tm_gnuplot_terminal(const char *out, int width, int height, char *bu
     return buf;
 }
 
+/* gnuplot's own words for the failure: the message of its
+ * '"script" line N: message' line. */
+static void gnuplot_reason(const char *log, char *out, size_t len)
+{
+    FILE *f = fopen(log, "r");
+    char line[512];
+    out[0] = '\0';
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *msg = strstr(line, "\" line ");
+        if (msg && (msg = strchr(msg, ':')))
+            snprintf(out, len, "%s", msg + 1 + (msg[1] == ' '));
+    }
+    if (f)
+        fclose(f);
+    if (!out[0])
+        snprintf(out, len, "gnuplot reported an error");
+}
+
 int tm_gnuplot(const char *script)
 {
+    char log[4200];
+    snprintf(log, sizeof log, "%s.log", script);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
@@ -231,7 +252,9 @@ int tm_gnuplot(const char *script)
     if (pid == 0) {
         /* gnuplot's chatter goes nowhere; its errors are summarized below. */
         FILE *devnull = freopen("/dev/null", "w", stdout);
+        FILE *errlog = freopen(log, "w", stderr);
         (void)devnull;
+        (void)errlog;
         execlp("gnuplot", "gnuplot", script, (char *)NULL);
         _exit(127);
     }
@@ -243,7 +266,9 @@ int tm_gnuplot(const char *script)
         return 1;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        tm_error("gnuplot failed on %s", script);
+        char why[512];
+        gnuplot_reason(log, why, sizeof why);
+        tm_error("gnuplot could not draw the plot: %s", why);
         return 1;
     }
     return 0;

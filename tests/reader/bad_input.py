@@ -95,6 +95,11 @@ for name, args, msg in [
     ("run existing output", ["run", "-o", real, "--", "true"], "exists"),
 ]:
     check(name, run(*args), 2, msg)
+check("unknown option", run("summary", "--bogus", real), 2, "option '--bogus'")
+p = run("timeline", real, "-o", "/nonexistent/dir/plot.png")
+lines = [l for l in p.stderr.splitlines() if l.strip()]
+if p.returncode != 1 or len(lines) != 1 or "cannot write" not in lines[0]:
+    failures.append(f"unwritable plot: exit {p.returncode}, stderr {lines}")
 check("run missing program", run("run", "-o", os.path.join(WORK, "x.%p.trace"), "--",
                                   "/nonexistent/prog"), 127, "/nonexistent/prog")
 
