@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libunwind-dev libdw-dev libelf-dev libzstd-dev
-  libsundials-dev libcmocka-dev gnuplot-nox
+  libsundials-dev libcmocka-dev gnuplot-nox fonts-dejavu-core
   python3 python3-dev python3-numpy python3-scipy
 )
 
