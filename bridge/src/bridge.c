@@ -25,7 +25,6 @@
 #include <string.h>
 #include <structmember.h>
 
-#include "pystacks.h"
 #include "tidemark.h"
 #include "tm_callback.h"
 
@@ -580,8 +579,6 @@ static PyMethodDef bridge_methods[] = {
     {"copy_rhs", bridge_copy_rhs, METH_NOARGS, "a trivial C right-hand side: ydot = y"},
     {"call_rhs", (PyCFunction)(void (*)(void))bridge_call_rhs, METH_FASTCALL,
      "call_rhs(c_rhs, t, y, ydot): call a C right-hand side from C"},
-    {"_enable_python_stacks", tm_enable_python_stacks, METH_NOARGS,
-     "record Python frames with allocations on this thread (under the tracer)"},
     {NULL},
 };
 

@@ -1,6 +1,7 @@
 /* pystacks.c — the interpreter profile hook behind --python-stacks.
  *
- * Installed with PyEval_SetProfile, it tells the preload about every
+ * A module of its own (tidemark._pystacks) so that enabling it at start-up
+ * does not import NumPy.  Installed with PyEval_SetProfile, it tells the preload about every
  * Python call and return (and about C functions called from Python, which
  * is how the preload knows a nested interpreter loop starts).  File and
  * function names are interned once per code object: a dict maps each code
@@ -21,7 +22,6 @@
 #define TM_HAVE_PREV_INSTR 1
 #endif
 
-#include "pystacks.h"
 
 static struct {
     void (*set_walker)(const void *);
@@ -194,7 +194,7 @@ static const struct {
 } frame_walker = {walk_frames, code_names, code_line};
 #endif
 
-PyObject *tm_enable_python_stacks(PyObject *mod, PyObject *unused)
+static PyObject *enable(PyObject *mod, PyObject *unused)
 {
 #ifdef TM_HAVE_PREV_INSTR
     /* 3.11: read the frames at allocation time; nothing to install. */
@@ -221,4 +221,24 @@ PyObject *tm_enable_python_stacks(PyObject *mod, PyObject *unused)
         return NULL;
     PyEval_SetProfile(profile, NULL);
     return PyLong_FromLong(1);
+}
+
+static PyMethodDef methods[] = {
+    {"enable", enable, METH_NOARGS,
+     "enable() -> 0 (no tracer), 1 (profile hook on this thread), 2 (frames read at "
+     "allocation time, all threads)"},
+    {NULL},
+};
+
+static struct PyModuleDef pystacks_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tidemark._pystacks",
+    .m_doc = "Python frames for the tracer (tidemark run --python-stacks)",
+    .m_size = 0,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__pystacks(void)
+{
+    return PyModuleDef_Init(&pystacks_module);
 }

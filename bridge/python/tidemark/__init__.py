@@ -15,8 +15,6 @@ tidemark.ivp (C solvers), imported on first use.
 """
 import importlib
 
-from ._bridge import mark, region
-
 __all__ = ["region", "mark", "enable_python_stacks", "bridge", "ivp"]
 
 
@@ -27,19 +25,23 @@ def enable_python_stacks():
     took effect."""
     import threading
 
-    from . import _bridge
+    from . import _pystacks
 
-    mode = _bridge._enable_python_stacks()
+    mode = _pystacks.enable()
     if mode == 1:  # a per-thread profile hook: install it in new threads too
         def start(frame, event, arg):
             # The first event of a new thread: hand over to the C hook.
-            _bridge._enable_python_stacks()
+            _pystacks.enable()
 
         threading.setprofile(start)
     return bool(mode)
 
 
 def __getattr__(name):
+    # Imported on first use: the bridge loads NumPy, which a program traced
+    # with --python-stacks should not pay for unless it uses it.
+    if name in ("region", "mark"):
+        return getattr(importlib.import_module("._bridge", __name__), name)
     if name in ("bridge", "ivp"):
         return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'tidemark' has no attribute {name!r}")
