@@ -1,9 +1,9 @@
 /* py.c — Python frames for allocations (tidemark run --python-stacks).
  *
- * Two ways in.  On CPython 3.11, tidemark._bridge registers a frame walker
+ * Two ways in.  On CPython 3.11, tidemark._pystacks registers a frame walker
  * and the recorder reads the thread's interpreter frames at each allocation
  * (bottom of this file).  Elsewhere (or with TIDEMARK_PYTHON_HOOK=1) the
- * bridge installs an interpreter profile hook that reports every Python
+ * module installs an interpreter profile hook that reports every Python
  * call and return here; each thread keeps a shadow stack of its Python
  * frames.  At an allocation the recorder asks for the Python stack:
  * the line of every frame but the innermost was fixed when it made its
@@ -198,7 +198,7 @@ EXPORT void tidemark_py_c_call(int starting)
 
 /* --- the frame-chain walker (CPython 3.11) ---------------------------------------
  *
- * Where tidemark._bridge knows the interpreter's frame layout, it registers
+ * Where tidemark._pystacks knows the interpreter's frame layout, it registers
  * a walker instead of the profile hook: at an allocation the recorder reads
  * the thread's interpreter frames directly (code, instruction, entry flag),
  * so Python calls cost nothing extra; only allocations pay, and they reuse
