@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Reporter speed: events per second and peak RSS of summary, leaks and
-regions over one large trace (the allocation-heavy workload A, ~53 M events
+"""Reporter speed: events per second and peak RSS of summary, regions,
+leaks and timeline (data + gnuplot) over one large trace (the allocation-heavy workload A, ~53 M events
 at the default size), measured in one run.
 
     /usr/bin/python3 tests/perf/reader_bench.py [--n 3000] [--build build] [--keep]
@@ -54,7 +54,8 @@ def main():
     print(f"trace: {events / 1e6:.1f} M allocation events, {size / 2**20:.1f} MiB "
           f"({size / events:.2f} bytes/event), {s['leaked_blocks']} blocks live at exit")
     print(f"{'report':10s} {'wall s':>8s} {'M events/s':>11s} {'peak RSS MiB':>13s}")
-    for report in (["summary"], ["regions"], ["leaks"]):
+    png = os.path.join(work, "timeline.png")
+    for report in (["summary"], ["regions"], ["leaks"], ["timeline", "-o", png]):
         wall, rss, _ = timed([tm, *report, "--json", trace])
         print(f"{report[0]:10s} {wall:8.2f} {events / wall / 1e6:11.1f} {rss:13.1f}")
     if a.keep:
@@ -62,6 +63,7 @@ def main():
     else:
         os.unlink(trace)
         os.unlink(script)
+        os.unlink(png)
         os.rmdir(work)
 
 
