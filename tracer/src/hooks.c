@@ -96,21 +96,30 @@ static inline void leave(void)
     tm_self.busy = 0;
 }
 
+/* errno is a call into libc (__errno_location); its address is fixed for
+ * the thread's life, so each thread looks it up once. */
+static inline int *errno_slot(void)
+{
+    if (tm_unlikely(!tm_self.errno_p))
+        tm_self.errno_p = &errno;
+    return tm_self.errno_p;
+}
+
 /* Unwinds and records an allocation, leaving errno as the real call did. */
 static void record_alloc(int fn, void *p, size_t size)
 {
-    int saved = errno;
+    int *e = errno_slot(), saved = *e;
     tm_walk *w = tm_cfg.stacks ? tm_walk_self() : NULL;
     int keep = w ? tm_unwind_walk(w) : 0;
     tm_record_alloc(fn, p, size, w, keep);
-    errno = saved;
+    *e = saved;
 }
 
 static void record_free(int op, void *p)
 {
-    int saved = errno;
+    int *e = errno_slot(), saved = *e;
     tm_record_free(op, p);
-    errno = saved;
+    *e = saved;
 }
 
 #define EXPORT __attribute__((visibility("default")))

@@ -2,14 +2,16 @@
  *
  * One global stream keeps events in the order the process performed them,
  * which is what makes cross-thread frees and address reuse exact: a free is
- * encoded before the real free runs, an allocation after the real malloc
- * returns, both under one short spinlock.  The lock never covers a call into
- * libc on the hot path: only varint encoding into the chunk being filled.
+ * recorded before the real free runs, an allocation after the real malloc
+ * returns, both under one lock (lock.c: biased, so the thread doing nearly
+ * all the work takes it with plain stores).  The lock never covers a call
+ * into libc on the hot path: an event is two or three words stored into the
+ * chunk being filled (tm_raw.h).  Encoding and compression happen on the
+ * writer thread.
  *
  * Chunks live in a ring of NSLOTS slots.  A full chunk is sealed and handed
- * to the writer thread, which writes it (and frees the slot) without taking
- * the lock.  Each chunk becomes one block in the file, numbered by its
- * sequence number, with delta state reset at its start.
+ * to the writer thread, which writes it as one block (and frees the slot)
+ * without taking the lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,85 +21,57 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_raw.h"
 #include "tm_unwind.h"
 
 #define NSLOTS 16
-#define CHUNK_PREFIX 32                 /* room for the writer's CLOCK record */
-#define CHUNK_PAYLOAD (256 * 1024)
-#define SLOT_BYTES (CHUNK_PREFIX + CHUNK_PAYLOAD)
+#define CHUNK_WORDS (32 * 1024)          /* 256 KiB of raw records */
+
+_Static_assert(CHUNK_WORDS * 8 * TM_RAW_EXPANSION + TM_RECORD_MAX <= TM_BLOCK_MAX_RAW,
+               "an encoded chunk fits in one block");
 
 enum slot_state { SLOT_FREE = 0, SLOT_FILLING, SLOT_SEALED, SLOT_WRITING };
 
 typedef struct slot {
     int state;                          /* enum slot_state, atomic */
-    uint32_t len;                       /* payload bytes once sealed */
+    uint32_t words;                     /* raw words once sealed */
 } slot;
 
 static struct {
-    int lock;
     int fd;
-    uint8_t *pool;                      /* NSLOTS * SLOT_BYTES */
+    uint64_t *pool;                     /* NSLOTS * CHUNK_WORDS */
     slot slots[NSLOTS];
     uint32_t cur;                       /* sequence number being filled */
     uint32_t sealed;                    /* chunks sealed so far (atomic) */
     uint32_t claimed;                   /* next chunk a writer may claim */
-    uint32_t pos;                       /* bytes used in the current chunk */
-    /* per-chunk delta state */
-    uint64_t prev_addr;
-    uint64_t prev_ts;
-    uint32_t last_tid;
-    uint32_t ts_count;                  /* events since the last clock read */
+    uint64_t *wpos, *wend;              /* the chunk being filled */
     uint64_t start_tick;
+    /* per-chunk state */
+    uint32_t last_tid;
+    uint32_t ts_count;                  /* events since the clock was read */
+    uint64_t last_time;                 /* ticks of the latest TIME record */
 } rec;
-
-/* --- lock --------------------------------------------------------------------- */
-
-TM_HIDDEN void tm_lock(void)
-{
-    unsigned spins = 0;
-    while (__atomic_exchange_n(&rec.lock, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&rec.lock, __ATOMIC_RELAXED)) {
-            if (++spins < 256)
-                __builtin_ia32_pause();
-            else
-                sched_yield();
-        }
-    }
-}
-
-TM_HIDDEN void tm_unlock(void)
-{
-    __atomic_store_n(&rec.lock, 0, __ATOMIC_RELEASE);
-}
-
-TM_HIDDEN int tm_trylock_spin(long spins)
-{
-    for (long i = 0; i < spins; i++) {
-        if (!__atomic_exchange_n(&rec.lock, 1, __ATOMIC_ACQUIRE))
-            return 1;
-        __builtin_ia32_pause();
-    }
-    return 0;
-}
 
 /* --- chunk ring ------------------------------------------------------------------- */
 
-static inline uint8_t *slot_base(uint32_t seq)
+static inline uint64_t *chunk_words(uint32_t seq)
 {
-    return rec.pool + (size_t)(seq % NSLOTS) * SLOT_BYTES;
+    return rec.pool + (size_t)(seq % NSLOTS) * CHUNK_WORDS;
 }
 
-static inline uint8_t *chunk_data(uint32_t seq)
+static inline void put_time(uint64_t **w, uint64_t t)
 {
-    return slot_base(seq) + CHUNK_PREFIX;
+    rec.last_time = t;
+    *(*w)++ = tm_raw(TM_RAW_TIME, t > rec.start_tick ? t - rec.start_tick : 0);
 }
 
-static void reset_delta_state(void)
+/* A fresh chunk starts with the current time, so it encodes on its own. */
+static void start_chunk(void)
 {
-    rec.pos = 0;
-    rec.prev_addr = 0;
-    rec.prev_ts = rec.start_tick;
+    rec.wpos = chunk_words(rec.cur);
+    rec.wend = rec.wpos + CHUNK_WORDS;
     rec.last_tid = 0;
+    put_time(&rec.wpos, rec.last_time);
 }
 
 /* Waits (lock held) until the next slot is free.  The writer thread frees
@@ -115,24 +89,32 @@ static void acquire_next_slot(void)
             sched_yield();
     }
     s->state = SLOT_FILLING;
-    reset_delta_state();
+    start_chunk();
 }
 
 static void seal_locked(void)
 {
+    int saved = errno; /* the futex wake-up must not show in the program */
     slot *s = &rec.slots[rec.cur % NSLOTS];
-    s->len = rec.pos;
+    s->words = (uint32_t)(rec.wpos - chunk_words(rec.cur));
     __atomic_store_n(&s->state, SLOT_SEALED, __ATOMIC_RELEASE);
     rec.cur++;
     __atomic_store_n(&rec.sealed, rec.cur, __ATOMIC_RELEASE);
     tm_writer_wake();
     acquire_next_slot();
+    errno = saved;
+}
+
+/* Holds more than the TIME record every chunk starts with. */
+static inline int chunk_has_events(void)
+{
+    return rec.wpos > chunk_words(rec.cur) + 1;
 }
 
 TM_HIDDEN void tm_seal_current(void)
 {
     tm_lock();
-    if (rec.pos)
+    if (chunk_has_events())
         seal_locked();
     tm_unlock();
 }
@@ -155,70 +137,70 @@ TM_HIDDEN int tm_write_sealed(void)
             continue;
         slot *s = &rec.slots[k % NSLOTS];
         __atomic_store_n(&s->state, SLOT_WRITING, __ATOMIC_RELAXED);
-        tm_write_block(rec.fd, k, chunk_data(k), s->len);
+        tm_write_chunk(rec.fd, k, chunk_words(k), s->words, rec.start_tick);
         __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
         written++;
     }
 }
 
-/* Returns room for `need` bytes in the current chunk, sealing it first when
+/* Room for `words` more words in the current chunk, sealing it first when
  * it is too full.  Lock held. */
-static inline uint8_t *reserve(size_t need)
+static inline uint64_t *reserve(uint32_t words)
 {
-    if (tm_unlikely(rec.pos + need > CHUNK_PAYLOAD))
+    if (tm_unlikely(rec.wpos + words > rec.wend))
         seal_locked();
-    return chunk_data(rec.cur) + rec.pos;
+    return rec.wpos;
 }
 
-static inline void commit(uint8_t *end)
+/* BYTES records: already-encoded records that need no time. */
+static inline uint8_t *bytes_begin(uint32_t max)
 {
-    rec.pos = (uint32_t)(end - chunk_data(rec.cur));
+    return (uint8_t *)(reserve(tm_raw_bytes_words(max)) + 1);
 }
 
-static inline uint8_t *put_thread(uint8_t *p, uint32_t tid)
+static inline void bytes_end(uint8_t *end)
 {
-    if (rec.last_tid != tid) {
-        *p++ = TM_OP_THREAD;
-        p = tm_put_u(p, tid);
+    uint64_t *w = rec.wpos;
+    uint32_t len = (uint32_t)(end - (uint8_t *)(w + 1));
+    *w = tm_raw(TM_RAW_BYTES, len);
+    rec.wpos = w + tm_raw_bytes_words(len);
+}
+
+/* Words an event may need before its own: THREAD and TIME. */
+#define PREAMBLE_WORDS 2
+
+static inline uint64_t *put_thread(uint64_t *w, uint32_t tid)
+{
+    if (tm_unlikely(rec.last_tid != tid)) {
+        *w++ = tm_raw(TM_OP_THREAD, tid);
         rec.last_tid = tid;
     }
-    return p;
-}
-
-static inline uint8_t *put_addr(uint8_t *p, const void *addr)
-{
-    uint64_t a = (uint64_t)(uintptr_t)addr;
-    p = tm_put_s(p, (int64_t)(a - rec.prev_addr));
-    rec.prev_addr = a;
-    return p;
-}
-
-/* Timestamps are taken under the lock, so they never go backwards. */
-static inline uint8_t *put_ts_at(uint8_t *p, uint64_t t)
-{
-    uint64_t d = t > rec.prev_ts ? t - rec.prev_ts : 0;
-    rec.prev_ts += d;
-    return tm_put_u(p, d);
+    return w;
 }
 
 /* Region, mark and RSS records: the exact time. */
-static inline uint8_t *put_ts(uint8_t *p)
+static inline uint64_t *put_time_now(uint64_t *w)
 {
     rec.ts_count = 0;
-    return put_ts_at(p, tm_ticks());
+    put_time(&w, tm_ticks());
+    return w;
 }
 
-/* Allocations and frees: reading the clock (rdtsc, ~15 ns on this kind of
- * machine) cost more than the rest of the record, so it is read every
- * TS_EVERY events; between reads an event takes the later of the previous
- * event's time and the writer thread's clock, refreshed every millisecond.
- * Times are then at most TS_EVERY events or 1 ms late, never out of order. */
+/* Allocations and frees: reading the clock (rdtsc, ~11 ns on this kind of
+ * machine) costs more than the rest of the record, so it is read every
+ * TS_EVERY events; in between an event takes the writer thread's clock,
+ * refreshed every millisecond, when that moved.  Times are then at most
+ * TS_EVERY events or 1 ms late, and never go backwards (the encoder keeps
+ * the latest). */
 #define TS_EVERY 16
-static inline uint8_t *put_ts_sampled(uint8_t *p)
+static inline uint64_t *put_time_sampled(uint64_t *w)
 {
     if (tm_unlikely(++rec.ts_count >= TS_EVERY))
-        return put_ts(p);
-    return put_ts_at(p, __atomic_load_n(&tm_clock_hint, __ATOMIC_RELAXED));
+        return put_time_now(w);
+    uint64_t hint = __atomic_load_n(&tm_clock_hint, __ATOMIC_RELAXED);
+    if (tm_unlikely(hint > rec.last_time))
+        put_time(&w, hint);
+    return w;
 }
 
 /* --- strings ------------------------------------------------------------------------ */
@@ -289,12 +271,12 @@ static int strs_alloc(uint32_t cap)
 
 static void emit_string(uint32_t id, const uint8_t *s, uint32_t len)
 {
-    uint8_t *p = reserve(1 + 10 + 10 + len);
+    uint8_t *p = bytes_begin(1 + 10 + 10 + len);
     *p++ = TM_OP_STRING;
     p = tm_put_u(p, id);
     p = tm_put_u(p, len);
     memcpy(p, s, len);
-    commit(p + len);
+    bytes_end(p + len);
 }
 
 /* Returns the id of string s, defining it in the stream on first use.
@@ -333,18 +315,18 @@ static uint32_t intern_locked(const char *s)
 
 static void emit_node(uint32_t id, uint32_t parent, uint64_t ip)
 {
-    uint8_t *p = reserve(1 + 3 * 10);
+    uint8_t *p = bytes_begin(1 + 3 * 10);
     *p++ = TM_OP_STACK_NODE;
     p = tm_put_u(p, id);
     p = tm_put_u(p, parent);
     p = tm_put_u(p, ip);
-    commit(p);
+    bytes_end(p);
 }
 
 TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t file,
                                        uint32_t func, uint32_t line, uint32_t flags)
 {
-    uint8_t *p = reserve(TM_RECORD_MAX);
+    uint8_t *p = bytes_begin(1 + 6 * 10);
     *p++ = TM_OP_PY_FRAME;
     p = tm_put_u(p, id);
     p = tm_put_u(p, parent);
@@ -352,7 +334,7 @@ TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t fi
     p = tm_put_u(p, func);
     p = tm_put_u(p, line);
     p = tm_put_u(p, flags);
-    commit(p);
+    bytes_end(p);
 }
 
 TM_HIDDEN uint32_t tm_intern_string_locked(const char *s)
@@ -370,52 +352,42 @@ TM_HIDDEN uint32_t tm_intern_string(const char *s)
 
 TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep)
 {
-    uint32_t tid = tm_gettid();
     tm_lock();
     uint32_t stack = walk ? tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node) : 0;
     uint32_t py = tm_py_stack_locked();
-    uint8_t *p = reserve(TM_RECORD_MAX);
-    p = put_thread(p, tid);
-    if (py) {
-        *p++ = TM_OP_PY_STACK;
-        p = tm_put_u(p, py);
-    }
-    *p++ = (uint8_t)(TM_OP_ALLOC | fn);
-    p = tm_put_u(p, size);
-    p = put_addr(p, ptr);
-    p = put_ts_sampled(p);
-    p = tm_put_u(p, stack);
-    commit(p);
+    uint64_t *w = reserve(PREAMBLE_WORDS + 3);
+    w = put_thread(w, tm_self.tid);
+    w = put_time_sampled(w);
+    w[0] = tm_raw(TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
+    w[1] = size;
+    w[2] = stack | (uint64_t)py << 32;
+    rec.wpos = w + 3;
     tm_unlock();
 }
 
 TM_HIDDEN void tm_record_free(int op, const void *ptr)
 {
-    uint32_t tid = tm_gettid();
     tm_lock();
-    uint8_t *p = reserve(TM_RECORD_MAX);
-    p = put_thread(p, tid);
-    *p++ = (uint8_t)op;
-    p = put_addr(p, ptr);
-    p = put_ts_sampled(p);
-    commit(p);
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_thread(w, tm_self.tid);
+    w = put_time_sampled(w);
+    *w++ = tm_raw((unsigned)op, (uintptr_t)ptr);
+    rec.wpos = w;
     tm_unlock();
 }
 
 static void emit_region_begin(uint32_t name, uint64_t inv)
 {
-    uint8_t *p = reserve(TM_RECORD_MAX);
-    p = put_thread(p, tm_self.tid);
-    *p++ = TM_OP_REGION_BEGIN;
-    p = tm_put_u(p, name);
-    p = tm_put_u(p, inv);
-    p = put_ts(p);
-    commit(p);
+    uint64_t *w = reserve(PREAMBLE_WORDS + 2);
+    w = put_thread(w, tm_self.tid);
+    w = put_time_now(w);
+    w[0] = tm_raw(TM_OP_REGION_BEGIN, name);
+    w[1] = inv;
+    rec.wpos = w + 2;
 }
 
 TM_HIDDEN void tm_record_region_begin(const char *name)
 {
-    tm_gettid();
     tm_lock();
     uint32_t id = intern_locked(name);
     uint64_t inv = ++strs.invocations[id];
@@ -433,56 +405,52 @@ TM_HIDDEN void tm_record_region_end(void)
     if (tm_self.region_depth == 0)
         return; /* unbalanced end: nothing to close */
     tm_self.region_depth--;
-    uint32_t tid = tm_gettid();
     tm_lock();
-    uint8_t *p = reserve(TM_RECORD_MAX);
-    p = put_thread(p, tid);
-    *p++ = TM_OP_REGION_END;
-    p = put_ts(p);
-    commit(p);
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_thread(w, tm_self.tid);
+    w = put_time_now(w);
+    *w++ = tm_raw(TM_OP_REGION_END, 0);
+    rec.wpos = w;
     tm_unlock();
 }
 
 TM_HIDDEN void tm_record_mark(const char *label)
 {
-    uint32_t tid = tm_gettid();
     tm_lock();
     uint32_t id = intern_locked(label);
-    uint8_t *p = reserve(TM_RECORD_MAX);
-    p = put_thread(p, tid);
-    *p++ = TM_OP_MARK;
-    p = tm_put_u(p, id);
-    p = put_ts(p);
-    commit(p);
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_thread(w, tm_self.tid);
+    w = put_time_now(w);
+    *w++ = tm_raw(TM_OP_MARK, id);
+    rec.wpos = w;
     tm_unlock();
 }
 
 TM_HIDDEN void tm_record_rss(uint64_t bytes)
 {
     tm_lock();
-    uint8_t *p = reserve(TM_RECORD_MAX);
-    *p++ = TM_OP_RSS;
-    p = tm_put_u(p, bytes);
-    p = put_ts(p);
-    commit(p);
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_time_now(w);
+    *w++ = tm_raw(TM_OP_RSS, bytes);
+    rec.wpos = w;
     tm_unlock();
 }
 
 /* Lock held by the caller (tm_finish or the crash path). */
 TM_HIDDEN void tm_record_end(int reason)
 {
-    uint8_t *p = reserve(TM_RECORD_MAX);
+    uint8_t *p = bytes_begin(1 + 10);
     *p++ = TM_OP_END;
     p = tm_put_u(p, (uint64_t)reason);
-    commit(p);
+    bytes_end(p);
     seal_locked();
 }
 
 TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len)
 {
-    uint8_t *p = reserve(len);
+    uint8_t *p = bytes_begin((uint32_t)len);
     memcpy(p, data, len);
-    commit(p + len);
+    bytes_end(p + len);
 }
 
 TM_HIDDEN void tm_reemit_tables_locked(void)
@@ -540,15 +508,17 @@ static void reset_ring(void)
     memset(rec.slots, 0, sizeof rec.slots);
     rec.cur = rec.sealed = rec.claimed = 0;
     rec.slots[0].state = SLOT_FILLING;
-    rec.start_tick = tm_ticks();
-    reset_delta_state();
+    rec.start_tick = rec.last_time = tm_ticks();
+    rec.ts_count = 0;
+    start_chunk();
+    tm_lock_init(tm_gettid());
 }
 
 TM_HIDDEN int tm_recorder_init(int fd, pid_t pid)
 {
-    rec.pool = tm_pages((size_t)NSLOTS * SLOT_BYTES);
+    rec.pool = tm_pages((size_t)NSLOTS * CHUNK_WORDS * sizeof *rec.pool);
     strs.bytes = tm_pages(STR_BYTES_MAX);
-    if (!rec.pool || !strs.bytes || strs_alloc(1024) < 0)
+    if (!rec.pool || !strs.bytes || strs_alloc(1024) < 0 || tm_writer_init() < 0)
         return -ENOMEM;
     rec.fd = fd;
     reset_ring();

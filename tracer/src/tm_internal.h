@@ -1,9 +1,10 @@
 /* tm_internal.h — shared internals of libtidemark.so.
  *
  * Phases (STYLE.md): hooks.c is the thin interposition layer; recorder.c
- * owns the event stream (one lock-protected chunk being filled, a ring of
- * sealed chunks); writer.c moves sealed chunks to the file from its own
- * thread and samples RSS; stacks.c unwinds and interns stacks; modules.c
+ * owns the event stream (one lock-protected chunk of raw records being
+ * filled, a ring of sealed chunks; lock.c is the lock); writer.c encodes
+ * (encode.c), compresses and writes sealed chunks from its own thread and
+ * samples RSS; unwind.c and stacks.c walk and intern stacks; modules.c
  * describes the module map; lifecycle.c starts, forks and stops it all.
  *
  * Nothing here may call malloc or stdio.  Errors surface as one capped
@@ -72,6 +73,8 @@ extern TM_HIDDEN tm_config tm_cfg;
 typedef struct tm_thread {
     int busy;                 /* inside the tracer: hooks pass through */
     uint32_t tid;             /* cached gettid(), 0 = not yet known */
+    int lock_held;            /* how this thread holds the recorder lock (lock.c) */
+    int *errno_p;             /* &errno, cached (hooks.c) */
     int region_depth;         /* may exceed TM_MAX_REGION_DEPTH */
     uint32_t region_name[TM_MAX_REGION_DEPTH];
     uint64_t region_inv[TM_MAX_REGION_DEPTH];
@@ -132,10 +135,19 @@ TM_HIDDEN void tm_clock_refresh(void);
 TM_HIDDEN int tm_recorder_init(int fd, pid_t pid);
 /* Child side of fork with --follow-fork: new file, same tables. */
 TM_HIDDEN int tm_recorder_reopen(int fd, pid_t pid);
+
+/* --- lock.c ---------------------------------------------------------------- */
+
+/* Unlocked, biased towards thread `owner` when membarrier is available.
+ * Also the fork child's reset. */
+TM_HIDDEN void tm_lock_init(uint32_t owner);
 TM_HIDDEN void tm_lock(void);
 TM_HIDDEN void tm_unlock(void);
 /* Bounded attempt for crash paths; returns 1 when the lock is held. */
 TM_HIDDEN int tm_trylock_spin(long spins);
+/* The calling thread (the writer) takes the lock on a schedule: its
+ * revocations of the bias are expected and never drop it. */
+TM_HIDDEN void tm_lock_exempt_self(void);
 
 /* walk: the thread's stack walk (NULL = no stack), keep: its unchanged
  * outer frames (tm_unwind_walk). */
@@ -169,8 +181,12 @@ TM_HIDDEN void tm_writer_stop(void);
 TM_HIDDEN void tm_writer_wake(void);
 TM_HIDDEN int tm_writer_running(void);
 TM_HIDDEN void tm_writer_forget(void); /* fork child: the thread is gone */
-/* Writes one block (header + clock record + payload) to fd. */
-TM_HIDDEN int tm_write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len);
+/* Allocates the encoding buffer shared by threads other than the writer. */
+TM_HIDDEN int tm_writer_init(void);
+/* Encodes one chunk of raw records (tm_raw.h) and writes it to fd as block
+ * seq: header, clock record, records; compressed on the writer thread. */
+TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32_t n,
+                             uint64_t start_tick);
 
 /* --- stacks.c, unwind.c ----------------------------------------------------- */
 

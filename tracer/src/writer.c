@@ -1,6 +1,7 @@
-/* writer.c — the tracer's own thread: writes sealed chunks to the file,
- * seals a partly filled chunk every FLUSH_MS so a killed process leaves a
- * readable trace, and samples RSS every TIDEMARK_RSS_INTERVAL_MS.
+/* writer.c — the tracer's own thread: encodes, compresses and writes sealed
+ * chunks to the file, seals a partly filled chunk every FLUSH_MS so a killed
+ * process leaves a readable trace, and samples RSS every
+ * TIDEMARK_RSS_INTERVAL_MS.
  *
  * It is the only thread that normally writes the trace; producers wake it
  * with a futex when they seal a chunk.
@@ -19,18 +20,28 @@
 #include <zstd.h>
 
 #include "tm_internal.h"
+#include "tm_raw.h"
 
 #define FLUSH_MS 100
 /* How often the coarse clock (tm_clock_hint) is refreshed. */
 #define CLOCK_REFRESH_MS 1
 
 /* Compression happens only on the writer thread (zstd allocates its
- * context once); crash and fork paths write raw blocks. */
+ * context once); crash and fork paths write uncompressed blocks. */
 #define ZSTD_LEVEL 1
 static TM_TLS ZSTD_CCtx *zctx;
 static TM_TLS uint8_t *zbuf;
 static TM_TLS size_t zcap;
 static TM_TLS int compress_here;
+
+/* Encoded records go after room for the block's CLOCK record.  The writer
+ * thread has its own buffer; other threads (no writer yet, exit, crash)
+ * share the spare one. */
+#define CLOCK_ROOM 32
+#define ENC_BYTES (CLOCK_ROOM + TM_BLOCK_MAX_RAW)
+static TM_TLS uint8_t *enc_own;
+static uint8_t *enc_spare;
+static int enc_spare_lock;
 
 static struct {
     pthread_t thread;
@@ -40,7 +51,7 @@ static struct {
     int statm_fd;
 } wr = {.statm_fd = -1};
 
-TM_HIDDEN int tm_write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len)
+static int write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len)
 {
     /* The CLOCK record goes in the room reserved before the payload, so
      * the reader sees the tick->ns pair taken after every event of the
@@ -94,6 +105,39 @@ TM_HIDDEN int tm_write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t le
     return 0;
 }
 
+TM_HIDDEN int tm_writer_init(void)
+{
+    if (!enc_spare)
+        enc_spare = tm_pages(ENC_BYTES);
+    return enc_spare ? 0 : -ENOMEM;
+}
+
+TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32_t n,
+                             uint64_t start_tick)
+{
+    uint8_t *buf = enc_own;
+    int spare = !buf;
+    if (spare) {
+        /* Bounded: a thread that crashed while encoding must not hang in
+         * its own signal handler. */
+        long i = 0;
+        while (__atomic_exchange_n(&enc_spare_lock, 1, __ATOMIC_ACQUIRE))
+            if (++i > 100000000)
+                return -EDEADLK;
+        buf = enc_spare;
+        if (!buf) {
+            __atomic_store_n(&enc_spare_lock, 0, __ATOMIC_RELEASE);
+            return -ENOMEM;
+        }
+    }
+    uint8_t *payload = buf + CLOCK_ROOM;
+    uint8_t *end = tm_encode_chunk(words, words + n, start_tick, payload);
+    int rc = end ? write_block(fd, seq, payload, (uint32_t)(end - payload)) : -EINVAL;
+    if (spare)
+        __atomic_store_n(&enc_spare_lock, 0, __ATOMIC_RELEASE);
+    return rc;
+}
+
 static uint64_t read_rss(void)
 {
     char buf[128];
@@ -116,6 +160,8 @@ static uint64_t read_rss(void)
 static void *writer_main(void *arg)
 {
     tm_self.busy = 1; /* nothing this thread does is traced */
+    tm_lock_exempt_self();
+    enc_own = tm_pages(ENC_BYTES);
     zcap = ZSTD_compressBound(TM_BLOCK_MAX_RAW);
     zbuf = tm_pages(zcap);
     zctx = ZSTD_createCCtx();
@@ -156,6 +202,9 @@ static void *writer_main(void *arg)
     if (zbuf)
         tm_pages_free(zbuf, zcap);
     zbuf = NULL;
+    if (enc_own)
+        tm_pages_free(enc_own, ENC_BYTES);
+    enc_own = NULL;
     return NULL;
 }
 

@@ -1,0 +1,73 @@
+/* tm_raw.h — the in-memory form of events, between the recorder and the
+ * writer thread.
+ *
+ * On the hot path an event is a few 64-bit words stored into the chunk being
+ * filled; the writer thread turns each sealed chunk into trace records
+ * (varints, address and time deltas; docs/trace-format.md) and compresses
+ * them, on its own core.  A raw record starts with one word whose top byte
+ * is the opcode and whose low 56 bits are its first operand:
+ *
+ *   ALLOC|fn      [op|addr] [size] [stack | py stack << 32]
+ *   FREE, REALLOC_FREE, REALLOC_FAIL        [op|addr]
+ *   THREAD        [op|tid]
+ *   REGION_BEGIN  [op|name] [invocation]
+ *   REGION_END    [op]
+ *   MARK          [op|label]
+ *   RSS           [op|bytes]
+ *   TIME          [op|ticks since the file header's start_tick]
+ *   BYTES         [op|len] then len bytes of encoded records, padded to a word
+ *
+ * Events take the latest TIME before them; records that need no time
+ * (strings, stack nodes, the module map, END) travel as BYTES.  Every chunk
+ * starts with a TIME record, so chunks encode independently.
+ *
+ * Addresses from malloc fit in 56 bits on x86-64 (user space is below 2^47,
+ * 2^56 with five-level paging).
+ */
+#ifndef TM_RAW_H
+#define TM_RAW_H
+
+#include <stdint.h>
+
+#include "tm_format.h"
+
+enum tm_raw_op {
+    TM_RAW_TIME = 0x01,
+    TM_RAW_BYTES = 0x02,
+    /* every other raw opcode is the trace opcode itself (enum tm_op) */
+};
+
+#define TM_RAW_ARG_MASK ((UINT64_C(1) << 56) - 1)
+
+static inline uint64_t tm_raw(unsigned op, uint64_t arg)
+{
+    return (uint64_t)op << 56 | (arg & TM_RAW_ARG_MASK);
+}
+
+static inline unsigned tm_raw_op(uint64_t w)
+{
+    return (unsigned)(w >> 56);
+}
+
+static inline uint64_t tm_raw_arg(uint64_t w)
+{
+    return w & TM_RAW_ARG_MASK;
+}
+
+/* Words a BYTES record of len bytes takes, header included. */
+static inline uint32_t tm_raw_bytes_words(uint32_t len)
+{
+    return 1 + (len + 7) / 8;
+}
+
+/* Most encoded bytes one raw word can turn into: a FREE (one word) becomes
+ * opcode + address delta + time delta, up to 21 bytes. */
+#define TM_RAW_EXPANSION 3
+
+/* Encodes the raw records [w, end) of one chunk into trace records at out
+ * (room for TM_RAW_EXPANSION bytes per raw byte).  Returns the end of the
+ * output, or NULL when the chunk is malformed. */
+uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_tick,
+                         uint8_t *out);
+
+#endif
