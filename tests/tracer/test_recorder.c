@@ -1,8 +1,10 @@
 /* Unit tests of the recorder core (no preload): stack trie, output path,
- * LD_PRELOAD scrubbing, and the blocks the recorder writes. */
+ * LD_PRELOAD scrubbing, the blocks the recorder writes, the raw-record
+ * encoder and the biased lock. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tm_internal.h"
+#include "tm_raw.h"
 #include "tm_unwind.h"
 
 /* --- stack trie ------------------------------------------------------------ */
@@ -230,6 +233,143 @@ static void test_recorder_writes_checked_blocks(void **state)
     free(buf);
 }
 
+/* --- raw records -> trace records ------------------------------------------------------ */
+
+static void expect_u(const uint8_t **p, const uint8_t *end, uint64_t want)
+{
+    uint64_t v = 0;
+    assert_int_equal(tm_get_u(p, end, &v), 0);
+    assert_int_equal(v, want);
+}
+
+static void expect_s(const uint8_t **p, const uint8_t *end, int64_t want)
+{
+    uint64_t v = 0;
+    assert_int_equal(tm_get_u(p, end, &v), 0);
+    assert_int_equal(tm_unzigzag(v), want);
+}
+
+static void test_encode_chunk_exact(void **state)
+{
+    const uint64_t start = 1000;
+    uint64_t raw[] = {
+        tm_raw(TM_RAW_TIME, 100),
+        tm_raw(TM_OP_THREAD, 7),
+        tm_raw(TM_OP_ALLOC | TM_FN_CALLOC, 0x7f0000001000), 48, 5 | (uint64_t)9 << 32,
+        tm_raw(TM_RAW_TIME, 150),
+        tm_raw(TM_OP_FREE, 0x7f0000000ff0),
+        tm_raw(TM_RAW_TIME, 90), /* an older clock value: time stays */
+        tm_raw(TM_OP_REGION_BEGIN, 3), 2,
+        tm_raw(TM_OP_RSS, 1 << 20),
+        tm_raw(TM_RAW_BYTES, 3), 0x636261, /* "abc", padded */
+        tm_raw(TM_OP_REGION_END, 0),
+    };
+    uint8_t out[sizeof raw * TM_RAW_EXPANSION];
+    uint8_t *end = tm_encode_chunk(raw, raw + sizeof raw / sizeof raw[0], start, out);
+    assert_non_null(end);
+    const uint8_t *p = out;
+    assert_int_equal(*p++, TM_OP_THREAD);
+    expect_u(&p, end, 7);
+    assert_int_equal(*p++, TM_OP_PY_STACK);
+    expect_u(&p, end, 9);
+    assert_int_equal(*p++, TM_OP_ALLOC | TM_FN_CALLOC);
+    expect_u(&p, end, 48);
+    expect_s(&p, end, 0x7f0000001000);
+    expect_u(&p, end, 100); /* from start_tick */
+    expect_u(&p, end, 5);
+    assert_int_equal(*p++, TM_OP_FREE);
+    expect_s(&p, end, -0x10);
+    expect_u(&p, end, 50);
+    assert_int_equal(*p++, TM_OP_REGION_BEGIN);
+    expect_u(&p, end, 3);
+    expect_u(&p, end, 2);
+    expect_u(&p, end, 0);
+    assert_int_equal(*p++, TM_OP_RSS);
+    expect_u(&p, end, 1 << 20);
+    expect_u(&p, end, 0);
+    assert_memory_equal(p, "abc", 3);
+    p += 3;
+    assert_int_equal(*p++, TM_OP_REGION_END);
+    expect_u(&p, end, 0);
+    assert_ptr_equal(p, end);
+}
+
+static void test_encode_chunk_rejects_malformed(void **state)
+{
+    uint8_t out[256];
+    uint64_t cut_alloc[] = {tm_raw(TM_OP_ALLOC, 0x1000), 16};
+    assert_null(tm_encode_chunk(cut_alloc, cut_alloc + 2, 0, out));
+    uint64_t cut_bytes[] = {tm_raw(TM_RAW_BYTES, 20), 0};
+    assert_null(tm_encode_chunk(cut_bytes, cut_bytes + 2, 0, out));
+    uint64_t unknown[] = {tm_raw(0x7e, 0)};
+    assert_null(tm_encode_chunk(unknown, unknown + 1, 0, out));
+    uint64_t cut_region[] = {tm_raw(TM_OP_REGION_BEGIN, 1)};
+    assert_null(tm_encode_chunk(cut_region, cut_region + 1, 0, out));
+}
+
+/* --- the biased lock ---------------------------------------------------------------------- */
+
+#define LOCK_ROUNDS 5000
+static volatile long shared_count;
+static int others_running;
+
+/* One locked increment, made slow so two threads inside at once would
+ * lose updates. */
+static void locked_increment(void)
+{
+    tm_lock();
+    long v = shared_count;
+    for (int k = 0; k < 50; k++)
+        __builtin_ia32_pause();
+    shared_count = v + 1;
+    tm_unlock();
+}
+
+static void *exempt_counter(void *arg)
+{
+    tm_lock_exempt_self(); /* its revocations never drop the bias */
+    for (int i = 0; i < LOCK_ROUNDS; i++)
+        locked_increment();
+    __atomic_sub_fetch(&others_running, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *plain_counter(void *arg)
+{
+    for (int i = 0; i < LOCK_ROUNDS; i++)
+        locked_increment();
+    __atomic_sub_fetch(&others_running, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void run_counters(void *(*other)(void *), int others)
+{
+    pthread_t t[4];
+    shared_count = 0;
+    others_running = others;
+    for (int i = 0; i < others; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, other, NULL), 0);
+    /* The owner, on its fast path, for as long as the others run. */
+    long mine = 0;
+    while (__atomic_load_n(&others_running, __ATOMIC_ACQUIRE) > 0 || mine < LOCK_ROUNDS) {
+        locked_increment();
+        mine++;
+    }
+    for (int i = 0; i < others; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(shared_count, mine + (long)LOCK_ROUNDS * others);
+}
+
+static void test_biased_lock_excludes(void **state)
+{
+    /* Every acquisition by the other thread revokes the owner's bias. */
+    tm_lock_init(tm_gettid());
+    run_counters(exempt_counter, 1);
+    /* Application threads: the bias is revoked, then dropped for good. */
+    tm_lock_init(tm_gettid());
+    run_counters(plain_counter, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +378,9 @@ int main(void)
         cmocka_unit_test(test_output_path),
         cmocka_unit_test(test_env_drop_preload),
         cmocka_unit_test(test_recorder_writes_checked_blocks),
+        cmocka_unit_test(test_encode_chunk_exact),
+        cmocka_unit_test(test_encode_chunk_rejects_malformed),
+        cmocka_unit_test(test_biased_lock_excludes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
