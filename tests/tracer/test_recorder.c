@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tm_internal.h"
+#include "tm_lock.h"
 #include "tm_raw.h"
 #include "tm_unwind.h"
 

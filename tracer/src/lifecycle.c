@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_lock.h"
 
 static int trace_fd = -1;
 static int constructed;

@@ -22,25 +22,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "tm_internal.h"
+#include "tm_lock.h"
 
-#define NO_OWNER UINT32_MAX   /* matches no thread id */
 /* Revocations by application threads (not the tracer's own writer) after
  * which the bias is dropped. */
 #define MAX_REVOKES 64
 
-enum { HELD_NONE = 0, HELD_FAST, HELD_SPIN, HELD_REVOKED };
-
-static struct {
-    /* The owner's line: read by the owner on every entry. */
-    _Alignas(64) uint32_t owner;
-    int owner_in;             /* written by the owner only */
-    int revoke;               /* raised by a spinlock holder */
-    /* Everyone else's line. */
-    _Alignas(64) int spin;
-    uint32_t revokes;
-    uint32_t exempt;          /* the writer thread's tid: its revokes are expected */
-} lk = {.owner = NO_OWNER};
+TM_HIDDEN tm_lock_state tm_lk = {.owner = TM_NO_OWNER};
 
 static int barrier_all(void)
 {
@@ -49,29 +37,29 @@ static int barrier_all(void)
 
 TM_HIDDEN void tm_lock_init(uint32_t owner)
 {
-    lk.spin = 0;
-    lk.owner_in = 0;
-    lk.revoke = 0;
-    lk.revokes = 0;
-    lk.exempt = 0;
-    tm_self.lock_held = HELD_NONE;
+    tm_lk.spin = 0;
+    tm_lk.owner_in = 0;
+    tm_lk.revoke = 0;
+    tm_lk.revokes = 0;
+    tm_lk.exempt = 0;
+    tm_self.lock_held = TM_HELD_NONE;
     int saved = errno;
     int ok = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
              barrier_all() == 0;
     errno = saved;
-    __atomic_store_n(&lk.owner, ok ? owner : NO_OWNER, __ATOMIC_RELEASE);
+    __atomic_store_n(&tm_lk.owner, ok ? owner : TM_NO_OWNER, __ATOMIC_RELEASE);
 }
 
 TM_HIDDEN void tm_lock_exempt_self(void)
 {
-    lk.exempt = tm_gettid();
+    tm_lk.exempt = tm_gettid();
 }
 
 static inline void spin_acquire(void)
 {
     unsigned spins = 0;
-    while (__atomic_exchange_n(&lk.spin, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&lk.spin, __ATOMIC_RELAXED)) {
+    while (__atomic_exchange_n(&tm_lk.spin, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&tm_lk.spin, __ATOMIC_RELAXED)) {
             if (++spins < 256)
                 __builtin_ia32_pause();
             else
@@ -84,11 +72,11 @@ static inline void spin_acquire(void)
  * leave within `spins` (crash paths only; others wait for good). */
 static int revoke_owner(uint32_t me, long spins)
 {
-    __atomic_store_n(&lk.revoke, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&tm_lk.revoke, 1, __ATOMIC_RELAXED);
     int saved = errno;
     barrier_all();
     errno = saved;
-    for (long i = 0; __atomic_load_n(&lk.owner_in, __ATOMIC_ACQUIRE); i++) {
+    for (long i = 0; __atomic_load_n(&tm_lk.owner_in, __ATOMIC_ACQUIRE); i++) {
         if (spins >= 0 && i >= spins)
             return 0;
         if (i < 256)
@@ -96,77 +84,54 @@ static int revoke_owner(uint32_t me, long spins)
         else
             sched_yield();
     }
-    if (me != lk.exempt && ++lk.revokes >= MAX_REVOKES) {
+    if (me != tm_lk.exempt && ++tm_lk.revokes >= MAX_REVOKES) {
         /* Contended for real: no more bias.  revoke stays raised, so an
          * owner that read the old owner field still backs off. */
-        __atomic_store_n(&lk.owner, NO_OWNER, __ATOMIC_RELEASE);
-        tm_self.lock_held = HELD_SPIN;
+        __atomic_store_n(&tm_lk.owner, TM_NO_OWNER, __ATOMIC_RELEASE);
+        tm_self.lock_held = TM_HELD_SPIN;
     } else {
-        tm_self.lock_held = HELD_REVOKED;
+        tm_self.lock_held = TM_HELD_REVOKED;
     }
     return 1;
 }
 
-static void lock_slow(uint32_t me)
+TM_HIDDEN void tm_lock_slow(uint32_t me)
 {
     spin_acquire();
-    uint32_t owner = __atomic_load_n(&lk.owner, __ATOMIC_ACQUIRE);
-    if (owner != me && owner != NO_OWNER) {
+    uint32_t owner = __atomic_load_n(&tm_lk.owner, __ATOMIC_ACQUIRE);
+    if (owner != me && owner != TM_NO_OWNER) {
         revoke_owner(me, -1);
         return;
     }
-    tm_self.lock_held = HELD_SPIN;
+    tm_self.lock_held = TM_HELD_SPIN;
 }
 
-TM_HIDDEN void tm_lock(void)
+TM_HIDDEN void tm_unlock_slow(int held)
 {
-    uint32_t me = tm_gettid();
-    if (tm_likely(__atomic_load_n(&lk.owner, __ATOMIC_RELAXED) == me)) {
-        __atomic_store_n(&lk.owner_in, 1, __ATOMIC_RELAXED);
-        /* The compiler must not sink the store below the load; the CPU's
-         * side of the ordering comes from the revoker's membarrier. */
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (tm_likely(!__atomic_load_n(&lk.revoke, __ATOMIC_ACQUIRE))) {
-            tm_self.lock_held = HELD_FAST;
-            return;
-        }
-        __atomic_store_n(&lk.owner_in, 0, __ATOMIC_RELEASE);
-    }
-    lock_slow(me);
-}
-
-TM_HIDDEN void tm_unlock(void)
-{
-    int held = tm_self.lock_held;
-    tm_self.lock_held = HELD_NONE;
-    if (tm_likely(held == HELD_FAST)) {
-        __atomic_store_n(&lk.owner_in, 0, __ATOMIC_RELEASE);
-        return;
-    }
-    if (held == HELD_REVOKED)
-        __atomic_store_n(&lk.revoke, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&lk.spin, 0, __ATOMIC_RELEASE);
+    if (held == TM_HELD_REVOKED)
+        __atomic_store_n(&tm_lk.revoke, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&tm_lk.spin, 0, __ATOMIC_RELEASE);
 }
 
 TM_HIDDEN int tm_trylock_spin(long spins)
 {
     uint32_t me = tm_gettid();
-    if (__atomic_load_n(&lk.owner, __ATOMIC_RELAXED) == me &&
-        __atomic_load_n(&lk.owner_in, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) == me &&
+        __atomic_load_n(&tm_lk.owner_in, __ATOMIC_RELAXED))
         return 0; /* this thread stopped inside the recorder */
     for (long i = 0; i < spins; i++) {
-        if (!__atomic_exchange_n(&lk.spin, 1, __ATOMIC_ACQUIRE)) {
-            uint32_t owner = __atomic_load_n(&lk.owner, __ATOMIC_ACQUIRE);
-            if (owner == me || owner == NO_OWNER) {
-                tm_self.lock_held = HELD_SPIN;
+        if (!__atomic_exchange_n(&tm_lk.spin, 1, __ATOMIC_ACQUIRE)) {
+            uint32_t owner = __atomic_load_n(&tm_lk.owner, __ATOMIC_ACQUIRE);
+            if (owner == me || owner == TM_NO_OWNER) {
+                tm_self.lock_held = TM_HELD_SPIN;
                 return 1;
             }
             if (revoke_owner(me, spins))
                 return 1;
             /* The owner is stuck inside (it crashed there, or is stopped):
              * go on without it, as the caller would after a failed try. */
-            __atomic_store_n(&lk.revoke, 0, __ATOMIC_RELEASE);
-            __atomic_store_n(&lk.spin, 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&tm_lk.revoke, 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&tm_lk.spin, 0, __ATOMIC_RELEASE);
             return 0;
         }
         __builtin_ia32_pause();

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_lock.h"
 
 #define SCRATCH_BYTES (4u << 20)
 #define MAX_MODULES 8192

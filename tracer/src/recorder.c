@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_lock.h"
 #include "tm_raw.h"
 #include "tm_unwind.h"
 
@@ -44,6 +45,7 @@ static struct {
     uint32_t cur;                       /* sequence number being filled */
     uint32_t sealed;                    /* chunks sealed so far (atomic) */
     uint32_t claimed;                   /* next chunk a writer may claim */
+    uint32_t written;                   /* next chunk to go to the file */
     uint64_t *wpos, *wend;              /* the chunk being filled */
     uint64_t start_tick;
     /* per-chunk state */
@@ -75,13 +77,17 @@ static void start_chunk(void)
 }
 
 /* Waits (lock held) until the next slot is free.  The writer thread frees
- * slots without the lock; without a writer we write them ourselves. */
+ * slots without the lock.  Without a writer, on the writer itself (its RSS
+ * record filled the chunk) or when the writer has fallen far behind, this
+ * thread writes sealed chunks itself: nothing may wait for a writer that
+ * cannot make progress. */
+#define HELP_AFTER_YIELDS 1000
 static void acquire_next_slot(void)
 {
     slot *s = &rec.slots[rec.cur % NSLOTS];
     unsigned spins = 0;
     while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_FREE) {
-        if (!tm_writer_running())
+        if (!tm_writer_running() || tm_on_writer_thread() || spins > 64 + HELP_AFTER_YIELDS)
             tm_write_sealed();
         else if (++spins < 64)
             __builtin_ia32_pause();
@@ -111,12 +117,18 @@ static inline int chunk_has_events(void)
     return rec.wpos > chunk_words(rec.cur) + 1;
 }
 
-TM_HIDDEN void tm_seal_current(void)
+/* The writer's periodic work never waits for the lock: its holder may be
+ * waiting for the writer to free a slot.  0 when the lock was busy. */
+#define WRITER_LOCK_SPINS 20000
+
+TM_HIDDEN int tm_try_seal_current(void)
 {
-    tm_lock();
+    if (!tm_trylock_spin(WRITER_LOCK_SPINS))
+        return 0;
     if (chunk_has_events())
         seal_locked();
     tm_unlock();
+    return 1;
 }
 
 TM_HIDDEN int tm_has_sealed(void)
@@ -137,7 +149,7 @@ TM_HIDDEN int tm_write_sealed(void)
             continue;
         slot *s = &rec.slots[k % NSLOTS];
         __atomic_store_n(&s->state, SLOT_WRITING, __ATOMIC_RELAXED);
-        tm_write_chunk(rec.fd, k, chunk_words(k), s->words, rec.start_tick);
+        tm_write_chunk(rec.fd, k, chunk_words(k), s->words, rec.start_tick, &rec.written);
         __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
         written++;
     }
@@ -426,14 +438,16 @@ TM_HIDDEN void tm_record_mark(const char *label)
     tm_unlock();
 }
 
-TM_HIDDEN void tm_record_rss(uint64_t bytes)
+TM_HIDDEN int tm_try_record_rss(uint64_t bytes)
 {
-    tm_lock();
+    if (!tm_trylock_spin(WRITER_LOCK_SPINS))
+        return 0;
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
     w = put_time_now(w);
     *w++ = tm_raw(TM_OP_RSS, bytes);
     rec.wpos = w;
     tm_unlock();
+    return 1;
 }
 
 /* Lock held by the caller (tm_finish or the crash path). */
@@ -506,7 +520,7 @@ static int write_file_header(int fd, pid_t pid)
 static void reset_ring(void)
 {
     memset(rec.slots, 0, sizeof rec.slots);
-    rec.cur = rec.sealed = rec.claimed = 0;
+    rec.cur = rec.sealed = rec.claimed = rec.written = 0;
     rec.slots[0].state = SLOT_FILLING;
     rec.start_tick = rec.last_time = tm_ticks();
     rec.ts_count = 0;

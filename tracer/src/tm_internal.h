@@ -136,13 +136,11 @@ TM_HIDDEN int tm_recorder_init(int fd, pid_t pid);
 /* Child side of fork with --follow-fork: new file, same tables. */
 TM_HIDDEN int tm_recorder_reopen(int fd, pid_t pid);
 
-/* --- lock.c ---------------------------------------------------------------- */
+/* --- lock.c (tm_lock() and tm_unlock() are inline in tm_lock.h) ------------ */
 
 /* Unlocked, biased towards thread `owner` when membarrier is available.
  * Also the fork child's reset. */
 TM_HIDDEN void tm_lock_init(uint32_t owner);
-TM_HIDDEN void tm_lock(void);
-TM_HIDDEN void tm_unlock(void);
 /* Bounded attempt for crash paths; returns 1 when the lock is held. */
 TM_HIDDEN int tm_trylock_spin(long spins);
 /* The calling thread (the writer) takes the lock on a schedule: its
@@ -157,12 +155,14 @@ TM_HIDDEN void tm_record_free(int op, const void *ptr);
 TM_HIDDEN void tm_record_region_begin(const char *name);
 TM_HIDDEN void tm_record_region_end(void);
 TM_HIDDEN void tm_record_mark(const char *label);
-TM_HIDDEN void tm_record_rss(uint64_t bytes);
+/* The writer thread's records: 0 when the lock was busy (try later). */
+TM_HIDDEN int tm_try_record_rss(uint64_t bytes);
 TM_HIDDEN void tm_record_end(int reason);
 /* Appends one pre-encoded record (module map); lock held. */
 TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len);
-/* Seals the chunk being filled if it holds anything (lock held or not). */
-TM_HIDDEN void tm_seal_current(void);
+/* Seals the chunk being filled if it holds any event; 0 when the lock was
+ * busy (writer thread). */
+TM_HIDDEN int tm_try_seal_current(void);
 /* Re-emits strings, stack nodes and this thread's open regions into a
  * fresh trace (fork child).  Lock held. */
 TM_HIDDEN void tm_reemit_tables_locked(void);
@@ -180,13 +180,15 @@ TM_HIDDEN int tm_writer_start(void);
 TM_HIDDEN void tm_writer_stop(void);
 TM_HIDDEN void tm_writer_wake(void);
 TM_HIDDEN int tm_writer_running(void);
+TM_HIDDEN int tm_on_writer_thread(void);
 TM_HIDDEN void tm_writer_forget(void); /* fork child: the thread is gone */
 /* Allocates the encoding buffer shared by threads other than the writer. */
 TM_HIDDEN int tm_writer_init(void);
 /* Encodes one chunk of raw records (tm_raw.h) and writes it to fd as block
- * seq: header, clock record, records; compressed on the writer thread. */
+ * seq: header, clock record, records; compressed on the writer thread.
+ * Writes once *turn == seq, then sets it to seq + 1. */
 TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32_t n,
-                             uint64_t start_tick);
+                             uint64_t start_tick, uint32_t *turn);
 
 /* --- stacks.c, unwind.c ----------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -25,6 +26,7 @@
 #define FLUSH_MS 100
 /* How often the coarse clock (tm_clock_hint) is refreshed. */
 #define CLOCK_REFRESH_MS 1
+#define RETRY_NS 1000000ull
 
 /* Compression happens only on the writer thread (zstd allocates its
  * context once); crash and fork paths write uncompressed blocks. */
@@ -40,6 +42,7 @@ static TM_TLS int compress_here;
 #define CLOCK_ROOM 32
 #define ENC_BYTES (CLOCK_ROOM + TM_BLOCK_MAX_RAW)
 static TM_TLS uint8_t *enc_own;
+static TM_TLS int is_writer;
 static uint8_t *enc_spare;
 static int enc_spare_lock;
 
@@ -112,8 +115,30 @@ TM_HIDDEN int tm_writer_init(void)
     return enc_spare ? 0 : -ENOMEM;
 }
 
+/* Blocks go to the file in sequence order, though several threads may
+ * encode at once (a thread waiting for a slot helps a writer that fell
+ * behind): the reader reorders only within a few blocks.  Bounded, for a
+ * predecessor that died mid-write. */
+#define TURN_WAIT_NS 2000000000ull
+static void wait_turn(const uint32_t *turn, uint32_t seq)
+{
+    uint64_t deadline = 0;
+    for (unsigned i = 0; __atomic_load_n(turn, __ATOMIC_ACQUIRE) != seq; i++) {
+        if (i < 256) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        uint64_t now = tm_mono_ns();
+        if (!deadline)
+            deadline = now + TURN_WAIT_NS;
+        else if (now > deadline)
+            return;
+        sched_yield();
+    }
+}
+
 TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32_t n,
-                             uint64_t start_tick)
+                             uint64_t start_tick, uint32_t *turn)
 {
     uint8_t *buf = enc_own;
     int spare = !buf;
@@ -132,7 +157,9 @@ TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32
     }
     uint8_t *payload = buf + CLOCK_ROOM;
     uint8_t *end = tm_encode_chunk(words, words + n, start_tick, payload);
+    wait_turn(turn, seq);
     int rc = end ? write_block(fd, seq, payload, (uint32_t)(end - payload)) : -EINVAL;
+    __atomic_store_n(turn, seq + 1, __ATOMIC_RELEASE);
     if (spare)
         __atomic_store_n(&enc_spare_lock, 0, __ATOMIC_RELEASE);
     return rc;
@@ -160,6 +187,7 @@ static uint64_t read_rss(void)
 static void *writer_main(void *arg)
 {
     tm_self.busy = 1; /* nothing this thread does is traced */
+    is_writer = 1;
     tm_lock_exempt_self();
     enc_own = tm_pages(ENC_BYTES);
     zcap = ZSTD_compressBound(TM_BLOCK_MAX_RAW);
@@ -174,14 +202,12 @@ static void *writer_main(void *arg)
             break;
         tm_clock_refresh();
         uint64_t now = tm_mono_ns();
-        if (rss_ns && wr.statm_fd >= 0 && now >= next_rss) {
-            tm_record_rss(read_rss());
-            next_rss = now + rss_ns;
-        }
-        if (now >= next_flush) {
-            tm_seal_current();
-            next_flush = now + FLUSH_MS * 1000000ull;
-        }
+        /* A busy lock means a thread waits for us: write first, retry
+         * soon. */
+        if (rss_ns && wr.statm_fd >= 0 && now >= next_rss)
+            next_rss = now + (tm_try_record_rss(read_rss()) ? rss_ns : RETRY_NS);
+        if (now >= next_flush)
+            next_flush = now + (tm_try_seal_current() ? FLUSH_MS * 1000000ull : RETRY_NS);
         tm_write_sealed();
         now = tm_mono_ns();
         uint64_t until = now + CLOCK_REFRESH_MS * 1000000ull;
@@ -233,6 +259,11 @@ TM_HIDDEN int tm_writer_start(void)
     pthread_setname_np(wr.thread, "tidemark");
     __atomic_store_n(&wr.running, 1, __ATOMIC_RELEASE);
     return 0;
+}
+
+TM_HIDDEN int tm_on_writer_thread(void)
+{
+    return is_writer;
 }
 
 TM_HIDDEN int tm_writer_running(void)
