@@ -371,6 +371,37 @@ static void test_biased_lock_excludes(void **state)
     run_counters(plain_counter, 3);
 }
 
+/* The writer never waits for the lock: whoever holds it may be waiting for
+ * the writer to free a slot. */
+static int writer_result = -1;
+
+static void *writer_tries(void *arg)
+{
+    tm_lock_exempt_self();
+    writer_result = tm_try_record_rss(4096) + tm_try_seal_current();
+    return NULL;
+}
+
+static void test_writer_gives_up_busy_lock(void **state)
+{
+    char path[] = "/tmp/tm-recorder-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(tm_recorder_init(fd, getpid()), 0);
+    pthread_t t;
+    tm_lock(); /* the owner stays inside */
+    assert_int_equal(pthread_create(&t, NULL, writer_tries, NULL), 0);
+    pthread_join(t, NULL);
+    tm_unlock();
+    assert_int_equal(writer_result, 0);
+    /* With the lock free, both go through. */
+    assert_int_equal(pthread_create(&t, NULL, writer_tries, NULL), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(writer_result, 2);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_encode_chunk_exact),
         cmocka_unit_test(test_encode_chunk_rejects_malformed),
         cmocka_unit_test(test_biased_lock_excludes),
+        cmocka_unit_test(test_writer_gives_up_busy_lock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
