@@ -72,14 +72,10 @@ TARGETS = [
 ]
 
 
-def fail(what, cmd, code, err_path=None):
-    last = ""
-    if err_path and os.path.exists(err_path):
-        with open(err_path, errors="replace") as f:
-            lines = [line.strip() for line in f if line.strip()]
-        last = lines[-1] if lines else ""
+def fail(what, cmd, code, stderr):
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     sys.exit(f"bench: {what}: `{shlex.join(cmd)}` exited with status {code}"
-             + (f": {last}" if last else " (nothing on stderr)"))
+             + (f": {lines[-1]}" if lines else " (nothing on stderr)"))
 
 
 def run(what, cmd, env, err_path):
@@ -96,7 +92,8 @@ def run(what, cmd, env, err_path):
         wall = time.perf_counter() - t0
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        fail(what, cmd, p.returncode, err_path)
+        with open(err_path, errors="replace") as f:
+            fail(what, cmd, p.returncode, f.read())
     return wall, usage.ru_maxrss
 
 
@@ -105,9 +102,7 @@ def events_in(tidemark, trace):
     cmd = [tidemark, "summary", "--json", trace]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        lines = p.stderr.strip().splitlines()
-        sys.exit(f"bench: `{shlex.join(cmd)}` exited with status {p.returncode}"
-                 + (f": {lines[-1]}" if lines else ""))
+        fail("summary", cmd, p.returncode, p.stderr)
     s = json.loads(p.stdout)
     return s["alloc_calls"] + s["free_calls"]
 
@@ -174,7 +169,7 @@ def fmt(v, spec, width):
     return f"{v:{width}{spec}}" if v is not None else f"{'-':>{width}}"
 
 
-def print_table(rows, checks, runs, quick, heaptrack_note):
+def print_table(rows, checks, runs, quick, heaptrack_note, load0):
     print(f"{'workload':<22} {'mode':<14} {'wall s':>7} {'ratio':>6} {'+RSS MiB':>9} "
           f"{'B/event':>8}  {'target':<24} pass")
     for r in rows:
@@ -193,6 +188,8 @@ def print_table(rows, checks, runs, quick, heaptrack_note):
           "+RSS: peak RSS of the largest process minus plain's (heaptrack's interpreter "
           "counts).\nB/event: output bytes / (alloc_calls + free_calls); heaptrack's file "
           "over the event count tidemark measured in the same round.")
+    print(f"1-minute load average: {load0:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+          f"{os.cpu_count()} CPUs (the tracer's writer thread needs a free core).")
     if heaptrack_note:
         print(heaptrack_note)
     if quick:
@@ -220,6 +217,7 @@ def main():
             None if heaptrack else "heaptrack: not on PATH, skipped")
     modes = [m for m in MODES if m != "heaptrack" or heaptrack]
 
+    load0 = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="tm-bench-")
     try:
         alloc_py = os.path.join(work, "alloc.py")
@@ -241,7 +239,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     checks = judge(rows)
-    print_table(rows, checks, runs, args.quick, note)
+    print_table(rows, checks, runs, args.quick, note, load0)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
