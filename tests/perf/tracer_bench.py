@@ -1,19 +1,27 @@
 #!/usr/bin/python3
-"""Tracer overhead benchmark: one command, one table.
+"""Tracer overhead benchmark: one command, one table (docs/performance.md).
 
-    PYTHONPATH=build/python /usr/bin/python3 tests/perf/tracer_bench.py [--runs 3] [--quick]
+    PYTHONPATH=build/python /usr/bin/python3 tests/perf/tracer_bench.py
+        [--runs 5] [--quick] [--no-heaptrack] [--json FILE] [--build build]
 
-For each workload (A: allocation-heavy Python loop with PYTHONMALLOC=malloc;
-B: the seed's Burgers run at N=1001 with scipy's dopri5 and the NumPy
-right-hand side) it runs plain, tidemark with stacks off, tidemark with full
-native stacks, and heaptrack when installed, interleaved (plain, none, full,
-heaptrack, plain, ...) so machine noise hits all modes alike, and prints the
-median wall-time ratio to plain, the median peak-RSS increase of the largest
-process, and the trace bytes per event.
+Workloads (BENCHMARKS.md): A, the allocation-heavy Python loop with
+PYTHONMALLOC=malloc; B, the seed's Burgers run at N=1001 (scipy's dopri5,
+rtol = atol = 1e-15, the NumPy right-hand side).  Modes: plain, the whole
+process under `tidemark run --stacks none` and `--stacks full`, and
+heaptrack when it is on PATH.
+
+The machine is noisy, so runs are paired: each round runs every mode once,
+in an order rotated from round to round, and a mode's ratio and extra peak
+RSS are taken against the plain run of the same round.  The table shows the
+median over rounds, and the targets of issue 8 with pass/fail.  The exit
+status is 0 whatever the numbers (a measurement, not a test), 1 when a run
+fails.
 """
 import argparse
+import glob
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -53,92 +61,190 @@ for t in bp.output_times(n):
     s.integrate(t)
 """ % os.path.join(ROOT, "samples", "burgers")
 
+MODES = ["plain", "tidemark none", "tidemark full", "heaptrack"]
+# Issue 8's targets: (workload letter, mode, column, limit, how it reads).
+TARGETS = [
+    ("A", "tidemark none", "ratio", 1.15, "<=1.15x"),
+    ("A", "tidemark full", "ratio", 1.50, "<=1.50x"),
+    ("A", "tidemark full", "bytes_per_event", 3.0, "<=3 B/event"),
+    ("B", "tidemark full", "ratio", 1.10, "<=1.10x"),
+    ("B", "tidemark full", "rss_delta_mib", 30.0, "<=30 MiB"),
+]
 
-def run(cmd, env):
-    """Wall seconds and peak RSS (KiB) of the largest process of cmd."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if status != 0:
-        raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{err}")
+
+def fail(what, cmd, code, stderr):
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    sys.exit(f"bench: {what}: `{shlex.join(cmd)}` exited with status {code}"
+             + (f": {lines[-1]}" if lines else " (nothing on stderr)"))
+
+
+def run(what, cmd, env, err_path):
+    """Wall seconds and peak RSS (KiB) of cmd's largest process.
+
+    wait4 on the direct child gives its ru_maxrss folded with that of every
+    descendant it waited for: the traced program under `tidemark run`,
+    heaptrack's interpreter under heaptrack."""
+    with open(err_path, "wb") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        with open(err_path, errors="replace") as f:
+            fail(what, cmd, p.returncode, f.read())
     return wall, usage.ru_maxrss
 
 
 def events_in(tidemark, trace):
-    out = subprocess.run([tidemark, "summary", "--json", trace], capture_output=True, text=True)
-    if out.returncode not in (0, 2) or not out.stdout:
-        return None
-    s = json.loads(out.stdout)
+    """alloc_calls + free_calls of a trace, from `tidemark summary --json`."""
+    cmd = [tidemark, "summary", "--json", trace]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        fail("summary", cmd, p.returncode, p.stderr)
+    s = json.loads(p.stdout)
     return s["alloc_calls"] + s["free_calls"]
+
+
+def mode_cmd(mode, cmd, tidemark, heaptrack, out):
+    if mode == "plain":
+        return cmd
+    if mode == "heaptrack":
+        return [heaptrack, "-o", out] + cmd
+    return [tidemark, "run", "-o", out, "--stacks", mode.split()[1], "--"] + cmd
+
+
+def measure(label, cmd, env, modes, runs, tools, work):
+    """One row per mode: medians over `runs` paired rounds."""
+    tidemark, heaptrack = tools
+    per = {m: {"wall": [], "ratio": [], "rss": [], "bpe": []} for m in modes}
+    for r in range(runs):
+        print(f"bench: {label}: round {r + 1}/{runs}", file=sys.stderr)
+        order = modes[r % len(modes):] + modes[:r % len(modes)]
+        got = {}
+        for m in order:
+            out = os.path.join(work, f"{label[0]}.{m.replace(' ', '-')}.{r}.out")
+            c = mode_cmd(m, cmd, tidemark, heaptrack, out)
+            wall, rss = run(f"{label}, {m}", c, env, out + ".stderr")
+            size = events = None
+            if m.startswith("tidemark"):
+                events = events_in(tidemark, out)
+            outputs = [f for f in glob.glob(out + "*") if not f.endswith(".stderr")]
+            if outputs:      # heaptrack appends .zst or .gz to the name
+                size = sum(os.path.getsize(f) for f in outputs)
+            for f in glob.glob(out + "*"):
+                os.unlink(f)
+            got[m] = (wall, rss, size, events)
+        # heaptrack's output is divided by the count tidemark saw this round.
+        counted = [got[m][3] for m in ("tidemark full", "tidemark none") if m in got]
+        for m, (wall, rss, size, events) in got.items():
+            per[m]["wall"].append(wall)
+            per[m]["ratio"].append(wall / got["plain"][0])
+            per[m]["rss"].append((rss - got["plain"][1]) / 1024)
+            n = events or (counted[0] if counted else None)
+            if size is not None and n:
+                per[m]["bpe"].append(size / n)
+
+    def med(m, key, digits):
+        return round(statistics.median(per[m][key]), digits) if per[m][key] else None
+    return [{"workload": label, "mode": m, "wall_s": med(m, "wall", 3),
+             "ratio": med(m, "ratio", 3), "rss_delta_mib": med(m, "rss", 2),
+             "bytes_per_event": med(m, "bpe", 3)} for m in modes]
+
+
+def judge(rows):
+    """Adds target and pass to every row; returns (row, target, met) per target."""
+    checks = []
+    for row in rows:
+        mine = [t for t in TARGETS if row["workload"][0] == t[0] and row["mode"] == t[1]]
+        ok = [row[col] is not None and row[col] <= limit for _, _, col, limit, _ in mine]
+        row["target"] = ", ".join(t[4] for t in mine) or None
+        row["pass"] = all(ok) if mine else None
+        checks += [(row, t, o) for t, o in zip(mine, ok)]
+    return checks
+
+
+def fmt(v, spec, width):
+    return f"{v:{width}{spec}}" if v is not None else f"{'-':>{width}}"
+
+
+def print_table(rows, checks, runs, quick, heaptrack_note, load0):
+    print(f"{'workload':<22} {'mode':<14} {'wall s':>7} {'ratio':>6} {'+RSS MiB':>9} "
+          f"{'B/event':>8}  {'target':<24} pass")
+    for r in rows:
+        passed = {True: "yes", False: "NO", None: ""}[r["pass"]]
+        print(f"{r['workload']:<22} {r['mode']:<14} {fmt(r['wall_s'], '.2f', 7)} "
+              f"{fmt(r['ratio'], '.2f', 6)} {fmt(r['rss_delta_mib'], '.1f', 9)} "
+              f"{fmt(r['bytes_per_event'], '.2f', 8)}  {r['target'] or '':<24} {passed}")
+    print()
+    print(f"targets met: {sum(ok for _, _, ok in checks)} of {len(checks)}")
+    for row, (_, mode, col, _, text), ok in checks:
+        shown = "missing" if row[col] is None else f"{row[col]:.3f}"
+        print(f"  {'PASS' if ok else 'FAIL'}  {row['workload'][0]} {mode:<14} {col} "
+              f"{shown} (target {text})")
+    print(f"\nratio, +RSS: medians over {runs} paired rounds (order rotated per round), each "
+          "run against the plain run of its round; wall s: median seconds.\n"
+          "+RSS: peak RSS of the largest process minus plain's (heaptrack's interpreter "
+          "counts).\nB/event: output bytes / (alloc_calls + free_calls); heaptrack's file "
+          "over the event count tidemark measured in the same round.")
+    print(f"1-minute load average: {load0:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+          f"{os.cpu_count()} CPUs (the tracer's writer thread needs a free core).")
+    if heaptrack_note:
+        print(heaptrack_note)
+    if quick:
+        print("--quick: small workloads, start-up dominates; the targets are for the "
+              "full-size run.")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run)")
+    ap.add_argument("--runs", type=int, help="paired rounds, at least 3 (default 5, 3 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="small workloads (a smoke run)")
+    ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack (slow)")
+    ap.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     args = ap.parse_args()
+    runs = args.runs if args.runs is not None else (3 if args.quick else 5)
+    if runs < 3:
+        ap.error("--runs must be at least 3 (medians of paired rounds)")
 
-    lib = os.path.join(args.build, "lib", "libtidemark.so")
     tidemark = os.path.join(args.build, "bin", "tidemark")
-    if not os.path.exists(lib):
-        raise SystemExit(f"bench: {lib} not built")
-    heaptrack = shutil.which("heaptrack")
+    if not os.access(tidemark, os.X_OK):
+        sys.exit(f"bench: {tidemark} not built (cmake --build build)")
+    heaptrack = None if args.no_heaptrack else shutil.which("heaptrack")
+    note = ("heaptrack: skipped (--no-heaptrack)" if args.no_heaptrack else
+            None if heaptrack else "heaptrack: not on PATH, skipped")
+    modes = [m for m in MODES if m != "heaptrack" or heaptrack]
+
+    load0 = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="tm-bench-")
-    alloc_py = os.path.join(work, "alloc.py")
-    burgers_py = os.path.join(work, "burgers.py")
-    with open(alloc_py, "w") as f:
-        f.write(ALLOC_PY)
-    with open(burgers_py, "w") as f:
-        f.write(BURGERS_PY)
+    try:
+        alloc_py = os.path.join(work, "alloc.py")
+        burgers_py = os.path.join(work, "burgers.py")
+        with open(alloc_py, "w") as f:
+            f.write(ALLOC_PY)
+        with open(burgers_py, "w") as f:
+            f.write(BURGERS_PY)
+        na, nb = (300, 201) if args.quick else (3000, 1001)
+        workloads = [
+            (f"A alloc-heavy n={na}", [PY, alloc_py, str(na)], {"PYTHONMALLOC": "malloc"}),
+            (f"B Burgers N={nb}", [PY, burgers_py, str(nb)], {}),
+        ]
+        rows = []
+        for label, cmd, extra in workloads:
+            rows += measure(label, cmd, dict(os.environ, **extra), modes, runs,
+                            (tidemark, heaptrack), work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
-    workloads = [
-        ("A alloc-heavy", [PY, alloc_py, "300" if args.quick else "1500"], {"PYTHONMALLOC": "malloc"}),
-        ("B burgers N=1001", [PY, burgers_py, "201" if args.quick else "1001"], {}),
-    ]
-    modes = ["plain", "none", "full"] + (["heaptrack"] if heaptrack else [])
-    rows = []
-    for name, cmd, extra in workloads:
-        wall = {m: [] for m in modes}
-        rss = {m: [] for m in modes}
-        bpe = []
-        for r in range(args.runs):
-            for m in modes:
-                env = dict(os.environ, **extra)
-                trace = os.path.join(work, f"{m}.{r}.trace")
-                c = list(cmd)
-                if m in ("none", "full"):
-                    env.update(LD_PRELOAD=lib, TIDEMARK_OUTPUT=trace,
-                               TIDEMARK_STACKS="none" if m == "none" else "full")
-                elif m == "heaptrack":
-                    c = [heaptrack, "-o", os.path.join(work, f"ht.{r}")] + c
-                w, k = run(c, env)
-                wall[m].append(w)
-                rss[m].append(k)
-                if m == "full" and os.path.exists(tidemark):
-                    n = events_in(tidemark, trace)
-                    if n:
-                        bpe.append(os.path.getsize(trace) / n)
-                if os.path.exists(trace):
-                    os.unlink(trace)
-        base = statistics.median(wall["plain"])
-        base_rss = statistics.median(rss["plain"])
-        for m in modes:
-            rows.append((name, m, statistics.median(wall[m]), statistics.median(wall[m]) / base,
-                         (statistics.median(rss[m]) - base_rss) / 1024,
-                         statistics.median(bpe) if (m == "full" and bpe) else None))
-        print(f"bench: {name} done", file=sys.stderr)
-
-    print(f"{'workload':<18} {'mode':<10} {'wall s':>8} {'ratio':>7} {'+RSS MiB':>9} {'B/event':>8}")
-    for name, m, w, ratio, drss, b in rows:
-        bs = f"{b:8.2f}" if b is not None else f"{'-':>8}"
-        print(f"{name:<18} {m:<10} {w:8.2f} {ratio:7.2f} {drss:9.1f} {bs}")
-    print(f"(medians of {args.runs} interleaved runs; heaptrack "
-          f"{'included' if heaptrack else 'not installed'})")
-    shutil.rmtree(work, ignore_errors=True)
+    checks = judge(rows)
+    print_table(rows, checks, runs, args.quick, note, load0)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+            f.write("\n")
+        print(f"JSON: {args.json}")
 
 
 if __name__ == "__main__":
