@@ -27,6 +27,7 @@
 
 #define NSLOTS 16
 #define CHUNK_WORDS (32 * 1024)          /* 256 KiB of raw records */
+#define WAKE_BACKLOG 4                   /* sealed chunks that wake the writer */
 
 _Static_assert(CHUNK_WORDS * 8 * TM_RAW_EXPANSION + TM_RECORD_MAX <= TM_BLOCK_MAX_RAW,
                "an encoded chunk fits in one block");
@@ -106,7 +107,10 @@ static void seal_locked(void)
     __atomic_store_n(&s->state, SLOT_SEALED, __ATOMIC_RELEASE);
     rec.cur++;
     __atomic_store_n(&rec.sealed, rec.cur, __ATOMIC_RELEASE);
-    tm_writer_wake();
+    /* The writer looks every millisecond anyway; a wake-up is a futex
+     * system call, worth it only once chunks pile up. */
+    if (rec.cur - __atomic_load_n(&rec.claimed, __ATOMIC_ACQUIRE) >= WAKE_BACKLOG)
+        tm_writer_wake();
     acquire_next_slot();
     errno = saved;
 }

@@ -3,7 +3,8 @@
  * process leaves a readable trace, and samples RSS every
  * TIDEMARK_RSS_INTERVAL_MS.
  *
- * It is the only thread that normally writes the trace; producers wake it
+ * It is the only thread that normally writes the trace; it looks for sealed
+ * chunks every millisecond, and producers wake it
  * with a futex when they seal a chunk.
  */
 #define _GNU_SOURCE
