@@ -3,9 +3,9 @@
  * process leaves a readable trace, and samples RSS every
  * TIDEMARK_RSS_INTERVAL_MS.
  *
- * It is the only thread that normally writes the trace; it looks for sealed
- * chunks every millisecond, and producers wake it
- * with a futex when they seal a chunk.
+ * It is the only thread that normally writes the trace.  It looks for
+ * sealed chunks every millisecond; producers wake it with a futex when
+ * several pile up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
