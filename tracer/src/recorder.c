@@ -88,9 +88,11 @@ static void acquire_next_slot(void)
     slot *s = &rec.slots[rec.cur % NSLOTS];
     unsigned spins = 0;
     while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_FREE) {
-        if (!tm_writer_running() || tm_on_writer_thread() || spins > 64 + HELP_AFTER_YIELDS)
-            tm_write_sealed();
-        else if (++spins < 64)
+        if ((!tm_writer_running() || tm_on_writer_thread() || spins > 64 + HELP_AFTER_YIELDS) &&
+            tm_write_sealed() > 0)
+            continue;
+        /* The slot is still being written: let the writer run. */
+        if (++spins < 64)
             __builtin_ia32_pause();
         else
             sched_yield();
