@@ -11,7 +11,8 @@
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
- * return-address slot (0 when unknown: libunwind fallback).  node[] caches
+ * return-address slot, known for all positions or (libunwind fallback, a
+ * stack set from outside) 0 for all.  node[] caches
  * the trie node of each position for the frames interned last time, counted
  * from node_base. */
 typedef struct tm_walk {
@@ -44,8 +45,13 @@ TM_HIDDEN int tm_unwind_init(void);
 TM_HIDDEN void tm_unwind_invalidate(void);
 /* The calling thread's walk state, created on first use (NULL: no memory). */
 TM_HIDDEN tm_walk *tm_walk_self(void);
-/* Walks the caller's stack into w.  Returns how many outer frames
- * (positions 0..keep-1) are unchanged since the previous walk. */
+/* Walks the stack into w, starting at the caller of the function whose
+ * frame (as __builtin_frame_address(0) gives it; the function must keep a
+ * frame pointer) is `frame`.  Returns how many outer frames (positions
+ * 0..keep-1) are unchanged since the previous walk.  The hooks pass their
+ * own frame, so the tracer's frames are neither walked nor stored. */
+TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame);
+/* The same from the caller of tm_unwind_walk. */
 TM_HIDDEN int tm_unwind_walk(tm_walk *w);
 /* Interns the innermost `depth` frames of w that are not the tracer's own.
  * Cached nodes are reused for the outer frames (the `keep` the walk found
