@@ -7,7 +7,8 @@
 
 #define TM_WALK_MAX 512
 #define TM_RULE_CACHE 512       /* per-thread unwind rules, direct-mapped */
-#define TM_NODE_CACHE 1024      /* per-thread trie edges, direct-mapped */
+#define TM_NODE_CACHE_BITS 14   /* per-thread trie edges, direct-mapped */
+#define TM_NODE_CACHE (1 << TM_NODE_CACHE_BITS)
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
@@ -24,6 +25,7 @@ typedef struct tm_walk {
     uintptr_t sp[TM_WALK_MAX];
     uint32_t node[TM_WALK_MAX];
     uintptr_t node_ip[TM_WALK_MAX]; /* the ip each node[] was made for */
+    uint64_t path[TM_WALK_MAX];     /* hash of the path to each node[] */
     uintptr_t tmp_ip[TM_WALK_MAX];  /* inner frames of the walk in progress */
     uintptr_t tmp_sp[TM_WALK_MAX];
     /* The rules this thread used last, copied out of the shared table (a
@@ -31,9 +33,9 @@ typedef struct tm_walk {
      * Valid while the shared table is rcache_table. */
     const void *rcache_table;
     uint64_t rcache[TM_RULE_CACHE * 2];
-    /* Trie edges (parent, ip) -> node this thread used lately: the shared
-     * trie is large and a probe there is a cache miss.  Nodes are never
-     * removed, so entries never go stale. */
+    /* Trie edges (parent, ip) -> node this thread used lately, indexed by
+     * path hash (stacks.c): the shared trie is large and a probe there is
+     * a cache miss.  Nodes are never removed, so entries never go stale. */
     struct {
         uint64_t ip;
         uint32_t parent, id;
