@@ -353,10 +353,21 @@ static int walk_slow(tm_walk *w)
 
 /* The highest position below j whose slot no longer holds the return
  * address the previous walk found there, or -1 when all are unchanged.
- * Only called for a previous fast walk, whose sp[] are all known. */
+ * Only called for a previous fast walk, whose sp[] are all known.  Slots
+ * are checked four at a time without branches: they are independent
+ * loads, and usually all match. */
 static inline int first_changed(const tm_walk *w, int j)
 {
-    for (int m = j - 1; m >= 0; m--)
+    int m = j - 1;
+    for (; m >= 3; m -= 4) {
+        uintptr_t d = (*(const uintptr_t *)(w->sp[m] - 8) ^ w->ip[m]) |
+                      (*(const uintptr_t *)(w->sp[m - 1] - 8) ^ w->ip[m - 1]) |
+                      (*(const uintptr_t *)(w->sp[m - 2] - 8) ^ w->ip[m - 2]) |
+                      (*(const uintptr_t *)(w->sp[m - 3] - 8) ^ w->ip[m - 3]);
+        if (d)
+            break;
+    }
+    for (; m >= 0; m--)
         if (*(const uintptr_t *)(w->sp[m] - 8) != w->ip[m])
             return m;
     return -1;
@@ -388,7 +399,9 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
 
     uintptr_t *inner_ip = w->tmp_ip, *inner_sp = w->tmp_sp;
     int k = 0;
-    int j = w->n - 1; /* previous walk, scanned from its innermost frame */
+    /* The previous walk, scanned from its innermost frame; one without
+     * slot addresses (libunwind) cannot be reused. */
+    int j = w->n > 0 && w->sp[0] ? w->n - 1 : -1;
     /* A position of the previous walk whose slot changed: every candidate
      * further in includes it in its check and would fail. */
     int changed = -1;
@@ -406,7 +419,7 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
          * holds the same return address.  If one does not, this activation
          * was re-created under another caller: keep walking, a frame
          * further out may still be the same. */
-        while (j >= 0 && w->sp[j] && w->sp[j] < sp)
+        while (j >= 0 && w->sp[j] < sp)
             j--;
         if (j >= 0 && w->sp[j] == sp) {
             if (w->ip[j] == ip && (changed < 0 || j < changed)) {
