@@ -84,6 +84,112 @@ static void test_stack_intern_many_grows_table(void **state)
     assert_int_equal(emitted, 100001);
 }
 
+/* The per-thread edge cache must never hand out a node for the same return
+ * address under another parent, whichever stacks were interned in between. */
+static void test_stack_intern_same_ip_other_parent(void **state)
+{
+    assert_int_equal(tm_stacks_init(), 0);
+    uintptr_t a[] = {0x7001, 0x7101, 0x7201};
+    uintptr_t b[] = {0x7001, 0x7102, 0x7201};
+    uint32_t na = tm_stack_intern(a, 3, count_emit);
+    uint32_t nb = tm_stack_intern(b, 3, count_emit);
+    assert_int_not_equal(na, nb);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(tm_stack_intern(i & 1 ? b : a, 3, count_emit), i & 1 ? nb : na);
+        /* Interleave other stacks so the thread's cached chain changes. */
+        uintptr_t other[] = {0x9000 + (uintptr_t)i, 0x7101, 0x7201};
+        tm_stack_intern(other, 3, count_emit);
+    }
+    emitted = 0;
+    assert_int_equal(tm_stack_intern(a, 3, count_emit), na);
+    assert_int_equal(tm_stack_intern(b, 3, count_emit), nb);
+    assert_int_equal(emitted, 0);
+}
+
+/* --- stack walk --------------------------------------------------------------- */
+
+/* The walk starts at the caller of the function whose frame it is given. */
+static __attribute__((noinline)) int walk_here(uintptr_t *ra)
+{
+    *ra = (uintptr_t)__builtin_return_address(0);
+    return tm_unwind_walk_from(tm_walk_self(), __builtin_frame_address(0));
+}
+
+static __attribute__((noinline)) int walk_via_a(uintptr_t *ra)
+{
+    int keep = walk_here(ra);
+    __asm__ volatile("" ::: "memory"); /* not a tail call */
+    return keep;
+}
+
+static __attribute__((noinline)) int walk_via_b(uintptr_t *ra)
+{
+    int keep = walk_here(ra);
+    __asm__ volatile("" ::: "memory");
+    return keep;
+}
+
+static __attribute__((noinline)) int caller_x(uintptr_t *ra)
+{
+    int keep = walk_via_a(ra);
+    __asm__ volatile("" ::: "memory");
+    return keep;
+}
+
+static __attribute__((noinline)) int caller_y(uintptr_t *ra)
+{
+    int keep = walk_via_a(ra);
+    __asm__ volatile("" ::: "memory");
+    return keep;
+}
+
+static void test_unwind_walk_reuses_exact_outer_frames(void **state)
+{
+    assert_int_equal(tm_stacks_init(), 0);
+    tm_walk *w = tm_walk_self();
+    assert_non_null(w);
+    if (!w->fast)
+        skip();
+    /* One call site, so the slot of its return address is rewritten with
+     * the same value each time; the frames inside it differ the third time. */
+    int (*const via[3])(uintptr_t *) = {walk_via_a, walk_via_a, walk_via_b};
+    uintptr_t ra[3], ips[3][TM_WALK_MAX];
+    int keep[3], n[3];
+    for (int i = 0; i < 3; i++) {
+        keep[i] = via[i](&ra[i]);
+        n[i] = w->n;
+        memcpy(ips[i], w->ip, sizeof ips[i]);
+    }
+    int d = n[0];
+    assert_true(d >= 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(n[i], d);
+        assert_int_equal(ips[i][d - 1], ra[i]); /* walk_here is not walked */
+    }
+    /* The same stack again: all of it is reused. */
+    assert_int_equal(keep[1], d);
+    assert_memory_equal(ips[1], ips[0], sizeof(uintptr_t) * (size_t)d);
+    /* walk_via_b instead of walk_via_a: only the innermost frame differs. */
+    assert_int_equal(keep[2], d - 1);
+    assert_true(ips[2][d - 1] != ips[0][d - 1]);
+    assert_memory_equal(ips[2], ips[0], sizeof(uintptr_t) * (size_t)(d - 1));
+
+    /* The innermost frame is the same return address in the same slot,
+     * but the frame around it was called from elsewhere: not reused. */
+    int (*const callers[2])(uintptr_t *) = {caller_x, caller_y};
+    uintptr_t second_outer[2];
+    for (int i = 0; i < 2; i++) {
+        keep[i] = callers[i](&ra[i]);
+        n[i] = w->n;
+        second_outer[i] = w->ip[w->n - 2];
+    }
+    assert_int_equal(n[0], d + 1);
+    assert_int_equal(n[1], d + 1);
+    assert_int_equal(ra[0], ra[1]);
+    assert_true(second_outer[0] != second_outer[1]);
+    assert_true(keep[1] <= d - 1);
+}
+
 /* --- output path ------------------------------------------------------------ */
 
 static void test_output_path(void **state)
@@ -407,6 +513,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stack_intern_shares_outer_frames),
         cmocka_unit_test(test_stack_intern_many_grows_table),
+        cmocka_unit_test(test_stack_intern_same_ip_other_parent),
+        cmocka_unit_test(test_unwind_walk_reuses_exact_outer_frames),
         cmocka_unit_test(test_output_path),
         cmocka_unit_test(test_env_drop_preload),
         cmocka_unit_test(test_recorder_writes_checked_blocks),

@@ -105,12 +105,13 @@ static inline int *errno_slot(void)
     return tm_self.errno_p;
 }
 
-/* Unwinds and records an allocation, leaving errno as the real call did. */
-static void record_alloc(int fn, void *p, size_t size)
+/* Unwinds and records an allocation, leaving errno as the real call did.
+ * Inlined into the hook, so the walk starts at the hook's caller. */
+static inline __attribute__((always_inline)) void record_alloc(int fn, void *p, size_t size)
 {
     int *e = errno_slot(), saved = *e;
     tm_walk *w = tm_cfg.stacks ? tm_walk_self() : NULL;
-    int keep = w ? tm_unwind_walk(w) : 0;
+    int keep = w ? tm_unwind_walk_from(w, __builtin_frame_address(0)) : 0;
     tm_record_alloc(fn, p, size, w, keep);
     *e = saved;
 }

@@ -90,18 +90,34 @@ static uint32_t child_of(uint32_t parent, uint64_t ip, tm_node_emit_fn emit)
     return e->id;
 }
 
-static inline uint32_t cached_child(tm_walk *w, uint32_t parent, uint64_t ip,
-                                    tm_node_emit_fn emit)
+/* The thread's edge cache is indexed by a hash of the whole path from the
+ * root, not of (parent, ip): the path hashes of all positions follow from
+ * the return addresses alone, so every position's cache line can be
+ * fetched at once instead of one after the other as each parent becomes
+ * known.  An entry still holds (parent, ip) and is only taken when both
+ * match, so it is exact; a path maps to one edge, so hits are as likely as
+ * with a (parent, ip) index. */
+static inline uint64_t path_step(uint64_t h, uint64_t ip)
 {
-    uint32_t h = (uint32_t)((ip ^ (ip >> 12) ^ ((uint64_t)parent * 0x9e3779b1u)) &
-                            (TM_NODE_CACHE - 1));
-    if (tm_likely(w->ncache[h].ip == ip && w->ncache[h].parent == parent && w->ncache[h].id))
-        return w->ncache[h].id;
+    return (h ^ ip) * 0x9e3779b97f4a7c15ull;
+}
+
+static inline uint32_t path_slot(uint64_t h)
+{
+    return (uint32_t)(h >> (64 - TM_NODE_CACHE_BITS));
+}
+
+static uint32_t cached_child(tm_walk *w, uint64_t path, uint32_t parent, uint64_t ip,
+                             tm_node_emit_fn emit)
+{
+    __typeof__(&w->ncache[0]) e = &w->ncache[path_slot(path)];
+    if (tm_likely(e->ip == ip && e->parent == parent && e->id))
+        return e->id;
     uint32_t id = child_of(parent, ip, emit);
     if (id != parent) {     /* not the out-of-memory truncation */
-        w->ncache[h].ip = ip;
-        w->ncache[h].parent = parent;
-        w->ncache[h].id = id;
+        e->ip = ip;
+        e->parent = parent;
+        e->id = id;
     }
     return id;
 }
@@ -110,7 +126,7 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
 {
     int n = w->n;
     while (n > 0 && w->ip[n - 1] >= self_start && w->ip[n - 1] < self_end)
-        n--; /* the tracer's own frames */
+        n--; /* the tracer's own frames (libunwind fallback) */
     int base = n > depth ? n - depth : 0;
     int from = base;
     if (base == w->node_base) {
@@ -123,11 +139,17 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
         while (from < cached && from < n && w->node_ip[from] == w->ip[from])
             from++;
     }
+    /* Return addresses point after the call; minus one lands inside the
+     * calling instruction, so line lookup names the call site. */
+    uint64_t path = from > base ? w->path[from - 1] : 0;
+    for (int p = from; p < n; p++) {
+        path = path_step(path, w->ip[p] - 1);
+        w->path[p] = path;
+        __builtin_prefetch(&w->ncache[path_slot(path)]);
+    }
     uint32_t node = from > base ? w->node[from - 1] : 0;
     for (int p = from; p < n; p++) {
-        /* Return addresses point after the call; minus one lands inside
-         * the calling instruction, so line lookup names the call site. */
-        node = cached_child(w, node, w->ip[p] - 1, emit);
+        node = cached_child(w, w->path[p], node, w->ip[p] - 1, emit);
         w->node[p] = node;
         w->node_ip[p] = w->ip[p];
     }

@@ -7,11 +7,13 @@
 
 #define TM_WALK_MAX 512
 #define TM_RULE_CACHE 512       /* per-thread unwind rules, direct-mapped */
-#define TM_NODE_CACHE 1024      /* per-thread trie edges, direct-mapped */
+#define TM_NODE_CACHE_BITS 14   /* per-thread trie edges, direct-mapped */
+#define TM_NODE_CACHE (1 << TM_NODE_CACHE_BITS)
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
- * return-address slot (0 when unknown: libunwind fallback).  node[] caches
+ * return-address slot, known for all positions or (libunwind fallback, a
+ * stack set from outside) 0 for all.  node[] caches
  * the trie node of each position for the frames interned last time, counted
  * from node_base. */
 typedef struct tm_walk {
@@ -23,6 +25,7 @@ typedef struct tm_walk {
     uintptr_t sp[TM_WALK_MAX];
     uint32_t node[TM_WALK_MAX];
     uintptr_t node_ip[TM_WALK_MAX]; /* the ip each node[] was made for */
+    uint64_t path[TM_WALK_MAX];     /* hash of the path to each node[] */
     uintptr_t tmp_ip[TM_WALK_MAX];  /* inner frames of the walk in progress */
     uintptr_t tmp_sp[TM_WALK_MAX];
     /* The rules this thread used last, copied out of the shared table (a
@@ -30,9 +33,9 @@ typedef struct tm_walk {
      * Valid while the shared table is rcache_table. */
     const void *rcache_table;
     uint64_t rcache[TM_RULE_CACHE * 2];
-    /* Trie edges (parent, ip) -> node this thread used lately: the shared
-     * trie is large and a probe there is a cache miss.  Nodes are never
-     * removed, so entries never go stale. */
+    /* Trie edges (parent, ip) -> node this thread used lately, indexed by
+     * path hash (stacks.c): the shared trie is large and a probe there is
+     * a cache miss.  Nodes are never removed, so entries never go stale. */
     struct {
         uint64_t ip;
         uint32_t parent, id;
@@ -44,8 +47,13 @@ TM_HIDDEN int tm_unwind_init(void);
 TM_HIDDEN void tm_unwind_invalidate(void);
 /* The calling thread's walk state, created on first use (NULL: no memory). */
 TM_HIDDEN tm_walk *tm_walk_self(void);
-/* Walks the caller's stack into w.  Returns how many outer frames
- * (positions 0..keep-1) are unchanged since the previous walk. */
+/* Walks the stack into w, starting at the caller of the function whose
+ * frame (as __builtin_frame_address(0) gives it; the function must keep a
+ * frame pointer) is `frame`.  Returns how many outer frames (positions
+ * 0..keep-1) are unchanged since the previous walk.  The hooks pass their
+ * own frame, so the tracer's frames are neither walked nor stored. */
+TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame);
+/* The same from the caller of tm_unwind_walk. */
 TM_HIDDEN int tm_unwind_walk(tm_walk *w);
 /* Interns the innermost `depth` frames of w that are not the tracer's own.
  * Cached nodes are reused for the outer frames (the `keep` the walk found

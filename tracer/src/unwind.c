@@ -351,20 +351,60 @@ static int walk_slow(tm_walk *w)
     return 0;
 }
 
-__attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
+/* The highest position below j whose slot no longer holds the return
+ * address the previous walk found there, or -1 when all are unchanged.
+ * Only called for a previous fast walk, whose sp[] are all known.  Slots
+ * are checked four at a time without branches: they are independent
+ * loads, and usually all match. */
+static inline int first_changed(const tm_walk *w, int j)
+{
+    int m = j - 1;
+    for (; m >= 3; m -= 4) {
+        uintptr_t d = (*(const uintptr_t *)(w->sp[m] - 8) ^ w->ip[m]) |
+                      (*(const uintptr_t *)(w->sp[m - 1] - 8) ^ w->ip[m - 1]) |
+                      (*(const uintptr_t *)(w->sp[m - 2] - 8) ^ w->ip[m - 2]) |
+                      (*(const uintptr_t *)(w->sp[m - 3] - 8) ^ w->ip[m - 3]);
+        if (d)
+            break;
+    }
+    for (; m >= 0; m--)
+        if (*(const uintptr_t *)(w->sp[m] - 8) != w->ip[m])
+            return m;
+    return -1;
+}
+
+/* Outer frames 0..j of the previous walk stay; the k new inner ones
+ * (innermost first in inner_ip/inner_sp) follow them. */
+static int join_outer(tm_walk *w, int j, int k)
+{
+    for (int q = 0; q < k; q++) {
+        w->ip[j + k - q] = w->tmp_ip[q];
+        w->sp[j + k - q] = w->tmp_sp[q];
+    }
+    w->n = j + 1 + k;
+    return j + 1;
+}
+
+TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
 {
     if (!w->fast)
         return walk_slow(w);
 
-    /* This function keeps a frame pointer: its caller's return address is
-     * at fp+8 and the caller's stack pointer after return is fp+16. */
-    uintptr_t *fp = __builtin_frame_address(0);
+    /* frame keeps a frame pointer: its caller's return address is at
+     * fp+8, the caller's stack pointer after return is fp+16, and the
+     * caller's rbp is saved at fp. */
+    const uintptr_t *fp = frame;
     uintptr_t ip = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
     int bp_valid = 1;
 
     uintptr_t *inner_ip = w->tmp_ip, *inner_sp = w->tmp_sp;
     int k = 0;
-    int j = w->n - 1; /* previous walk, scanned from its innermost frame */
+    /* The previous walk, scanned from its innermost frame; one without
+     * slot addresses (libunwind) cannot be reused. */
+    int j = w->n > 0 && w->sp[0] ? w->n - 1 : -1;
+    /* A position of the previous walk whose slot changed: every candidate
+     * further in includes it in its check and would fail. */
+    int changed = -1;
     const rule *t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
     if (tm_unlikely(w->rcache_table != t)) {
         memset(w->rcache, 0, sizeof w->rcache);
@@ -374,27 +414,19 @@ __attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
     for (;;) {
         if (sp < w->lo || sp > w->hi || k == TM_WALK_MAX)
             return walk_slow(w);
-        /* Same return address in the same slot as last time? */
-        while (j >= 0 && w->sp[j] && w->sp[j] < sp)
+        /* Same return address in the same slot as last time?  Then the rest
+         * of the stack is the previous one, provided every outer slot still
+         * holds the same return address.  If one does not, this activation
+         * was re-created under another caller: keep walking, a frame
+         * further out may still be the same. */
+        while (j >= 0 && w->sp[j] < sp)
             j--;
-        if (j >= 0 && w->sp[j] == sp && w->ip[j] != ip) {
-            j--; /* this frame changed; an outer one may not have */
-        } else if (j >= 0 && w->sp[j] == sp) {
-            int same = 1;
-            for (int m = j - 1; m >= 0 && same; m--)
-                same = w->sp[m] && *(const uintptr_t *)(w->sp[m] - 8) == w->ip[m];
-            if (same) {
-                /* Outer frames 0..j stay; the new inner ones follow. */
-                for (int q = 0; q < k; q++) {
-                    w->ip[j + k - q] = inner_ip[q];
-                    w->sp[j + k - q] = inner_sp[q];
-                }
-                w->n = j + 1 + k;
-                return j + 1;
+        if (j >= 0 && w->sp[j] == sp) {
+            if (w->ip[j] == ip && (changed < 0 || j < changed)) {
+                changed = first_changed(w, j);
+                if (changed < 0)
+                    return join_outer(w, j, k);
             }
-            /* An outer slot changed: this activation was re-created under
-             * another caller.  Keep walking; a frame further out may still
-             * be the same. */
             j--;
         }
         inner_ip[k] = ip;
@@ -423,10 +455,10 @@ __attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
         if (ip == 0)
             break;
     }
-    for (int q = 0; q < k; q++) {
-        w->ip[k - 1 - q] = inner_ip[q];
-        w->sp[k - 1 - q] = inner_sp[q];
-    }
-    w->n = k;
-    return 0;
+    return join_outer(w, -1, k);
+}
+
+__attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
+{
+    return tm_unwind_walk_from(w, __builtin_frame_address(0));
 }
