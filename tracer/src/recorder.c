@@ -210,7 +210,7 @@ static inline uint64_t *put_time_now(uint64_t *w)
  * refreshed every millisecond, when that moved.  Times are then at most
  * TS_EVERY events or 1 ms late, and never go backwards (the encoder keeps
  * the latest). */
-#define TS_EVERY 16
+#define TS_EVERY 64
 static inline uint64_t *put_time_sampled(uint64_t *w)
 {
     if (tm_unlikely(++rec.ts_count >= TS_EVERY))
