@@ -171,7 +171,8 @@ EXPORT void free(void *p)
 /* realloc and reallocarray: the old block is recorded as released first (it
  * may be reused by another thread as soon as the real call returns); a
  * failed call records that it lives on. */
-static void *realloc_common(int fn, void *p, size_t n, size_t size, int is_array)
+static inline __attribute__((always_inline)) void *realloc_common(int fn, void *p, size_t n,
+                                                                   size_t size, int is_array)
 {
     if (p && tm_in_arena(p)) {
         /* Moving out of the bootstrap arena: the arena block has no size

@@ -208,7 +208,7 @@ static void on_fatal_signal(int sig)
         tm_record_end(TM_END_SIGNAL);
         if (locked)
             tm_unlock();
-        tm_write_sealed();
+        tm_write_all_sealed(2000000000ull);
     }
     /* Die of the same signal, as the program would have. */
     signal(sig, SIG_DFL);

@@ -161,6 +161,19 @@ TM_HIDDEN int tm_write_sealed(void)
     }
 }
 
+/* Writes what is sealed and waits, at most timeout_ns, until chunks other
+ * threads claimed are in the file too: before a process dies of a signal,
+ * the writer thread may still be encoding the last chunk. */
+TM_HIDDEN void tm_write_all_sealed(uint64_t timeout_ns)
+{
+    tm_write_sealed();
+    uint64_t deadline = tm_mono_ns() + timeout_ns;
+    while (__atomic_load_n(&rec.written, __ATOMIC_ACQUIRE) <
+               __atomic_load_n(&rec.sealed, __ATOMIC_ACQUIRE) &&
+           tm_mono_ns() < deadline)
+        sched_yield();
+}
+
 /* Room for `words` more words in the current chunk, sealing it first when
  * it is too full.  Lock held. */
 static inline uint64_t *reserve(uint32_t words)

@@ -172,6 +172,8 @@ TM_HIDDEN void tm_reemit_tables_locked(void);
 /* Writes sealed chunks to the file, claiming each exactly once.
  * Returns the number written. */
 TM_HIDDEN int tm_write_sealed(void);
+/* The same, then waits (bounded) for chunks other threads are writing. */
+TM_HIDDEN void tm_write_all_sealed(uint64_t timeout_ns);
 TM_HIDDEN int tm_has_sealed(void);
 
 /* --- writer.c --------------------------------------------------------------- */
