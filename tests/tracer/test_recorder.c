@@ -370,6 +370,7 @@ static void test_encode_chunk_exact(void **state)
         tm_raw(TM_OP_RSS, 1 << 20),
         tm_raw(TM_RAW_BYTES, 3), 0x636261, /* "abc", padded */
         tm_raw(TM_OP_REGION_END, 0),
+        tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | TM_FN_MALLOC, 0x7f0000000fd0), 24 | (uint64_t)6 << 32,
     };
     uint8_t out[sizeof raw * TM_RAW_EXPANSION];
     uint8_t *end = tm_encode_chunk(raw, raw + sizeof raw / sizeof raw[0], start, out);
@@ -398,6 +399,12 @@ static void test_encode_chunk_exact(void **state)
     p += 3;
     assert_int_equal(*p++, TM_OP_REGION_END);
     expect_u(&p, end, 0);
+    /* the two-word form: size and stack share a word, no Python stack */
+    assert_int_equal(*p++, TM_OP_ALLOC | TM_FN_MALLOC);
+    expect_u(&p, end, 24);
+    expect_s(&p, end, -0x20);
+    expect_u(&p, end, 0);
+    expect_u(&p, end, 6);
     assert_ptr_equal(p, end);
 }
 
@@ -406,6 +413,8 @@ static void test_encode_chunk_rejects_malformed(void **state)
     uint8_t out[256];
     uint64_t cut_alloc[] = {tm_raw(TM_OP_ALLOC, 0x1000), 16};
     assert_null(tm_encode_chunk(cut_alloc, cut_alloc + 2, 0, out));
+    uint64_t cut_short[] = {tm_raw(TM_RAW_SHORT | TM_OP_ALLOC, 0x1000)};
+    assert_null(tm_encode_chunk(cut_short, cut_short + 1, 0, out));
     uint64_t cut_bytes[] = {tm_raw(TM_RAW_BYTES, 20), 0};
     assert_null(tm_encode_chunk(cut_bytes, cut_bytes + 2, 0, out));
     uint64_t unknown[] = {tm_raw(0x7e, 0)};

@@ -37,11 +37,22 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
         uint64_t head = *w++;
         unsigned op = tm_raw_op(head);
         uint64_t arg = tm_raw_arg(head);
-        if (op >= TM_OP_ALLOC && op < TM_OP_ALLOC + TM_FN_FREE) {
-            if (end - w < 2)
-                return NULL;
-            uint64_t size = w[0], stacks = w[1];
-            w += 2;
+        if ((op & ~TM_RAW_SHORT) >= TM_OP_ALLOC && (op & ~TM_RAW_SHORT) < TM_OP_ALLOC + TM_FN_FREE) {
+            uint64_t size, stacks;
+            if (op & TM_RAW_SHORT) {
+                if (end - w < 1)
+                    return NULL;
+                size = (uint32_t)w[0];
+                stacks = w[0] >> 32;
+                w += 1;
+                op &= ~TM_RAW_SHORT;
+            } else {
+                if (end - w < 2)
+                    return NULL;
+                size = w[0];
+                stacks = w[1];
+                w += 2;
+            }
             uint32_t py = (uint32_t)(stacks >> 32);
             if (py) {
                 *e.out++ = TM_OP_PY_STACK;

@@ -389,10 +389,16 @@ TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *wa
     uint64_t *w = reserve(PREAMBLE_WORDS + 3);
     w = put_thread(w, tm_self.tid);
     w = put_time_sampled(w);
-    w[0] = tm_raw(TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
-    w[1] = size;
-    w[2] = stack | (uint64_t)py << 32;
-    rec.wpos = w + 3;
+    if (tm_likely(size <= UINT32_MAX && !py)) {
+        w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
+        w[1] = size | (uint64_t)stack << 32;
+        rec.wpos = w + 2;
+    } else {
+        w[0] = tm_raw(TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
+        w[1] = size;
+        w[2] = stack | (uint64_t)py << 32;
+        rec.wpos = w + 3;
+    }
     tm_unlock();
 }
 

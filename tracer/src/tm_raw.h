@@ -8,6 +8,9 @@
  * is the opcode and whose low 56 bits are its first operand:
  *
  *   ALLOC|fn      [op|addr] [size] [stack | py stack << 32]
+ *   ALLOC|fn + TM_RAW_SHORT   [op|addr] [size | stack << 32]
+ *                 (size below 2^32 and no Python stack: nearly every
+ *                 allocation; fewer bytes through the ring)
  *   FREE, REALLOC_FREE, REALLOC_FAIL        [op|addr]
  *   THREAD        [op|tid]
  *   REGION_BEGIN  [op|name] [invocation]
@@ -34,6 +37,7 @@
 enum tm_raw_op {
     TM_RAW_TIME = 0x01,
     TM_RAW_BYTES = 0x02,
+    TM_RAW_SHORT = 0x80,  /* added to an ALLOC opcode: the two-word form */
     /* every other raw opcode is the trace opcode itself (enum tm_op) */
 };
 
