@@ -3,6 +3,7 @@
 
     PYTHONPATH=build/python /usr/bin/python3 tests/perf/tracer_bench.py
         [--runs 5] [--quick] [--no-heaptrack] [--json FILE] [--build build]
+        [--baseline OTHER_BUILD]
 
 Workloads (BENCHMARKS.md): A, the allocation-heavy Python loop with
 PYTHONMALLOC=malloc; B, the seed's Burgers run at N=1001 (scipy's dopri5,
@@ -107,17 +108,18 @@ def events_in(tidemark, trace):
     return s["alloc_calls"] + s["free_calls"]
 
 
-def mode_cmd(mode, cmd, tidemark, heaptrack, out):
+def mode_cmd(mode, cmd, tools, out):
+    """tools: "tidemark", "baseline" (another build's CLI) and "heaptrack"."""
     if mode == "plain":
         return cmd
     if mode == "heaptrack":
-        return [heaptrack, "-o", out] + cmd
-    return [tidemark, "run", "-o", out, "--stacks", mode.split()[1], "--"] + cmd
+        return [tools["heaptrack"], "-o", out] + cmd
+    tool, stacks = mode.split()
+    return [tools[tool], "run", "-o", out, "--stacks", stacks, "--"] + cmd
 
 
 def measure(label, cmd, env, modes, runs, tools, work):
     """One row per mode: medians over `runs` paired rounds."""
-    tidemark, heaptrack = tools
     per = {m: {"wall": [], "ratio": [], "rss": [], "bpe": []} for m in modes}
     for r in range(runs):
         print(f"bench: {label}: round {r + 1}/{runs}", file=sys.stderr)
@@ -125,11 +127,11 @@ def measure(label, cmd, env, modes, runs, tools, work):
         got = {}
         for m in order:
             out = os.path.join(work, f"{label[0]}.{m.replace(' ', '-')}.{r}.out")
-            c = mode_cmd(m, cmd, tidemark, heaptrack, out)
+            c = mode_cmd(m, cmd, tools, out)
             wall, rss = run(f"{label}, {m}", c, env, out + ".stderr")
             size = events = None
-            if m.startswith("tidemark"):
-                events = events_in(tidemark, out)
+            if m.split()[0] in ("tidemark", "baseline"):
+                events = events_in(tools[m.split()[0]], out)
             outputs = [f for f in glob.glob(out + "*") if not f.endswith(".stderr")]
             if outputs:      # heaptrack appends .zst or .gz to the name
                 size = sum(os.path.getsize(f) for f in outputs)
@@ -148,8 +150,13 @@ def measure(label, cmd, env, modes, runs, tools, work):
 
     def med(m, key, digits):
         return round(statistics.median(per[m][key]), digits) if per[m][key] else None
+    # Noise only ever adds time: the fastest run of each mode against the
+    # fastest plain run is the robust companion of the median ratio.
+    fastest_plain = min(per["plain"]["wall"])
     return [{"workload": label, "mode": m, "wall_s": med(m, "wall", 3),
-             "ratio": med(m, "ratio", 3), "rss_delta_mib": med(m, "rss", 2),
+             "ratio": med(m, "ratio", 3),
+             "min_ratio": round(min(per[m]["wall"]) / fastest_plain, 3),
+             "rss_delta_mib": med(m, "rss", 2),
              "bytes_per_event": med(m, "bpe", 3)} for m in modes]
 
 
@@ -170,12 +177,13 @@ def fmt(v, spec, width):
 
 
 def print_table(rows, checks, runs, quick, heaptrack_note, load0):
-    print(f"{'workload':<22} {'mode':<14} {'wall s':>7} {'ratio':>6} {'+RSS MiB':>9} "
-          f"{'B/event':>8}  {'target':<24} pass")
+    print(f"{'workload':<22} {'mode':<14} {'wall s':>7} {'ratio':>6} {'min ratio':>9} "
+          f"{'+RSS MiB':>9} {'B/event':>8}  {'target':<24} pass")
     for r in rows:
         passed = {True: "yes", False: "NO", None: ""}[r["pass"]]
         print(f"{r['workload']:<22} {r['mode']:<14} {fmt(r['wall_s'], '.2f', 7)} "
-              f"{fmt(r['ratio'], '.2f', 6)} {fmt(r['rss_delta_mib'], '.1f', 9)} "
+              f"{fmt(r['ratio'], '.2f', 6)} {fmt(r['min_ratio'], '.2f', 9)} "
+              f"{fmt(r['rss_delta_mib'], '.1f', 9)} "
               f"{fmt(r['bytes_per_event'], '.2f', 8)}  {r['target'] or '':<24} {passed}")
     print()
     print(f"targets met: {sum(ok for _, _, ok in checks)} of {len(checks)}")
@@ -185,6 +193,8 @@ def print_table(rows, checks, runs, quick, heaptrack_note, load0):
               f"{shown} (target {text})")
     print(f"\nratio, +RSS: medians over {runs} paired rounds (order rotated per round), each "
           "run against the plain run of its round; wall s: median seconds.\n"
+          "min ratio: the mode's fastest run over plain's fastest (the machine's speed "
+          "drifts; noise only adds time).\n"
           "+RSS: peak RSS of the largest process minus plain's (heaptrack's interpreter "
           "counts).\nB/event: output bytes / (alloc_calls + free_calls); heaptrack's file "
           "over the event count tidemark measured in the same round.")
@@ -204,6 +214,10 @@ def main():
     ap.add_argument("--no-heaptrack", action="store_true", help="skip heaptrack (slow)")
     ap.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="another build (e.g. of an older commit) measured in the same rounds "
+                         "as 'baseline none' and 'baseline full': the fair way to compare "
+                         "two versions on a noisy machine")
     args = ap.parse_args()
     runs = args.runs if args.runs is not None else (3 if args.quick else 5)
     if runs < 3:
@@ -216,6 +230,12 @@ def main():
     note = ("heaptrack: skipped (--no-heaptrack)" if args.no_heaptrack else
             None if heaptrack else "heaptrack: not on PATH, skipped")
     modes = [m for m in MODES if m != "heaptrack" or heaptrack]
+    tools = {"tidemark": tidemark, "heaptrack": heaptrack}
+    if args.baseline:
+        tools["baseline"] = os.path.join(args.baseline, "bin", "tidemark")
+        if not os.access(tools["baseline"], os.X_OK):
+            sys.exit(f"bench: {tools['baseline']} not built")
+        modes[3:3] = ["baseline none", "baseline full"]
 
     load0 = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="tm-bench-")
@@ -233,8 +253,7 @@ def main():
         ]
         rows = []
         for label, cmd, extra in workloads:
-            rows += measure(label, cmd, dict(os.environ, **extra), modes, runs,
-                            (tidemark, heaptrack), work)
+            rows += measure(label, cmd, dict(os.environ, **extra), modes, runs, tools, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
