@@ -128,8 +128,8 @@ TM_HIDDEN int tm_trylock_spin(long spins)
             }
             if (revoke_owner(me, spins))
                 return 1;
-            /* The owner is stuck inside (it crashed there, or is stopped):
-             * go on without it, as the caller would after a failed try. */
+            /* The owner stays inside (it waits for the writer to free a
+             * slot, or it crashed there): give up, as after a failed try. */
             __atomic_store_n(&tm_lk.revoke, 0, __ATOMIC_RELEASE);
             __atomic_store_n(&tm_lk.spin, 0, __ATOMIC_RELEASE);
             return 0;

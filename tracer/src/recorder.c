@@ -124,8 +124,11 @@ static inline int chunk_has_events(void)
 }
 
 /* The writer's periodic work never waits for the lock: its holder may be
- * waiting for the writer to free a slot.  0 when the lock was busy. */
-#define WRITER_LOCK_SPINS 20000
+ * waiting for the writer to free a slot.  0 when the lock was busy.  The
+ * owner leaves within about 100 ns when it is not waiting; past the first
+ * 256 spins each try yields, so a longer bound would only hold the writer
+ * back from the work the owner waits for. */
+#define WRITER_LOCK_SPINS 1000
 
 TM_HIDDEN int tm_try_seal_current(void)
 {
