@@ -37,7 +37,8 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
         uint64_t head = *w++;
         unsigned op = tm_raw_op(head);
         uint64_t arg = tm_raw_arg(head);
-        if ((op & ~TM_RAW_SHORT) >= TM_OP_ALLOC && (op & ~TM_RAW_SHORT) < TM_OP_ALLOC + TM_FN_FREE) {
+        unsigned alloc_op = op & ~TM_RAW_SHORT;
+        if (alloc_op >= TM_OP_ALLOC && alloc_op < TM_OP_ALLOC + TM_FN_FREE) {
             uint64_t size, stacks;
             if (op & TM_RAW_SHORT) {
                 if (end - w < 1)
@@ -45,7 +46,7 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
                 size = (uint32_t)w[0];
                 stacks = w[0] >> 32;
                 w += 1;
-                op &= ~TM_RAW_SHORT;
+                op = alloc_op;
             } else {
                 if (end - w < 2)
                     return NULL;
