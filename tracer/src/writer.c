@@ -138,29 +138,44 @@ static void wait_turn(const uint32_t *turn, uint32_t seq)
     }
 }
 
+/* Moves *turn past seq, never back: a writer that gave up waiting may
+ * finish after its successor. */
+static void pass_turn(uint32_t *turn, uint32_t seq)
+{
+    uint32_t cur = __atomic_load_n(turn, __ATOMIC_ACQUIRE);
+    while (cur <= seq &&
+           !__atomic_compare_exchange_n(turn, &cur, seq + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+}
+
 TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32_t n,
                              uint64_t start_tick, uint32_t *turn)
 {
     uint8_t *buf = enc_own;
-    int spare = !buf;
+    int spare = !buf, rc = -ENOMEM;
     if (spare) {
         /* Bounded: a thread that crashed while encoding must not hang in
          * its own signal handler. */
         long i = 0;
-        while (__atomic_exchange_n(&enc_spare_lock, 1, __ATOMIC_ACQUIRE))
-            if (++i > 100000000)
-                return -EDEADLK;
-        buf = enc_spare;
-        if (!buf) {
-            __atomic_store_n(&enc_spare_lock, 0, __ATOMIC_RELEASE);
-            return -ENOMEM;
+        while (__atomic_exchange_n(&enc_spare_lock, 1, __ATOMIC_ACQUIRE) && ++i <= 100000000)
+            ;
+        if (i > 100000000) {
+            spare = 0; /* not ours to release */
+            rc = -EDEADLK;
+        } else {
+            buf = enc_spare;
         }
     }
-    uint8_t *payload = buf + CLOCK_ROOM;
-    uint8_t *end = tm_encode_chunk(words, words + n, start_tick, payload);
+    uint8_t *payload = buf ? buf + CLOCK_ROOM : NULL;
+    uint8_t *end = payload ? tm_encode_chunk(words, words + n, start_tick, payload) : NULL;
+    /* Every chunk takes its turn, written or not, so the next one never
+     * waits for it. */
     wait_turn(turn, seq);
-    int rc = end ? write_block(fd, seq, payload, (uint32_t)(end - payload)) : -EINVAL;
-    __atomic_store_n(turn, seq + 1, __ATOMIC_RELEASE);
+    if (end)
+        rc = write_block(fd, seq, payload, (uint32_t)(end - payload));
+    else if (payload)
+        rc = -EINVAL;
+    pass_turn(turn, seq);
     if (spare)
         __atomic_store_n(&enc_spare_lock, 0, __ATOMIC_RELEASE);
     return rc;
