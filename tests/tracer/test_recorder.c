@@ -190,6 +190,93 @@ static void test_unwind_walk_reuses_exact_outer_frames(void **state)
     assert_true(keep[1] <= d - 1);
 }
 
+/* --- memoized walks ------------------------------------------------------------ */
+
+static int memo_walks;
+
+/* What a hook does: the memoized node, or a walk interned and remembered. */
+static __attribute__((noinline)) uint32_t memo_here(uintptr_t *sp)
+{
+    tm_walk *w = tm_walk_self();
+    const uintptr_t *frame = __builtin_frame_address(0);
+    *sp = (uintptr_t)(frame + 2);
+    uint32_t node = tm_unwind_memo_find(w, frame);
+    if (node)
+        return node;
+    memo_walks++;
+    int keep = tm_unwind_walk_from(w, frame);
+    node = tm_stack_intern_walk(w, keep, 64, count_emit);
+    tm_unwind_memo_put(w, frame, node, 64);
+    return node;
+}
+
+static __attribute__((noinline)) uint32_t memo_via(uintptr_t *sp)
+{
+    uint32_t node = memo_here(sp);
+    __asm__ volatile("" ::: "memory"); /* not a tail call */
+    return node;
+}
+
+static __attribute__((noinline)) uint32_t memo_caller_x(uintptr_t *sp)
+{
+    uint32_t node = memo_via(sp);
+    __asm__ volatile("" ::: "memory");
+    return node;
+}
+
+static __attribute__((noinline)) uint32_t memo_caller_y(uintptr_t *sp)
+{
+    uint32_t node = memo_via(sp);
+    __asm__ volatile("" ::: "memory");
+    return node;
+}
+
+static void test_unwind_memo_is_exact(void **state)
+{
+    assert_int_equal(tm_stacks_init(), 0);
+    tm_walk *w = tm_walk_self();
+    assert_non_null(w);
+    if (!w->fast)
+        skip();
+    /* One call site in this function, so the callers differ only where
+     * the steps say. */
+    struct {
+        uint32_t (*caller)(uintptr_t *);
+        int invalidate_first;
+        int walks_after; /* walks made so far once the step is done */
+    } step[] = {
+        {memo_caller_x, 0, 1},
+        /* The same stack again: no walk, the same node. */
+        {memo_caller_x, 0, 1},
+        /* The same call site and stack pointer (so the same key), reached
+         * from another caller: the memo must not answer. */
+        {memo_caller_y, 0, 2},
+        /* Both stacks stay remembered. */
+        {memo_caller_x, 0, 2},
+        {memo_caller_y, 0, 2},
+        /* Rules replaced (a module was unloaded): nothing memoized is
+         * trusted any more. */
+        {memo_caller_x, 1, 3},
+    };
+    enum { N = sizeof step / sizeof step[0] };
+    uint32_t node[N];
+    uintptr_t sp[N];
+    memo_walks = 0;
+    for (int i = 0; i < N; i++) {
+        if (step[i].invalidate_first)
+            tm_unwind_invalidate();
+        node[i] = step[i].caller(&sp[i]);
+        assert_int_equal(memo_walks, step[i].walks_after);
+        assert_int_equal(sp[i], sp[0]);
+    }
+    assert_true(node[0] != 0);
+    assert_int_equal(node[1], node[0]);
+    assert_true(node[2] != node[0]);
+    assert_int_equal(node[3], node[0]);
+    assert_int_equal(node[4], node[2]);
+    assert_int_equal(node[5], node[0]);
+}
+
 /* --- output path ------------------------------------------------------------ */
 
 static void test_output_path(void **state)
@@ -254,7 +341,7 @@ static void test_recorder_writes_checked_blocks(void **state)
     w->ip[1] = 0x1001;
     w->sp[0] = w->sp[1] = 0;
     w->n = 2;
-    tm_record_alloc(TM_FN_MALLOC, (void *)0x5000, 100, w, 0);
+    tm_record_alloc(TM_FN_MALLOC, (void *)0x5000, 100, w, 0, 0);
     tm_record_free(TM_OP_FREE, (void *)0x5000);
     tm_record_region_begin("rhs");
     tm_record_region_end();
@@ -524,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_stack_intern_many_grows_table),
         cmocka_unit_test(test_stack_intern_same_ip_other_parent),
         cmocka_unit_test(test_unwind_walk_reuses_exact_outer_frames),
+        cmocka_unit_test(test_unwind_memo_is_exact),
         cmocka_unit_test(test_output_path),
         cmocka_unit_test(test_env_drop_preload),
         cmocka_unit_test(test_recorder_writes_checked_blocks),

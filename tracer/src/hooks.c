@@ -106,13 +106,21 @@ static inline int *errno_slot(void)
 }
 
 /* Unwinds and records an allocation, leaving errno as the real call did.
- * Inlined into the hook, so the walk starts at the hook's caller. */
+ * Inlined into the hook, so the walk starts at the hook's caller.  A call
+ * site seen before usually needs no walk at all (tm_unwind_memo_find). */
 static inline __attribute__((always_inline)) void record_alloc(int fn, void *p, size_t size)
 {
     int *e = errno_slot(), saved = *e;
     tm_walk *w = tm_cfg.stacks ? tm_walk_self() : NULL;
-    int keep = w ? tm_unwind_walk_from(w, __builtin_frame_address(0)) : 0;
-    tm_record_alloc(fn, p, size, w, keep);
+    const void *frame = __builtin_frame_address(0);
+    uint32_t stack = w ? tm_unwind_memo_find(w, frame) : 0;
+    if (w && !stack) {
+        int keep = tm_unwind_walk_from(w, frame);
+        stack = tm_record_alloc(fn, p, size, w, keep, 0);
+        tm_unwind_memo_put(w, frame, stack, tm_cfg.depth);
+    } else {
+        tm_record_alloc(fn, p, size, NULL, 0, stack);
+    }
     *e = saved;
 }
 

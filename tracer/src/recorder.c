@@ -384,10 +384,12 @@ TM_HIDDEN uint32_t tm_intern_string(const char *s)
     return id;
 }
 
-TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep)
+TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep,
+                                   uint32_t stack)
 {
     tm_lock();
-    uint32_t stack = walk ? tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node) : 0;
+    if (walk)
+        stack = tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node);
     uint32_t py = tm_py_stack_locked();
     uint64_t *w = reserve(PREAMBLE_WORDS + 3);
     w = put_thread(w, tm_self.tid);
@@ -403,6 +405,7 @@ TM_HIDDEN void tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *wa
         rec.wpos = w + 3;
     }
     tm_unlock();
+    return stack;
 }
 
 TM_HIDDEN void tm_record_free(int op, const void *ptr)

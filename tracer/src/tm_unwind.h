@@ -9,6 +9,25 @@
 #define TM_RULE_CACHE 512       /* per-thread unwind rules, direct-mapped */
 #define TM_NODE_CACHE_BITS 14   /* per-thread trie edges, direct-mapped */
 #define TM_NODE_CACHE (1 << TM_NODE_CACHE_BITS)
+#define TM_MEMO_BITS 6          /* per-thread memoized walks: sets of ... */
+#define TM_MEMO_WAYS 8          /* ... walks from one call site, or colliding */
+#define TM_MEMO_FRAMES 64       /* frames a memoized walk may check */
+
+/* A finished walk and the stack node it was interned as, for the next
+ * allocation from the same call site: key is the walk's starting point
+ * (return address and stack pointer of the hook's caller, and its rbp when
+ * the walk used it: code without frame pointers keeps anything in rbp),
+ * and the walk is proved unchanged by finding every return address of its
+ * innermost frames still in its slot (off[i] bytes above sp0).  Frames
+ * further out do not change the stack node. */
+typedef struct tm_memo {
+    uintptr_t ip0, sp0, bp0;
+    uint32_t node;
+    uint16_t n;                /* frames checked: ip[1..n-1] */
+    uint16_t bp0_used;
+    uintptr_t ip[TM_MEMO_FRAMES];
+    uint32_t off[TM_MEMO_FRAMES];
+} tm_memo;
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
@@ -21,6 +40,7 @@ typedef struct tm_walk {
     int fast;                  /* stack bounds known: the fast walk may run */
     int n;
     int node_base, node_n;
+    int bp0_used;              /* the latest walk read the caller's rbp */
     uintptr_t ip[TM_WALK_MAX];
     uintptr_t sp[TM_WALK_MAX];
     uint32_t node[TM_WALK_MAX];
@@ -40,6 +60,14 @@ typedef struct tm_walk {
         uint64_t ip;
         uint32_t parent, id;
     } ncache[TM_NODE_CACHE];
+    /* Valid while the shared rule table is rcache_table, like rcache. */
+    tm_memo memo[(1 << TM_MEMO_BITS) * TM_MEMO_WAYS];
+    /* Per set: a hash of each way's key (0 = empty), so a lookup reads one
+     * line, not one per way; the way that hit last, tried first; the way
+     * replaced next. */
+    uint32_t memo_tag[1 << TM_MEMO_BITS][TM_MEMO_WAYS];
+    uint8_t memo_last[1 << TM_MEMO_BITS];
+    uint8_t memo_next[1 << TM_MEMO_BITS];
 } tm_walk;
 
 TM_HIDDEN int tm_unwind_init(void);
@@ -53,6 +81,13 @@ TM_HIDDEN tm_walk *tm_walk_self(void);
  * 0..keep-1) are unchanged since the previous walk.  The hooks pass their
  * own frame, so the tracer's frames are neither walked nor stored. */
 TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame);
+/* The stack node of a walk from `frame` (as for tm_unwind_walk_from) when
+ * the thread made the same walk before and every frame that decides the
+ * node is still in place; 0 otherwise (walk and intern as usual). */
+TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame);
+/* Remembers that the walk just made from `frame` was interned as `node`
+ * (its innermost `depth` frames). */
+TM_HIDDEN void tm_unwind_memo_put(tm_walk *w, const void *frame, uint32_t node, int depth);
 /* The same from the caller of tm_unwind_walk. */
 TM_HIDDEN int tm_unwind_walk(tm_walk *w);
 /* Interns the innermost `depth` frames of w that are not the tracer's own.

@@ -395,7 +395,8 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
      * caller's rbp is saved at fp. */
     const uintptr_t *fp = frame;
     uintptr_t ip = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
-    int bp_valid = 1;
+    int bp_valid = 1, bp_initial = 1;
+    w->bp0_used = 0;
 
     uintptr_t *inner_ip = w->tmp_ip, *inner_sp = w->tmp_sp;
     int k = 0;
@@ -408,6 +409,8 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
     const rule *t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
     if (tm_unlikely(w->rcache_table != t)) {
         memset(w->rcache, 0, sizeof w->rcache);
+        if (w->rcache_table) /* not the first walk: the pages are still untouched */
+            memset(w->memo_tag, 0, sizeof w->memo_tag);
         w->rcache_table = t;
     }
 
@@ -439,12 +442,15 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
             break;
         if (kind != RULE_OK || (r->cfa_reg == DW_RBP && !bp_valid))
             return walk_slow(w);
+        if (r->cfa_reg == DW_RBP && bp_initial)
+            w->bp0_used = 1; /* the walk depends on the caller's rbp */
         uintptr_t cfa = (r->cfa_reg == DW_RSP ? sp : bp) + (uintptr_t)r->cfa_off;
         if (cfa <= sp || cfa > w->hi)
             return walk_slow(w);
         switch (r->kind_bp >> 4) {
         case BP_AT:
             bp = *(const uintptr_t *)(cfa + r->bp_off);
+            bp_initial = 0;
             break;
         case BP_UNDEF:
             bp_valid = 0;
@@ -456,6 +462,101 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
             break;
     }
     return join_outer(w, -1, k);
+}
+
+/* --- memoized walks ------------------------------------------------------------------
+ *
+ * Most allocations come from a few call sites, each reached the same way
+ * again and again (a solver's right-hand side allocating its temporaries,
+ * a Python loop).  A walk is a function of where it starts and of the
+ * stack slots it reads; when the return address of every frame that
+ * decides the stack node is still in its slot, the walk would find the same
+ * frames, as the outer-frame reuse above assumes too.  A hit costs one load
+ * per frame and no rule lookups, no trie, no lock for interning. */
+
+static inline uint64_t memo_hash(uintptr_t ip, uintptr_t sp)
+{
+    return (ip ^ sp << 16) * 0x9e3779b97f4a7c15ull;
+}
+
+static inline uint32_t memo_set(uint64_t h)
+{
+    return (uint32_t)(h >> (64 - TM_MEMO_BITS));
+}
+
+static inline uint32_t memo_tag(uint64_t h)
+{
+    return (uint32_t)h | 1; /* never 0, the empty tag */
+}
+
+/* Every slot the memoized walk found a return address in still holds it.
+ * Independent loads, usually all equal: four at a time, no branches in
+ * between. */
+static inline int memo_holds(const tm_memo *m, uintptr_t sp)
+{
+    uint32_t i = 1, n = m->n;
+    for (; i + 4 <= n; i += 4) {
+        uintptr_t d = (*(const uintptr_t *)(sp + m->off[i]) ^ m->ip[i]) |
+                      (*(const uintptr_t *)(sp + m->off[i + 1]) ^ m->ip[i + 1]) |
+                      (*(const uintptr_t *)(sp + m->off[i + 2]) ^ m->ip[i + 2]) |
+                      (*(const uintptr_t *)(sp + m->off[i + 3]) ^ m->ip[i + 3]);
+        if (d)
+            return 0;
+    }
+    for (; i < n; i++)
+        if (*(const uintptr_t *)(sp + m->off[i]) != m->ip[i])
+            return 0;
+    return 1;
+}
+
+TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
+{
+    const uintptr_t *fp = frame;
+    uintptr_t ip = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
+    if (w->rcache_table != __atomic_load_n(&rules, __ATOMIC_ACQUIRE))
+        return 0;
+    uint64_t h = memo_hash(ip, sp);
+    uint32_t set = memo_set(h), tag = memo_tag(h), first = w->memo_last[set];
+    for (uint32_t k = 0; k < TM_MEMO_WAYS; k++) {
+        uint32_t way = (first + k) % TM_MEMO_WAYS;
+        if (w->memo_tag[set][way] != tag)
+            continue;
+        const tm_memo *m = &w->memo[set * TM_MEMO_WAYS + way];
+        if (m->ip0 == ip && m->sp0 == sp && (!m->bp0_used || m->bp0 == bp) && memo_holds(m, sp)) {
+            w->memo_last[set] = (uint8_t)way;
+            return m->node;
+        }
+    }
+    return 0;
+}
+
+TM_HIDDEN void tm_unwind_memo_put(tm_walk *w, const void *frame, uint32_t node, int depth)
+{
+    const uintptr_t *fp = frame;
+    uintptr_t ip = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
+    int n = w->n, m = n < depth ? n : depth;
+    /* Only a fast walk from this very frame: it knows every slot. */
+    if (!node || m <= 0 || m > TM_MEMO_FRAMES || w->ip[n - 1] != ip || w->sp[n - 1] != sp)
+        return;
+    uint64_t h = memo_hash(ip, sp);
+    uint32_t set = memo_set(h), way = w->memo_next[set];
+    w->memo_next[set] = (uint8_t)((way + 1) % TM_MEMO_WAYS);
+    tm_memo *e = &w->memo[set * TM_MEMO_WAYS + way];
+    w->memo_tag[set][way] = 0;
+    for (int i = 1; i < m; i++) {
+        uintptr_t slot = w->sp[n - 1 - i] - 8;
+        if (slot <= sp || slot - sp > UINT32_MAX)
+            return; /* not a fast walk's slot */
+        e->ip[i] = w->ip[n - 1 - i];
+        e->off[i] = (uint32_t)(slot - sp);
+    }
+    e->ip0 = ip;
+    e->sp0 = sp;
+    e->bp0 = bp;
+    e->bp0_used = (uint16_t)w->bp0_used;
+    e->n = (uint16_t)m;
+    e->node = node;
+    w->memo_tag[set][way] = memo_tag(h);
 }
 
 __attribute__((noinline)) TM_HIDDEN int tm_unwind_walk(tm_walk *w)
