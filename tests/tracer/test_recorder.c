@@ -108,11 +108,37 @@ static void test_stack_intern_same_ip_other_parent(void **state)
 
 /* --- stack walk --------------------------------------------------------------- */
 
-/* The walk starts at the caller of the function whose frame it is given. */
+/* What a hook does with stacks: the memoized node, or a walk interned and
+ * remembered.  Counts the walks. */
+static int memo_walks;
+
+static uint32_t memo_node(tm_walk *w, const void *frame)
+{
+    uint32_t node = tm_unwind_memo_find(w, frame);
+    if (node)
+        return node;
+    memo_walks++;
+    int keep = tm_unwind_walk_from(w, frame);
+    node = tm_stack_intern_walk(w, keep, 64, count_emit);
+    tm_unwind_memo_put(w, frame, node, 64);
+    return node;
+}
+
+/* The walk starts at the caller of the function whose frame it is given.
+ * Returns the walk's unchanged outer frames, or with walk_memoized set the
+ * stack node (memo_node) and the stack pointer of the hook's caller in
+ * walk_sp. */
+static int walk_memoized;
+static uintptr_t walk_sp;
+
 static __attribute__((noinline)) int walk_here(uintptr_t *ra)
 {
     *ra = (uintptr_t)__builtin_return_address(0);
-    return tm_unwind_walk_from(tm_walk_self(), __builtin_frame_address(0));
+    const uintptr_t *frame = __builtin_frame_address(0);
+    if (!walk_memoized)
+        return tm_unwind_walk_from(tm_walk_self(), frame);
+    walk_sp = (uintptr_t)(frame + 2);
+    return (int)memo_node(tm_walk_self(), frame);
 }
 
 static __attribute__((noinline)) int walk_via_a(uintptr_t *ra)
@@ -192,45 +218,6 @@ static void test_unwind_walk_reuses_exact_outer_frames(void **state)
 
 /* --- memoized walks ------------------------------------------------------------ */
 
-static int memo_walks;
-
-/* What a hook does: the memoized node, or a walk interned and remembered. */
-static __attribute__((noinline)) uint32_t memo_here(uintptr_t *sp)
-{
-    tm_walk *w = tm_walk_self();
-    const uintptr_t *frame = __builtin_frame_address(0);
-    *sp = (uintptr_t)(frame + 2);
-    uint32_t node = tm_unwind_memo_find(w, frame);
-    if (node)
-        return node;
-    memo_walks++;
-    int keep = tm_unwind_walk_from(w, frame);
-    node = tm_stack_intern_walk(w, keep, 64, count_emit);
-    tm_unwind_memo_put(w, frame, node, 64);
-    return node;
-}
-
-static __attribute__((noinline)) uint32_t memo_via(uintptr_t *sp)
-{
-    uint32_t node = memo_here(sp);
-    __asm__ volatile("" ::: "memory"); /* not a tail call */
-    return node;
-}
-
-static __attribute__((noinline)) uint32_t memo_caller_x(uintptr_t *sp)
-{
-    uint32_t node = memo_via(sp);
-    __asm__ volatile("" ::: "memory");
-    return node;
-}
-
-static __attribute__((noinline)) uint32_t memo_caller_y(uintptr_t *sp)
-{
-    uint32_t node = memo_via(sp);
-    __asm__ volatile("" ::: "memory");
-    return node;
-}
-
 static void test_unwind_memo_is_exact(void **state)
 {
     assert_int_equal(tm_stacks_init(), 0);
@@ -241,34 +228,38 @@ static void test_unwind_memo_is_exact(void **state)
     /* One call site in this function, so the callers differ only where
      * the steps say. */
     struct {
-        uint32_t (*caller)(uintptr_t *);
+        int (*caller)(uintptr_t *);
         int invalidate_first;
         int walks_after; /* walks made so far once the step is done */
     } step[] = {
-        {memo_caller_x, 0, 1},
+        {caller_x, 0, 1},
         /* The same stack again: no walk, the same node. */
-        {memo_caller_x, 0, 1},
+        {caller_x, 0, 1},
         /* The same call site and stack pointer (so the same key), reached
          * from another caller: the memo must not answer. */
-        {memo_caller_y, 0, 2},
+        {caller_y, 0, 2},
         /* Both stacks stay remembered. */
-        {memo_caller_x, 0, 2},
-        {memo_caller_y, 0, 2},
+        {caller_x, 0, 2},
+        {caller_y, 0, 2},
         /* Rules replaced (a module was unloaded): nothing memoized is
          * trusted any more. */
-        {memo_caller_x, 1, 3},
+        {caller_x, 1, 3},
     };
     enum { N = sizeof step / sizeof step[0] };
     uint32_t node[N];
-    uintptr_t sp[N];
+    uintptr_t ra[N], sp[N];
     memo_walks = 0;
+    walk_memoized = 1;
     for (int i = 0; i < N; i++) {
         if (step[i].invalidate_first)
             tm_unwind_invalidate();
-        node[i] = step[i].caller(&sp[i]);
+        node[i] = (uint32_t)step[i].caller(&ra[i]);
+        sp[i] = walk_sp;
         assert_int_equal(memo_walks, step[i].walks_after);
+        assert_int_equal(ra[i], ra[0]);
         assert_int_equal(sp[i], sp[0]);
     }
+    walk_memoized = 0;
     assert_true(node[0] != 0);
     assert_int_equal(node[1], node[0]);
     assert_true(node[2] != node[0]);
