@@ -152,6 +152,20 @@ def case_threads(c):
     expect_eq(functions(leaks["groups"][0])[0], "worker_leak", "worker leak site")
 
 
+def case_churn(c):
+    # 600 threads one after another, native stacks: the exact counts, and
+    # the program itself checks (exit 91) that the tracer's per-thread
+    # state is reused rather than mapped anew for every thread.
+    c.run([c.prog("churn")])
+    expect_eq(c.report("summary")["unmatched_frees"], 0, "every free matches an allocation")
+    churn = {r["name"]: r for r in c.report("regions")["regions"]}["churn"]
+    expect_eq(churn["invocations"], 600, "threads")
+    expect_eq((churn["allocs"]["min"], churn["allocs"]["max"], churn["frees"]["min"],
+               churn["frees"]["max"]), (11, 11, 10, 10), "allocations and frees per thread")
+    leaks = c.report("leaks", "--region", "churn")
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (600, 600 * 24), "leaks")
+
+
 def case_flood(c):
     # Without stacks events come fastest; on one CPU the writer thread runs
     # only when the program yields, so the ring of chunks fills while the
@@ -265,6 +279,7 @@ CASES = {
     "exact": case_exact,
     "exact_nostacks": lambda c: case_exact(c, stacks=False),
     "threads": case_threads,
+    "churn": case_churn,
     "flood": case_flood,
     "fork_plain": case_fork_plain,
     "fork_follow": case_fork_follow,

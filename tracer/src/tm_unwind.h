@@ -41,6 +41,7 @@ typedef struct tm_walk {
     int n;
     int node_base, node_n;
     int bp0_used;              /* the latest walk read the caller's rbp */
+    struct tm_walk *next_spare; /* on the list of exited threads' states */
     uintptr_t ip[TM_WALK_MAX];
     uintptr_t sp[TM_WALK_MAX];
     uint32_t node[TM_WALK_MAX];

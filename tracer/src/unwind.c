@@ -36,6 +36,11 @@
 #include "tm_internal.h"
 #include "tm_unwind.h"
 
+/* Hands a thread's walk state back at its exit (below). */
+static pthread_key_t walk_key;
+static int walk_key_made;
+static void walk_release(void *p);
+
 /* --- rule cache ------------------------------------------------------------ */
 
 enum rule_kind { RULE_EMPTY = 0, RULE_OK, RULE_END, RULE_BAD };
@@ -281,6 +286,8 @@ TM_HIDDEN void tm_unwind_invalidate(void)
 TM_HIDDEN int tm_unwind_init(void)
 {
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+    if (!walk_key_made && pthread_key_create(&walk_key, walk_release) == 0)
+        walk_key_made = 1;
     if (!rules)
         rules = tm_pages(RULES_CAP * sizeof(rule));
     return rules ? 0 : -1;
@@ -323,13 +330,53 @@ static int stack_bounds(tm_walk *w)
     return 0;
 }
 
+/* The walk states of threads that exited, for the next threads: a program
+ * that keeps starting threads keeps as many as it ever ran at once.  A
+ * thread-specific key's destructor hands a state back at thread exit (not
+ * for the main thread, whose exit is the process's). */
+static tm_walk *spare_walks;     /* linked through next_spare */
+static int spare_lock;
+static void walk_release(void *p)
+{
+    tm_walk *w = p;
+    self_walk = NULL; /* an allocation after this takes a state anew */
+    while (__atomic_exchange_n(&spare_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+    w->next_spare = spare_walks;
+    spare_walks = w;
+    __atomic_store_n(&spare_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* A spare state forgets its thread: the stack it walked and what it
+ * memoized there.  The rule and trie-edge caches hold facts about code,
+ * not threads, and stay. */
+static tm_walk *walk_take_spare(void)
+{
+    while (__atomic_exchange_n(&spare_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+    tm_walk *w = spare_walks;
+    if (w)
+        spare_walks = w->next_spare;
+    __atomic_store_n(&spare_lock, 0, __ATOMIC_RELEASE);
+    if (w) {
+        w->n = 0;
+        w->node_base = w->node_n = 0;
+        memset(w->memo_tag, 0, sizeof w->memo_tag);
+    }
+    return w;
+}
+
 TM_HIDDEN tm_walk *tm_walk_self(void)
 {
     if (tm_unlikely(!self_walk)) {
-        tm_walk *w = tm_pages(sizeof *w);
+        tm_walk *w = walk_take_spare();
+        if (!w)
+            w = tm_pages(sizeof *w);
         if (!w)
             return NULL;
         w->fast = !tm_cfg.unwind_libunwind && stack_bounds(w) == 0;
+        if (walk_key_made)
+            pthread_setspecific(walk_key, w);
         self_walk = w;
     }
     return self_walk;
