@@ -146,15 +146,14 @@ TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end)
 TM_HIDDEN void tm_modules_emit(void)
 {
     /* One emitter at a time: the scratch area is shared. */
-    while (__atomic_exchange_n(&scratch_lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
+    tm_spin_acquire(&scratch_lock);
     if (!scr) {
         scr = tm_pages(sizeof *scr);
         if (scr)
             scr->buf = tm_pages(SCRATCH_BYTES);
         if (!scr || !scr->buf) {
             scr = NULL;
-            __atomic_store_n(&scratch_lock, 0, __ATOMIC_RELEASE);
+            tm_spin_release(&scratch_lock);
             return;
         }
     }
@@ -168,5 +167,5 @@ TM_HIDDEN void tm_modules_emit(void)
     for (uint32_t i = 0; i < scr->n; i++)
         tm_append_locked(scr->buf + scr->offs[i], scr->offs[i + 1] - scr->offs[i]);
     tm_unlock();
-    __atomic_store_n(&scratch_lock, 0, __ATOMIC_RELEASE);
+    tm_spin_release(&scratch_lock);
 }

@@ -14,6 +14,7 @@
 #ifndef TM_INTERNAL_H
 #define TM_INTERNAL_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,6 +25,19 @@
 #define TM_TLS __thread __attribute__((tls_model("initial-exec")))
 #define tm_likely(x) __builtin_expect(!!(x), 1)
 #define tm_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* A lock for short, rare work off the hot path (the module map, unwind
+ * rule misses, spare walk states): a waiter yields the CPU. */
+static inline void tm_spin_acquire(int *lock)
+{
+    while (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+static inline void tm_spin_release(int *lock)
+{
+    __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+}
 
 #define TM_MAX_DEPTH 256      /* hard cap on TIDEMARK_STACK_DEPTH */
 #define TM_MAX_REGION_DEPTH 64

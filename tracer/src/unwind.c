@@ -237,8 +237,7 @@ static const rule *rule_get(uintptr_t ra)
     if (tm_likely(hit != NULL))
         return hit;
     static rule computed; /* returned when the table is full */
-    while (__atomic_exchange_n(&miss_lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
+    tm_spin_acquire(&miss_lock);
     t = rules;
     hit = rule_find(t, ra);
     if (!hit) {
@@ -260,7 +259,7 @@ static const rule *rule_get(uintptr_t ra)
             hit = &computed;
         }
     }
-    __atomic_store_n(&miss_lock, 0, __ATOMIC_RELEASE);
+    tm_spin_release(&miss_lock);
     return hit;
 }
 
@@ -269,8 +268,7 @@ TM_HIDDEN void tm_unwind_invalidate(void)
     rule *fresh = tm_pages(RULES_CAP * sizeof(rule));
     if (!fresh)
         return;
-    while (__atomic_exchange_n(&miss_lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
+    tm_spin_acquire(&miss_lock);
     /* Readers may still be in the old table: it stays mapped. */
     __atomic_store_n(&rules, fresh, __ATOMIC_RELEASE);
     for (int i = 0; i < nmods; i++) {
@@ -280,7 +278,7 @@ TM_HIDDEN void tm_unwind_invalidate(void)
             close(mods[i].fd);
     }
     nmods = 0;
-    __atomic_store_n(&miss_lock, 0, __ATOMIC_RELEASE);
+    tm_spin_release(&miss_lock);
 }
 
 TM_HIDDEN int tm_unwind_init(void)
@@ -340,11 +338,10 @@ static void walk_release(void *p)
 {
     tm_walk *w = p;
     self_walk = NULL; /* an allocation after this takes a state anew */
-    while (__atomic_exchange_n(&spare_lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
+    tm_spin_acquire(&spare_lock);
     w->next_spare = spare_walks;
     spare_walks = w;
-    __atomic_store_n(&spare_lock, 0, __ATOMIC_RELEASE);
+    tm_spin_release(&spare_lock);
 }
 
 /* A spare state forgets its thread: the stack it walked and what it
@@ -352,12 +349,11 @@ static void walk_release(void *p)
  * not threads, and stay. */
 static tm_walk *walk_take_spare(void)
 {
-    while (__atomic_exchange_n(&spare_lock, 1, __ATOMIC_ACQUIRE))
-        sched_yield();
+    tm_spin_acquire(&spare_lock);
     tm_walk *w = spare_walks;
     if (w)
         spare_walks = w->next_spare;
-    __atomic_store_n(&spare_lock, 0, __ATOMIC_RELEASE);
+    tm_spin_release(&spare_lock);
     if (w) {
         w->n = 0;
         w->node_base = w->node_n = 0;
@@ -432,16 +428,26 @@ static int join_outer(tm_walk *w, int j, int k)
     return j + 1;
 }
 
+/* Where a walk from `frame` starts.  The frame keeps a frame pointer: its
+ * caller's return address is at fp+8, the caller's stack pointer after
+ * return is fp+16, and the caller's rbp is saved at fp. */
+typedef struct walk_start {
+    uintptr_t ip, sp, bp;
+} walk_start;
+
+static inline walk_start start_at(const void *frame)
+{
+    const uintptr_t *fp = frame;
+    return (walk_start){.ip = fp[1], .sp = (uintptr_t)(fp + 2), .bp = fp[0]};
+}
+
 TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
 {
     if (!w->fast)
         return walk_slow(w);
 
-    /* frame keeps a frame pointer: its caller's return address is at
-     * fp+8, the caller's stack pointer after return is fp+16, and the
-     * caller's rbp is saved at fp. */
-    const uintptr_t *fp = frame;
-    uintptr_t ip = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
+    walk_start s = start_at(frame);
+    uintptr_t ip = s.ip, sp = s.sp, bp = s.bp;
     int bp_valid = 1, bp_initial = 1;
     w->bp0_used = 0;
 
@@ -558,18 +564,18 @@ static inline int memo_holds(const tm_memo *m, uintptr_t sp)
 
 TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
 {
-    const uintptr_t *fp = frame;
-    uintptr_t ip = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
     if (w->rcache_table != __atomic_load_n(&rules, __ATOMIC_ACQUIRE))
         return 0;
-    uint64_t h = memo_hash(ip, sp);
+    walk_start s = start_at(frame);
+    uint64_t h = memo_hash(s.ip, s.sp);
     uint32_t set = memo_set(h), tag = memo_tag(h), first = w->memo_last[set];
     for (uint32_t k = 0; k < TM_MEMO_WAYS; k++) {
         uint32_t way = (first + k) % TM_MEMO_WAYS;
         if (w->memo_tag[set][way] != tag)
             continue;
         const tm_memo *m = &w->memo[set * TM_MEMO_WAYS + way];
-        if (m->ip0 == ip && m->sp0 == sp && (!m->bp0_used || m->bp0 == bp) && memo_holds(m, sp)) {
+        if (m->ip0 == s.ip && m->sp0 == s.sp && (!m->bp0_used || m->bp0 == s.bp) &&
+            memo_holds(m, s.sp)) {
             w->memo_last[set] = (uint8_t)way;
             return m->node;
         }
@@ -579,27 +585,26 @@ TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
 
 TM_HIDDEN void tm_unwind_memo_put(tm_walk *w, const void *frame, uint32_t node, int depth)
 {
-    const uintptr_t *fp = frame;
-    uintptr_t ip = fp[1], sp = (uintptr_t)(fp + 2), bp = fp[0];
+    walk_start s = start_at(frame);
     int n = w->n, m = n < depth ? n : depth;
     /* Only a fast walk from this very frame: it knows every slot. */
-    if (!node || m <= 0 || m > TM_MEMO_FRAMES || w->ip[n - 1] != ip || w->sp[n - 1] != sp)
+    if (!node || m <= 0 || m > TM_MEMO_FRAMES || w->ip[n - 1] != s.ip || w->sp[n - 1] != s.sp)
         return;
-    uint64_t h = memo_hash(ip, sp);
+    uint64_t h = memo_hash(s.ip, s.sp);
     uint32_t set = memo_set(h), way = w->memo_next[set];
     w->memo_next[set] = (uint8_t)((way + 1) % TM_MEMO_WAYS);
     tm_memo *e = &w->memo[set * TM_MEMO_WAYS + way];
     w->memo_tag[set][way] = 0;
     for (int i = 1; i < m; i++) {
         uintptr_t slot = w->sp[n - 1 - i] - 8;
-        if (slot <= sp || slot - sp > UINT32_MAX)
+        if (slot <= s.sp || slot - s.sp > UINT32_MAX)
             return; /* not a fast walk's slot */
         e->ip[i] = w->ip[n - 1 - i];
-        e->off[i] = (uint32_t)(slot - sp);
+        e->off[i] = (uint32_t)(slot - s.sp);
     }
-    e->ip0 = ip;
-    e->sp0 = sp;
-    e->bp0 = bp;
+    e->ip0 = s.ip;
+    e->sp0 = s.sp;
+    e->bp0 = s.bp;
     e->bp0_used = (uint16_t)w->bp0_used;
     e->n = (uint16_t)m;
     e->node = node;
