@@ -169,13 +169,21 @@ static __attribute__((noinline)) int caller_y(uintptr_t *ra)
     return keep;
 }
 
-static void test_unwind_walk_reuses_exact_outer_frames(void **state)
+/* The thread's walk state, when the fast walk can run here (else the test
+ * is skipped). */
+static tm_walk *fast_walk(void)
 {
     assert_int_equal(tm_stacks_init(), 0);
     tm_walk *w = tm_walk_self();
     assert_non_null(w);
     if (!w->fast)
         skip();
+    return w;
+}
+
+static void test_unwind_walk_reuses_exact_outer_frames(void **state)
+{
+    tm_walk *w = fast_walk();
     /* One call site, so the slot of its return address is rewritten with
      * the same value each time; the frames inside it differ the third time. */
     int (*const via[3])(uintptr_t *) = {walk_via_a, walk_via_a, walk_via_b};
@@ -220,11 +228,7 @@ static void test_unwind_walk_reuses_exact_outer_frames(void **state)
 
 static void test_unwind_memo_is_exact(void **state)
 {
-    assert_int_equal(tm_stacks_init(), 0);
-    tm_walk *w = tm_walk_self();
-    assert_non_null(w);
-    if (!w->fast)
-        skip();
+    fast_walk();
     /* One call site in this function, so the callers differ only where
      * the steps say. */
     struct {
