@@ -81,6 +81,27 @@ def check_leak_five(c, status, mode, summary_status=0):
     expect_eq(functions(leaks["groups"][0])[0], "leak_five", f"{mode}: leak site")
 
 
+def case_busykill(c):
+    # Killed while recording: the writer's requests to seal (every 100 ms)
+    # and its RSS samples (every 10 ms) were taken by the program's own
+    # thread on its way through the recorder.  At least the first 200 ms
+    # reached the file: over 500 malloc/free pairs, 15 RSS samples.
+    # The last seal may fall between a malloc(32) and its free.
+    c.run([c.prog("ending"), "busykill"], status=128 + 9)
+    s = c.report("summary", status=2)
+    expect(s["alloc_calls"] > 5 + 500, f"allocations flushed: {s['alloc_calls']}")
+    in_flight = s["alloc_calls"] - s["free_calls"] - 5
+    expect(in_flight in (0, 1), f"allocations without their free: {in_flight} besides the five")
+    expect_eq(s["unmatched_frees"], 0, "every free matches an allocation")
+    leaks = c.report("leaks", status=2)
+    expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (5 + in_flight, 320 + 32 * in_flight),
+              "leaks")
+    five = [g for g in leaks["groups"] if g["bytes"] == 320]
+    expect(len(five) == 1 and functions(five[0])[0] == "leak_five", "the five leaks, from leak_five")
+    t = c.report("timeline", "-o", os.path.join(c.work, "t.svg"), status=2)
+    expect(t["rss_points"] >= 15, f"RSS samples flushed: {t['rss_points']}")
+
+
 def case_exact(c, stacks=True):
     extra = () if stacks else ("--stacks", "none")
     c.run([c.prog("exact")], extra=extra)
@@ -289,6 +310,7 @@ CASES = {
     "segv": lambda c: check_leak_five(c, 128 + 11, "segv"),
     # SIGKILL: no END record; the reader reports what was flushed, exit 2.
     "kill": lambda c: check_leak_five(c, 128 + 9, "kill", summary_status=2),
+    "busykill": case_busykill,
     "regions": case_regions,
     "dlopen": case_dlopen,
     "invocations": case_invocations,

@@ -599,6 +599,70 @@ static void test_writer_gives_up_busy_lock(void **state)
     close(fd);
 }
 
+/* The writer's mail is taken by the next thread that records once the
+ * writer's clock moved: the RSS sample goes in before that event, and the
+ * chunk is sealed at the record after it. */
+static void test_mail_taken_on_the_way(void **state)
+{
+    char path[] = "/tmp/tm-recorder-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(tm_recorder_init(fd, getpid()), 0);
+    off_t start = lseek(fd, 0, SEEK_END);
+
+    assert_int_equal(tm_post_rss(12345), 1);
+    assert_int_equal(tm_post_rss(999), 0); /* the first is still there */
+    tm_post_seal(1);
+    uint32_t sealed = tm_sealed_count();
+    tm_record_free(TM_OP_FREE, (void *)0x6000); /* the clock has not moved */
+    assert_int_equal(tm_sealed_count(), sealed);
+    __atomic_store_n(&tm_clock_hint, tm_ticks() + 1000, __ATOMIC_RELAXED);
+    tm_record_free(TM_OP_FREE, (void *)0x6010);
+    assert_int_equal(tm_take_back_rss(), 0); /* taken */
+    assert_int_equal(tm_sealed_count(), sealed);
+    tm_record_free(TM_OP_FREE, (void *)0x6020);
+    assert_int_equal(tm_sealed_count(), sealed + 1);
+    assert_int_equal(tm_write_sealed(), 1);
+
+    off_t size = lseek(fd, 0, SEEK_END) - start;
+    uint8_t *buf = malloc((size_t)size);
+    assert_int_equal(pread(fd, buf, (size_t)size, start), size);
+    close(fd);
+    tm_block_header b;
+    memcpy(&b, buf, sizeof b);
+    assert_int_equal(b.codec, TM_CODEC_RAW);
+    const uint8_t *p = buf + sizeof b, *end = p + b.stored_len;
+    uint64_t v;
+    int64_t s;
+    assert_int_equal(*p++, TM_OP_CLOCK);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(*p++, TM_OP_THREAD);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(*p++, TM_OP_FREE);
+    assert_int_equal(tm_get_s(&p, end, &s), 0);
+    assert_int_equal(s, 0x6000);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(*p++, TM_OP_RSS);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 12345);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_true(v >= 1000); /* at the writer's clock */
+    assert_int_equal(*p++, TM_OP_FREE);
+    assert_int_equal(tm_get_s(&p, end, &s), 0);
+    assert_int_equal(s, 0x10);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 0);
+    assert_ptr_equal(p, end); /* 0x6020 went to the next chunk */
+    free(buf);
+
+    /* A sample nobody took goes back to the writer, once. */
+    assert_int_equal(tm_post_rss(777), 1);
+    assert_int_equal(tm_take_back_rss(), 1);
+    assert_int_equal(tm_take_back_rss(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_encode_chunk_rejects_malformed),
         cmocka_unit_test(test_biased_lock_excludes),
         cmocka_unit_test(test_writer_gives_up_busy_lock),
+        cmocka_unit_test(test_mail_taken_on_the_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

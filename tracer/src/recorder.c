@@ -53,6 +53,9 @@ static struct {
     uint32_t last_tid;
     uint32_t ts_count;                  /* events since the clock was read */
     uint64_t last_time;                 /* ticks of the latest TIME record */
+    /* The writer thread's requests (see "mail" below), atomic. */
+    uint64_t mail_rss;                  /* an RSS sample in bytes + 1; 0 = none */
+    int mail_seal;                      /* seal the chunk being filled */
 } rec;
 
 /* --- chunk ring ------------------------------------------------------------------- */
@@ -200,8 +203,9 @@ static inline void bytes_end(uint8_t *end)
     rec.wpos = w + tm_raw_bytes_words(len);
 }
 
-/* Words an event may need before its own: THREAD and TIME. */
-#define PREAMBLE_WORDS 2
+/* Words an event may need before its own: THREAD, TIME and an RSS sample
+ * from the mail. */
+#define PREAMBLE_WORDS 3
 
 static inline uint64_t *put_thread(uint64_t *w, uint32_t tid)
 {
@@ -220,20 +224,70 @@ static inline uint64_t *put_time_now(uint64_t *w)
     return w;
 }
 
+/* --- mail from the writer thread ----------------------------------------------------
+ *
+ * The writer's periodic work, an RSS sample and sealing a partly filled
+ * chunk (so a killed process leaves a readable trace), is recorded by
+ * whichever thread records next, not by the writer under the lock: taking
+ * the lock from the biased owner means a membarrier, an interrupt for every
+ * CPU the program runs on (about 100 us on this kind of machine), and the
+ * owner waits meanwhile.  A recording thread looks at the mail when the
+ * writer's clock moved, once per millisecond at most.  When nobody takes it
+ * (the program stopped allocating), the writer falls back to the lock. */
+
+/* Lock held; room for one more word at w. */
+static __attribute__((noinline)) uint64_t *take_mail(uint64_t *w)
+{
+    if (__atomic_load_n(&rec.mail_rss, __ATOMIC_RELAXED)) {
+        uint64_t rss = __atomic_exchange_n(&rec.mail_rss, 0, __ATOMIC_ACQUIRE);
+        if (rss)
+            *w++ = tm_raw(TM_OP_RSS, rss - 1);
+    }
+    if (__atomic_load_n(&rec.mail_seal, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&rec.mail_seal, 0, __ATOMIC_RELAXED);
+        rec.wend = rec.wpos; /* the next record finds the chunk full and seals it */
+    }
+    return w;
+}
+
+TM_HIDDEN int tm_post_rss(uint64_t bytes)
+{
+    uint64_t none = 0;
+    return __atomic_compare_exchange_n(&rec.mail_rss, &none, bytes + 1, 0, __ATOMIC_RELEASE,
+                                       __ATOMIC_RELAXED);
+}
+
+TM_HIDDEN int tm_take_back_rss(void)
+{
+    return __atomic_exchange_n(&rec.mail_rss, 0, __ATOMIC_ACQUIRE) != 0;
+}
+
+TM_HIDDEN void tm_post_seal(int ask)
+{
+    __atomic_store_n(&rec.mail_seal, ask, __ATOMIC_RELAXED);
+}
+
+TM_HIDDEN uint32_t tm_sealed_count(void)
+{
+    return __atomic_load_n(&rec.sealed, __ATOMIC_ACQUIRE);
+}
+
 /* Allocations and frees: reading the clock (rdtsc, ~11 ns on this kind of
  * machine) costs more than the rest of the record, so it is read every
  * TS_EVERY events; in between an event takes the writer thread's clock,
  * refreshed every millisecond, when that moved.  Times are then at most
  * TS_EVERY events or 1 ms late, and never go backwards (the encoder keeps
- * the latest). */
+ * the latest).  When the writer's clock moved, the mail is looked at too. */
 #define TS_EVERY 64
 static inline uint64_t *put_time_sampled(uint64_t *w)
 {
     if (tm_unlikely(++rec.ts_count >= TS_EVERY))
         return put_time_now(w);
     uint64_t hint = __atomic_load_n(&tm_clock_hint, __ATOMIC_RELAXED);
-    if (tm_unlikely(hint > rec.last_time))
+    if (tm_unlikely(hint > rec.last_time)) {
         put_time(&w, hint);
+        w = take_mail(w);
+    }
     return w;
 }
 
@@ -555,6 +609,8 @@ static void reset_ring(void)
     rec.slots[0].state = SLOT_FILLING;
     rec.start_tick = rec.last_time = tm_ticks();
     rec.ts_count = 0;
+    rec.mail_rss = 0;
+    rec.mail_seal = 0;
     start_chunk();
     tm_lock_init(tm_gettid());
 }

@@ -172,6 +172,15 @@ TM_HIDDEN void tm_record_region_end(void);
 TM_HIDDEN void tm_record_mark(const char *label);
 /* The writer thread's records: 0 when the lock was busy (try later). */
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes);
+/* The writer's mail (recorder.c): the next thread that records takes it
+ * without the writer taking the lock.  tm_post_rss: 0 while the previous
+ * sample is still there; tm_take_back_rss: 1 when it was (nobody took it).
+ * tm_post_seal(1) asks for the chunk being filled to be sealed, (0)
+ * withdraws; tm_sealed_count() moves when a chunk is sealed. */
+TM_HIDDEN int tm_post_rss(uint64_t bytes);
+TM_HIDDEN int tm_take_back_rss(void);
+TM_HIDDEN void tm_post_seal(int ask);
+TM_HIDDEN uint32_t tm_sealed_count(void);
 TM_HIDDEN void tm_record_end(int reason);
 /* Appends one pre-encoded record (module map); lock held. */
 TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len);

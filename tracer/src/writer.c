@@ -1,6 +1,6 @@
 /* writer.c — the tracer's own thread: encodes, compresses and writes sealed
- * chunks to the file, seals a partly filled chunk every FLUSH_MS so a killed
- * process leaves a readable trace, and samples RSS every
+ * chunks to the file, has a partly filled chunk sealed every FLUSH_MS so a
+ * killed process leaves a readable trace, and samples RSS every
  * TIDEMARK_RSS_INTERVAL_MS.
  *
  * It is the only thread that normally writes the trace.  It looks for
@@ -53,6 +53,8 @@ static struct {
     int stop;           /* atomic */
     uint32_t wake_word; /* futex */
     int statm_fd;
+    uint64_t seal_asked; /* when the writer asked for a seal; 0 = not asked */
+    uint32_t seal_mark;  /* tm_sealed_count() then */
 } wr = {.statm_fd = -1};
 
 static int write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len)
@@ -200,6 +202,42 @@ static uint64_t read_rss(void)
     return pages * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Periodic records go through the recorder's mail (recorder.c), so the
+ * program's threads are not stopped for them; the writer takes the lock
+ * only when nobody recorded for a while. */
+#define MAIL_WAIT_NS 5000000ull
+
+/* Returns when the next sample is due. */
+static uint64_t sample_rss(uint64_t now, uint64_t rss_ns)
+{
+    uint64_t bytes = read_rss();
+    if (tm_post_rss(bytes))
+        return now + rss_ns;
+    /* The previous sample is still there after a whole interval: nobody
+     * records now, so the lock is free for the asking. */
+    if (!tm_take_back_rss())
+        return now + (tm_post_rss(bytes) ? rss_ns : RETRY_NS); /* taken meanwhile */
+    return now + (tm_try_record_rss(bytes) ? rss_ns : RETRY_NS);
+}
+
+/* Asks for the chunk being filled to be sealed; done once any chunk was
+ * sealed after asking.  Returns when to look again. */
+static uint64_t flush_partial(uint64_t now)
+{
+    if (!wr.seal_asked) {
+        wr.seal_mark = tm_sealed_count();
+        wr.seal_asked = now;
+        tm_post_seal(1);
+        return now + CLOCK_REFRESH_MS * 1000000ull;
+    }
+    if (tm_sealed_count() == wr.seal_mark &&
+        (now - wr.seal_asked < MAIL_WAIT_NS || !tm_try_seal_current()))
+        return now + RETRY_NS;
+    tm_post_seal(0);
+    wr.seal_asked = 0;
+    return now + FLUSH_MS * 1000000ull;
+}
+
 static void *writer_main(void *arg)
 {
     tm_self.busy = 1; /* nothing this thread does is traced */
@@ -211,6 +249,7 @@ static void *writer_main(void *arg)
     zctx = ZSTD_createCCtx();
     compress_here = zbuf && zctx;
     uint64_t next_rss = 0, next_flush = tm_mono_ns() + FLUSH_MS * 1000000ull;
+    wr.seal_asked = 0;
     uint64_t rss_ns = (uint64_t)tm_cfg.rss_interval_ms * 1000000ull;
     for (;;) {
         uint32_t seen = __atomic_load_n(&wr.wake_word, __ATOMIC_ACQUIRE);
@@ -221,9 +260,9 @@ static void *writer_main(void *arg)
         /* A busy lock means a thread waits for us: write first, retry
          * soon. */
         if (rss_ns && wr.statm_fd >= 0 && now >= next_rss)
-            next_rss = now + (tm_try_record_rss(read_rss()) ? rss_ns : RETRY_NS);
+            next_rss = sample_rss(now, rss_ns);
         if (now >= next_flush)
-            next_flush = now + (tm_try_seal_current() ? FLUSH_MS * 1000000ull : RETRY_NS);
+            next_flush = flush_partial(now);
         tm_write_sealed();
         now = tm_mono_ns();
         uint64_t until = now + CLOCK_REFRESH_MS * 1000000ull;

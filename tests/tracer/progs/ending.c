@@ -4,6 +4,10 @@
  *   abort     abort()           (SIGABRT)
  *   segv      null write        (SIGSEGV)
  *   kill      SIGKILL after 300 ms, so the writer has flushed
+ *   busykill  SIGKILL after 300 ms of one malloc(32) + free every 100 us:
+ *             far too few events to fill a chunk, so what reaches the file
+ *             was sealed on the writer's request (every 100 ms) while the
+ *             program kept recording; RSS is sampled meanwhile too
  * Everything allocated before the end is in the trace (for kill: up to the
  * last flush, which covers all of it after 300 ms).
  */
@@ -40,6 +44,19 @@ int main(int argc, char **argv)
         abort();
     if (strcmp(m, "segv") == 0)
         *(volatile int *)(uintptr_t)sink_null() = 1;
+    if (strcmp(m, "busykill") == 0) {
+        struct timespec start, now, pause = {0, 100 * 1000L};
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        do {
+            void *p = malloc(32);
+            sink = p;
+            free(p);
+            nanosleep(&pause, NULL);
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) <
+                 300 * 1000000L);
+        raise(SIGKILL);
+    }
     if (strcmp(m, "kill") == 0) {
         struct timespec ts = {0, 300 * 1000000L};
         nanosleep(&ts, NULL);
