@@ -70,7 +70,7 @@ static void test_stack_intern_many_grows_table(void **state)
     assert_int_equal(tm_stacks_init(), 0);
     emitted = 0;
     /* 100k distinct two-frame stacks sharing an outer frame: forces the
-     * table to grow past its initial 64k slots. */
+     * table to grow (its first 128k slots take up to 64k nodes). */
     uint32_t first = 0;
     for (uintptr_t i = 0; i < 100000; i++) {
         uintptr_t s[] = {0x100000 + i, 0x42};

@@ -45,6 +45,32 @@ TM_HIDDEN void tm_pages_free(void *p, size_t bytes)
     munmap(p, bytes);
 }
 
+static size_t huge_round(size_t bytes)
+{
+    return (bytes + TM_HUGE_PAGE - 1) & ~(size_t)(TM_HUGE_PAGE - 1);
+}
+
+TM_HIDDEN void *tm_pages_huge(size_t bytes)
+{
+    size_t size = huge_round(bytes);
+    uint8_t *p = mmap(NULL, size + TM_HUGE_PAGE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uint8_t *a = (uint8_t *)(((uintptr_t)p + TM_HUGE_PAGE - 1) & ~(uintptr_t)(TM_HUGE_PAGE - 1));
+    if (a > p)
+        munmap(p, (size_t)(a - p));
+    munmap(a + size, (size_t)(p + TM_HUGE_PAGE - a));
+    /* Advice only: without transparent huge pages this is ordinary memory. */
+    madvise(a, size, MADV_HUGEPAGE);
+    return a;
+}
+
+TM_HIDDEN void tm_pages_huge_free(void *p, size_t bytes)
+{
+    munmap(p, huge_round(bytes));
+}
+
 /* At most this many lines per process: the tracer never floods stderr. */
 #define DIAG_MAX 5
 static int diag_count;

@@ -617,7 +617,7 @@ static void reset_ring(void)
 
 TM_HIDDEN int tm_recorder_init(int fd, pid_t pid)
 {
-    rec.pool = tm_pages((size_t)NSLOTS * CHUNK_WORDS * sizeof *rec.pool);
+    rec.pool = tm_pages_huge((size_t)NSLOTS * CHUNK_WORDS * sizeof *rec.pool);
     strs.bytes = tm_pages(STR_BYTES_MAX);
     if (!rec.pool || !strs.bytes || strs_alloc(1024) < 0 || tm_writer_init() < 0)
         return -ENOMEM;

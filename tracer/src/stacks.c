@@ -43,8 +43,9 @@ static inline uint64_t node_hash(uint32_t parent, uint64_t ip)
 
 static int trie_grow(void)
 {
-    uint64_t cap = trie.cap ? trie.cap * 2 : (1u << 16);
-    node_entry *t = tm_pages(cap * sizeof *t);
+    /* The first table fills one huge page. */
+    uint64_t cap = trie.cap ? trie.cap * 2 : TM_HUGE_PAGE / sizeof(node_entry);
+    node_entry *t = tm_pages_huge(cap * sizeof *t);
     if (!t)
         return -ENOMEM;
     for (uint64_t i = 0; i < trie.cap; i++) {
@@ -57,7 +58,7 @@ static int trie_grow(void)
         t[j] = *e;
     }
     if (trie.table)
-        tm_pages_free(trie.table, trie.cap * sizeof *t);
+        tm_pages_huge_free(trie.table, trie.cap * sizeof *t);
     trie.table = t;
     trie.cap = cap;
     return 0;

@@ -237,6 +237,14 @@ TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end);
 
 TM_HIDDEN void *tm_pages(size_t bytes);      /* zeroed, NULL on failure */
 TM_HIDDEN void tm_pages_free(void *p, size_t bytes);
+/* For the large tables the hot path touches all over (the chunk ring, the
+ * stack trie, the unwind rules): whole transparent huge pages where the
+ * system allows them, so one page fault maps 2 MiB instead of 4 KiB (a
+ * fault costs about 10 us in some virtual machines) and one TLB entry
+ * covers it.  The size is rounded up to TM_HUGE_PAGE. */
+#define TM_HUGE_PAGE (2u << 20)
+TM_HIDDEN void *tm_pages_huge(size_t bytes);
+TM_HIDDEN void tm_pages_huge_free(void *p, size_t bytes);
 
 /* --- bootstrap arena (hooks.c) ------------------------------------------------- */
 

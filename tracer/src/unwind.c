@@ -55,14 +55,16 @@ typedef struct rule {
     uint8_t kind_bp;       /* kind | bp rule << 4 */
 } rule;
 
-#define RULES_CAP (1u << 16)
+#define RULES_BITS 17
+#define RULES_CAP (1u << RULES_BITS)
+_Static_assert(RULES_CAP * 16 == TM_HUGE_PAGE, "the rule table fills one huge page");
 
 static rule *rules;        /* replaced wholesale when modules unload */
 static int miss_lock;
 
 static inline uint32_t rule_slot(uintptr_t ra)
 {
-    return (uint32_t)((ra * 0x9e3779b97f4a7c15ull) >> 48) & (RULES_CAP - 1);
+    return (uint32_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - RULES_BITS));
 }
 
 static inline const rule *rule_find(const rule *t, uintptr_t ra)
@@ -265,7 +267,7 @@ static const rule *rule_get(uintptr_t ra)
 
 TM_HIDDEN void tm_unwind_invalidate(void)
 {
-    rule *fresh = tm_pages(RULES_CAP * sizeof(rule));
+    rule *fresh = tm_pages_huge(RULES_CAP * sizeof(rule));
     if (!fresh)
         return;
     tm_spin_acquire(&miss_lock);
@@ -287,7 +289,7 @@ TM_HIDDEN int tm_unwind_init(void)
     if (!walk_key_made && pthread_key_create(&walk_key, walk_release) == 0)
         walk_key_made = 1;
     if (!rules)
-        rules = tm_pages(RULES_CAP * sizeof(rule));
+        rules = tm_pages_huge(RULES_CAP * sizeof(rule));
     return rules ? 0 : -1;
 }
 
