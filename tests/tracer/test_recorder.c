@@ -272,6 +272,53 @@ static void test_unwind_memo_is_exact(void **state)
     assert_int_equal(node[5], node[0]);
 }
 
+/* One call site reached from more callers than a memo set has ways: once
+ * the slot that tells them apart is learned, every stack is remembered,
+ * and each still gets its own node. */
+#define CALLER(i)                                                              \
+    static __attribute__((noinline)) int many_##i(uintptr_t *ra)               \
+    {                                                                          \
+        int keep = walk_via_a(ra);                                             \
+        __asm__ volatile("" ::: "memory");                                     \
+        return keep;                                                           \
+    }
+CALLER(0) CALLER(1) CALLER(2) CALLER(3) CALLER(4) CALLER(5) CALLER(6) CALLER(7)
+CALLER(8) CALLER(9) CALLER(10) CALLER(11) CALLER(12) CALLER(13) CALLER(14) CALLER(15)
+
+static void test_unwind_memo_learns_crowded_call_site(void **state)
+{
+    fast_walk();
+    int (*const many[])(uintptr_t *) = {many_0, many_1, many_2,  many_3,  many_4,  many_5,
+                                        many_6, many_7, many_8,  many_9,  many_10, many_11,
+                                        many_12, many_13, many_14, many_15};
+    enum { CALLERS = sizeof many / sizeof many[0], ROUNDS = 8 };
+    _Static_assert(CALLERS > TM_MEMO_WAYS, "more callers than ways");
+    uint32_t node[ROUNDS][CALLERS];
+    uintptr_t ra, sp = 0;
+    int walks_before_last = 0;
+    walk_memoized = 1;
+    memo_walks = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        if (r == ROUNDS - 1)
+            walks_before_last = memo_walks;
+        for (int i = 0; i < CALLERS; i++) {
+            node[r][i] = (uint32_t)many[i](&ra);
+            if (!sp)
+                sp = walk_sp;
+            assert_int_equal(walk_sp, sp); /* one key */
+        }
+    }
+    walk_memoized = 0;
+    /* Round-robin over 8 ways would walk every time. */
+    assert_int_equal(memo_walks, walks_before_last);
+    assert_true(memo_walks < 3 * CALLERS);
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(node[ROUNDS - 1][i], node[0][i]);
+        for (int j = 0; j < i; j++)
+            assert_true(node[0][i] != node[0][j]);
+    }
+}
+
 /* --- output path ------------------------------------------------------------ */
 
 static void test_output_path(void **state)
@@ -671,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_stack_intern_same_ip_other_parent),
         cmocka_unit_test(test_unwind_walk_reuses_exact_outer_frames),
         cmocka_unit_test(test_unwind_memo_is_exact),
+        cmocka_unit_test(test_unwind_memo_learns_crowded_call_site),
         cmocka_unit_test(test_output_path),
         cmocka_unit_test(test_env_drop_preload),
         cmocka_unit_test(test_recorder_writes_checked_blocks),

@@ -29,6 +29,17 @@ typedef struct tm_memo {
     uint32_t off[TM_MEMO_FRAMES];
 } tm_memo;
 
+/* Discriminating slots of one call site, learned from misses (unwind.c). */
+#define TM_MEMO_DISC 2
+#define TM_MEMO_DISC_SLOTS 256  /* call sites that can have them at once */
+typedef struct tm_memo_disc {
+    uint32_t tag;              /* the call site's key tag; 0 = none */
+    uint32_t off[TM_MEMO_DISC]; /* the slots, bytes above sp0; 0 = not learned */
+    uint32_t votes_tag;        /* the call site whose misses vote now */
+    uint32_t cand;             /* the slot its latest misses pointed at */
+    uint32_t votes;            /* misses in a row that pointed at cand */
+} tm_memo_disc;
+
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
  * return-address slot, known for all positions or (libunwind fallback, a
@@ -69,6 +80,10 @@ typedef struct tm_walk {
     uint32_t memo_tag[1 << TM_MEMO_BITS][TM_MEMO_WAYS];
     uint8_t memo_last[1 << TM_MEMO_BITS];
     uint8_t memo_next[1 << TM_MEMO_BITS];
+    /* Call sites reached more ways than a set holds: by the set of their
+     * key, the key's tag and the offsets from sp0 of slots whose return
+     * addresses tell the ways apart (unwind.c, memo_key), once learned. */
+    tm_memo_disc memo_disc[TM_MEMO_DISC_SLOTS];
 } tm_walk;
 
 TM_HIDDEN int tm_unwind_init(void);

@@ -40,6 +40,7 @@
 static pthread_key_t walk_key;
 static int walk_key_made;
 static void walk_release(void *p);
+static void memo_clear(tm_walk *w);
 
 /* --- rule cache ------------------------------------------------------------ */
 
@@ -359,7 +360,7 @@ static tm_walk *walk_take_spare(void)
     if (w) {
         w->n = 0;
         w->node_base = w->node_n = 0;
-        memset(w->memo_tag, 0, sizeof w->memo_tag);
+        memo_clear(w);
     }
     return w;
 }
@@ -465,7 +466,7 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
     if (tm_unlikely(w->rcache_table != t)) {
         memset(w->rcache, 0, sizeof w->rcache);
         if (w->rcache_table) /* not the first walk: the pages are still untouched */
-            memset(w->memo_tag, 0, sizeof w->memo_tag);
+            memo_clear(w);
         w->rcache_table = t;
     }
 
@@ -544,6 +545,36 @@ static inline uint32_t memo_tag(uint64_t h)
     return (uint32_t)h | 1; /* never 0, the empty tag */
 }
 
+/* Where a call site's discriminating slots are kept: bits of the hash the
+ * set index does not use, so call sites sharing a set rarely share this. */
+static inline tm_memo_disc *memo_disc(const tm_walk *w, uint64_t h)
+{
+    return (tm_memo_disc *)&w->memo_disc[(uint32_t)(h >> 32) % TM_MEMO_DISC_SLOTS];
+}
+
+static void memo_clear(tm_walk *w)
+{
+    memset(w->memo_tag, 0, sizeof w->memo_tag);
+    memset(w->memo_disc, 0, sizeof w->memo_disc);
+}
+
+/* The hash that places a walk from s.  A call site reached more ways than
+ * a set holds (a solver's right-hand side called from each stage, through
+ * many operators) would thrash its set; once slots that tell its ways apart
+ * are learned, the return addresses there are hashed in too, and the ways
+ * spread over all sets.  The slots lie between sp0 and the stack's top, so
+ * reading them is safe whatever they hold now. */
+static inline uint64_t memo_key(const tm_walk *w, walk_start s)
+{
+    uint64_t h = memo_hash(s.ip, s.sp);
+    const tm_memo_disc *d = memo_disc(w, h);
+    if (tm_likely(!d->off[0]) || d->tag != memo_tag(h))
+        return h;
+    for (int i = 0; i < TM_MEMO_DISC && d->off[i] && s.sp + d->off[i] + 8 <= w->hi; i++)
+        h = (h ^ *(const uintptr_t *)(s.sp + d->off[i])) * 0x9e3779b97f4a7c15ull;
+    return h;
+}
+
 /* Every slot the memoized walk found a return address in still holds it.
  * Independent loads, usually all equal: four at a time, no branches in
  * between. */
@@ -564,24 +595,74 @@ static inline int memo_holds(const tm_memo *m, uintptr_t sp)
     return 1;
 }
 
+/* A miss although the set held walks from the same call site: the first
+ * slot that differs from the one tried first is a vote for a slot that
+ * tells this call site's ways apart.  A slot MEMO_VOTES votes ahead of the
+ * others is learned; when the ways still crowd a set, a second slot is
+ * learned the same way.  A call site that learns where another
+ * one had learned takes the place over.  (The walks memoized before stay
+ * where they are until replaced.) */
+#define MEMO_VOTES 8
+static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, walk_start s)
+{
+    uint64_t h = memo_hash(s.ip, s.sp);
+    tm_memo_disc *d = memo_disc(w, h);
+    int mine = d->tag == memo_tag(h), k = 0;
+    while (mine && k < TM_MEMO_DISC && d->off[k])
+        k++;
+    if (k == TM_MEMO_DISC)
+        return;
+    uint32_t i = 1;
+    while (i < m->n && *(const uintptr_t *)(s.sp + m->off[i]) == m->ip[i])
+        i++;
+    if (i == m->n || (k > 0 && m->off[i] == d->off[0]))
+        return;
+    /* The slot most misses point at wins, though others come in between
+     * (a majority vote: a different slot takes a vote away). */
+    if (d->votes_tag != memo_tag(h)) {
+        d->votes_tag = memo_tag(h);
+        d->votes = 0;
+    }
+    if (d->votes == 0)
+        d->cand = m->off[i];
+    if (d->cand != m->off[i]) {
+        d->votes--;
+        return;
+    }
+    if (++d->votes < MEMO_VOTES)
+        return;
+    if (!mine) {
+        memset(d->off, 0, sizeof d->off);
+        d->tag = memo_tag(h);
+    }
+    d->off[k] = d->cand;
+    d->votes = 0;
+}
+
 TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
 {
     if (w->rcache_table != __atomic_load_n(&rules, __ATOMIC_ACQUIRE))
         return 0;
     walk_start s = start_at(frame);
-    uint64_t h = memo_hash(s.ip, s.sp);
+    uint64_t h = memo_key(w, s);
     uint32_t set = memo_set(h), tag = memo_tag(h), first = w->memo_last[set];
+    const tm_memo *same_site = NULL;
     for (uint32_t k = 0; k < TM_MEMO_WAYS; k++) {
         uint32_t way = (first + k) % TM_MEMO_WAYS;
         if (w->memo_tag[set][way] != tag)
             continue;
         const tm_memo *m = &w->memo[set * TM_MEMO_WAYS + way];
-        if (m->ip0 == s.ip && m->sp0 == s.sp && (!m->bp0_used || m->bp0 == s.bp) &&
-            memo_holds(m, s.sp)) {
-            w->memo_last[set] = (uint8_t)way;
-            return m->node;
+        if (m->ip0 == s.ip && m->sp0 == s.sp && (!m->bp0_used || m->bp0 == s.bp)) {
+            if (memo_holds(m, s.sp)) {
+                w->memo_last[set] = (uint8_t)way;
+                return m->node;
+            }
+            if (!same_site)
+                same_site = m;
         }
     }
+    if (same_site)
+        memo_learn(w, same_site, s);
     return 0;
 }
 
@@ -592,7 +673,7 @@ TM_HIDDEN void tm_unwind_memo_put(tm_walk *w, const void *frame, uint32_t node, 
     /* Only a fast walk from this very frame: it knows every slot. */
     if (!node || m <= 0 || m > TM_MEMO_FRAMES || w->ip[n - 1] != s.ip || w->sp[n - 1] != s.sp)
         return;
-    uint64_t h = memo_hash(s.ip, s.sp);
+    uint64_t h = memo_key(w, s);
     uint32_t set = memo_set(h), way = w->memo_next[set];
     w->memo_next[set] = (uint8_t)((way + 1) % TM_MEMO_WAYS);
     tm_memo *e = &w->memo[set * TM_MEMO_WAYS + way];
