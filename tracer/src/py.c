@@ -103,7 +103,7 @@ static uint32_t child(uint32_t parent, const py_entry *e, uint32_t line)
 
 static uint32_t walk_stack_locked(const struct tm_py_walker *w);
 
-TM_HIDDEN uint32_t tm_py_stack_locked(void)
+static __attribute__((noinline)) uint32_t py_stack_locked(void)
 {
     const struct tm_py_walker *w = __atomic_load_n(&walker, __ATOMIC_ACQUIRE);
     if (w)
@@ -127,6 +127,14 @@ TM_HIDDEN uint32_t tm_py_stack_locked(void)
         node = e->node;
     }
     return node;
+}
+
+/* On every allocation: without Python stacks, two loads. */
+TM_HIDDEN uint32_t tm_py_stack_locked(void)
+{
+    if (tm_likely(!__atomic_load_n(&walker, __ATOMIC_RELAXED) && !get_line))
+        return 0;
+    return py_stack_locked();
 }
 
 TM_HIDDEN void tm_py_foreach(void (*emit)(uint32_t, uint32_t, uint32_t, uint32_t, uint32_t,

@@ -438,12 +438,19 @@ TM_HIDDEN uint32_t tm_intern_string(const char *s)
     return id;
 }
 
+/* Out of line: an allocation whose stack is already known (nearly all of
+ * them) then needs no stack frame for the interner's registers. */
+static __attribute__((noinline)) uint32_t intern_walk_locked(tm_walk *walk, int keep)
+{
+    return tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node);
+}
+
 TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep,
                                    uint32_t stack)
 {
     tm_lock();
     if (walk)
-        stack = tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node);
+        stack = intern_walk_locked(walk, keep);
     uint32_t py = tm_py_stack_locked();
     uint64_t *w = reserve(PREAMBLE_WORDS + 3);
     w = put_thread(w, tm_self.tid);
