@@ -112,7 +112,7 @@ static void seal_locked(void)
     __atomic_store_n(&s->state, SLOT_SEALED, __ATOMIC_RELEASE);
     rec.cur++;
     __atomic_store_n(&rec.sealed, rec.cur, __ATOMIC_RELEASE);
-    /* The writer looks every millisecond anyway; a wake-up is a futex
+    /* The writer looks every 10 ms anyway; a wake-up is a futex
      * system call, worth it only once chunks pile up. */
     if (rec.cur - __atomic_load_n(&rec.claimed, __ATOMIC_ACQUIRE) >= WAKE_BACKLOG)
         tm_writer_wake();
@@ -232,7 +232,7 @@ static inline uint64_t *put_time_now(uint64_t *w)
  * the lock from the biased owner means a membarrier, an interrupt for every
  * CPU the program runs on (about 100 us on this kind of machine), and the
  * owner waits meanwhile.  A recording thread looks at the mail when the
- * writer's clock moved, once per millisecond at most.  When nobody takes it
+ * writer's clock moved, once per 10 ms at most.  When nobody takes it
  * (the program stopped allocating), the writer falls back to the lock. */
 
 /* Lock held; room for one more word at w. */
@@ -275,8 +275,8 @@ TM_HIDDEN uint32_t tm_sealed_count(void)
 /* Allocations and frees: reading the clock (rdtsc, ~11 ns on this kind of
  * machine) costs more than the rest of the record, so it is read every
  * TS_EVERY events; in between an event takes the writer thread's clock,
- * refreshed every millisecond, when that moved.  Times are then at most
- * TS_EVERY events or 1 ms late, and never go backwards (the encoder keeps
+ * refreshed every 10 ms, when that moved.  Times are then at most
+ * TS_EVERY events or 10 ms late, and never go backwards (the encoder keeps
  * the latest).  When the writer's clock moved, the mail is looked at too. */
 #define TS_EVERY 64
 static inline uint64_t *put_time_sampled(uint64_t *w)
