@@ -84,6 +84,7 @@ typedef struct tm_walk {
      * key, the key's tag and the offsets from sp0 of slots whose return
      * addresses tell the ways apart (unwind.c, memo_key), once learned. */
     tm_memo_disc memo_disc[TM_MEMO_DISC_SLOTS];
+    uint64_t memo_disc_sets;   /* sets some call site learned slots for */
 } tm_walk;
 
 TM_HIDDEN int tm_unwind_init(void);

@@ -552,10 +552,13 @@ static inline tm_memo_disc *memo_disc(const tm_walk *w, uint64_t h)
     return (tm_memo_disc *)&w->memo_disc[(uint32_t)(h >> 32) % TM_MEMO_DISC_SLOTS];
 }
 
+_Static_assert((1 << TM_MEMO_BITS) <= 64, "memo_disc_sets has a bit per set");
+
 static void memo_clear(tm_walk *w)
 {
     memset(w->memo_tag, 0, sizeof w->memo_tag);
     memset(w->memo_disc, 0, sizeof w->memo_disc);
+    w->memo_disc_sets = 0;
 }
 
 /* The hash that places a walk from s.  A call site reached more ways than
@@ -567,8 +570,10 @@ static void memo_clear(tm_walk *w)
 static inline uint64_t memo_key(const tm_walk *w, walk_start s)
 {
     uint64_t h = memo_hash(s.ip, s.sp);
+    if (tm_likely(!(w->memo_disc_sets >> memo_set(h) & 1)))
+        return h; /* one word in L1 says: nothing learned for this set */
     const tm_memo_disc *d = memo_disc(w, h);
-    if (tm_likely(!d->off[0]) || d->tag != memo_tag(h))
+    if (!d->off[0] || d->tag != memo_tag(h))
         return h;
     for (int i = 0; i < TM_MEMO_DISC && d->off[i] && s.sp + d->off[i] + 8 <= w->hi; i++)
         h = (h ^ *(const uintptr_t *)(s.sp + d->off[i])) * 0x9e3779b97f4a7c15ull;
@@ -637,6 +642,7 @@ static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, w
     }
     d->off[k] = d->cand;
     d->votes = 0;
+    w->memo_disc_sets |= 1ull << memo_set(h);
 }
 
 TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
