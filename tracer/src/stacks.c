@@ -35,30 +35,62 @@ static struct {
     uint32_t count;
 } trie;
 
-static inline uint64_t node_hash(uint32_t parent, uint64_t ip)
+/* A node's slot in the table comes from the hash of its whole path from
+ * the root, not of (parent, ip): the path hashes of all positions of a walk
+ * follow from the return addresses alone, so the lines of every position
+ * can be fetched at once instead of one after the other as each parent
+ * becomes known (on a Python program's first stacks each probe is a cache
+ * miss).  An entry still holds (parent, ip) and is only taken when both
+ * match, so lookups are exact; a node has one path, so one slot. */
+static inline uint64_t path_step(uint64_t h, uint64_t ip)
 {
-    uint64_t h = (ip ^ ((uint64_t)parent << 32 | parent)) * 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 29);
+    return (h ^ ip) * 0x9e3779b97f4a7c15ull;
 }
 
+static inline uint64_t trie_slot(uint64_t path, uint64_t cap)
+{
+    return (path ^ path >> 29) & (cap - 1);
+}
+
+static void trie_put(node_entry *t, uint64_t cap, uint64_t path, node_entry e)
+{
+    uint64_t j = trie_slot(path, cap);
+    while (t[j].id)
+        j = (j + 1) & (cap - 1);
+    t[j] = e;
+}
+
+/* The table doubles; paths are recomputed in id order (a parent is always
+ * older than its children). */
 static int trie_grow(void)
 {
-    /* The first table fills one huge page. */
     uint64_t cap = trie.cap ? trie.cap * 2 : TM_HUGE_PAGE / sizeof(node_entry);
     node_entry *t = tm_pages_huge(cap * sizeof *t);
     if (!t)
         return -ENOMEM;
-    for (uint64_t i = 0; i < trie.cap; i++) {
-        node_entry *e = &trie.table[i];
-        if (!e->id)
-            continue;
-        uint64_t j = node_hash(e->parent, e->ip) & (cap - 1);
-        while (t[j].id)
-            j = (j + 1) & (cap - 1);
-        t[j] = *e;
-    }
-    if (trie.table)
+    if (trie.count) {
+        size_t n = (size_t)trie.count + 1;
+        node_entry *by_id = tm_pages(n * sizeof *by_id);
+        uint64_t *path = tm_pages(n * sizeof *path);
+        if (!by_id || !path) {
+            if (by_id)
+                tm_pages_free(by_id, n * sizeof *by_id);
+            if (path)
+                tm_pages_free(path, n * sizeof *path);
+            tm_pages_huge_free(t, cap * sizeof *t);
+            return -ENOMEM;
+        }
+        for (uint64_t i = 0; i < trie.cap; i++)
+            if (trie.table[i].id)
+                by_id[trie.table[i].id] = trie.table[i];
+        for (uint32_t id = 1; id <= trie.count; id++) {
+            path[id] = path_step(path[by_id[id].parent], by_id[id].ip);
+            trie_put(t, cap, path[id], by_id[id]);
+        }
+        tm_pages_free(by_id, n * sizeof *by_id);
+        tm_pages_free(path, n * sizeof *path);
         tm_pages_huge_free(trie.table, trie.cap * sizeof *t);
+    }
     trie.table = t;
     trie.cap = cap;
     return 0;
@@ -71,11 +103,12 @@ TM_HIDDEN int tm_stacks_init(void)
     return trie.table ? 0 : trie_grow();
 }
 
-static uint32_t child_of(uint32_t parent, uint64_t ip, tm_node_emit_fn emit)
+/* path: the hash of the path to the child (path_step of the parent's). */
+static uint32_t child_of(uint32_t parent, uint64_t ip, uint64_t path, tm_node_emit_fn emit)
 {
     if (trie.count + 1 > trie.cap / 2 && trie_grow() < 0)
         return parent; /* out of memory: truncate the stack here */
-    uint64_t i = node_hash(parent, ip) & (trie.cap - 1);
+    uint64_t i = trie_slot(path, trie.cap);
     for (;; i = (i + 1) & (trie.cap - 1)) {
         node_entry *e = &trie.table[i];
         if (!e->id)
@@ -91,18 +124,9 @@ static uint32_t child_of(uint32_t parent, uint64_t ip, tm_node_emit_fn emit)
     return e->id;
 }
 
-/* The thread's edge cache is indexed by a hash of the whole path from the
- * root, not of (parent, ip): the path hashes of all positions follow from
- * the return addresses alone, so every position's cache line can be
- * fetched at once instead of one after the other as each parent becomes
- * known.  An entry still holds (parent, ip) and is only taken when both
- * match, so it is exact; a path maps to one edge, so hits are as likely as
- * with a (parent, ip) index. */
-static inline uint64_t path_step(uint64_t h, uint64_t ip)
-{
-    return (h ^ ip) * 0x9e3779b97f4a7c15ull;
-}
-
+/* The thread's edge cache is indexed by the path hash too, so its lines
+ * can be fetched ahead as well; a path maps to one edge, so hits are as
+ * likely as with a (parent, ip) index. */
 static inline uint32_t path_slot(uint64_t h)
 {
     return (uint32_t)(h >> (64 - TM_NODE_CACHE_BITS));
@@ -114,7 +138,7 @@ static uint32_t cached_child(tm_walk *w, uint64_t path, uint32_t parent, uint64_
     __typeof__(&w->ncache[0]) e = &w->ncache[path_slot(path)];
     if (tm_likely(e->ip == ip && e->parent == parent && e->id))
         return e->id;
-    uint32_t id = child_of(parent, ip, emit);
+    uint32_t id = child_of(parent, ip, path, emit);
     if (id != parent) {     /* not the out-of-memory truncation */
         e->ip = ip;
         e->parent = parent;
@@ -148,6 +172,11 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
         w->path[p] = path;
         __builtin_prefetch(&w->ncache[path_slot(path)]);
     }
+    /* Where the thread's cache surely misses (another return address
+     * there), the shared table's line is fetched ahead too. */
+    for (int p = from; p < n; p++)
+        if (w->ncache[path_slot(w->path[p])].ip != w->ip[p] - 1)
+            __builtin_prefetch(&trie.table[trie_slot(w->path[p], trie.cap)]);
     uint32_t node = from > base ? w->node[from - 1] : 0;
     for (int p = from; p < n; p++) {
         node = cached_child(w, w->path[p], node, w->ip[p] - 1, emit);
