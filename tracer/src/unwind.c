@@ -565,8 +565,8 @@ static void memo_clear(tm_walk *w)
  * a set holds (a solver's right-hand side called from each stage, through
  * many operators) would thrash its set; once slots that tell its ways apart
  * are learned, the return addresses there are hashed in too, and the ways
- * spread over all sets.  The slots lie between sp0 and the stack's top, so
- * reading them is safe whatever they hold now. */
+ * spread over all sets.  The slots are read only between sp0 and the top
+ * of the thread's stack, so reading them is safe whatever they hold now. */
 static inline uint64_t memo_key(const tm_walk *w, walk_start s)
 {
     uint64_t h = memo_hash(s.ip, s.sp);
@@ -574,6 +574,8 @@ static inline uint64_t memo_key(const tm_walk *w, walk_start s)
         return h; /* one word in L1 says: nothing learned for this set */
     const tm_memo_disc *d = memo_disc(w, h);
     if (!d->off[0] || d->tag != memo_tag(h))
+        return h;
+    if (s.sp < w->lo) /* another stack (sigaltstack): what lies above may be unmapped */
         return h;
     for (int i = 0; i < TM_MEMO_DISC && d->off[i] && s.sp + d->off[i] + 8 <= w->hi; i++)
         h = (h ^ *(const uintptr_t *)(s.sp + d->off[i])) * 0x9e3779b97f4a7c15ull;
