@@ -31,11 +31,17 @@ for name, budget in (("py_in_place", direct), ("copy_rhs", 0)):
     if r["allocs"]["total"] > budget + 8:
         failed.append(f"{name}: {r['allocs']['total']} allocations in 100000 invocations, "
                       f"budget {budget}")
-    if budget == 0 and r["invocations_net_zero"] < 100000 - 4:
-        failed.append(f"{name}: only {r['invocations_net_zero']} invocations with net 0")
+    # Nothing may stay behind per invocation.  (An invocation may come out
+    # net negative: bridge_call_rhs looks its capsule up by a name string
+    # CPython makes and frees around the call, and whether that free lands
+    # before or inside the region depends on CPython's address-keyed
+    # attribute cache, so on where malloc put things in this run.)
+    if r["invocations_net_positive"] > 4:
+        failed.append(f"{name}: {r['invocations_net_positive']} invocations kept memory")
     if r["leaked_blocks"] > 4:
         failed.append(f"{name}: {r['leaked_blocks']} blocks leaked")
     print(f"{name}: invocations {r['invocations']}, allocations {r['allocs']['total']}, "
-          f"net-zero invocations {r['invocations_net_zero']}")
+          f"net-zero invocations {r['invocations_net_zero']}, "
+          f"net-positive {r['invocations_net_positive']}")
 if failed:
     sys.exit("\n".join(failed))
