@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "tm_internal.h"
+
 #define TM_WALK_MAX 512
 #define TM_RULE_CACHE 512       /* per-thread unwind rules, direct-mapped */
 #define TM_NODE_CACHE_BITS 14   /* per-thread trie edges, direct-mapped */
@@ -91,7 +93,12 @@ TM_HIDDEN int tm_unwind_init(void);
 /* Forgets cached unwind rules (a module was unloaded). */
 TM_HIDDEN void tm_unwind_invalidate(void);
 /* The calling thread's walk state, created on first use (NULL: no memory). */
-TM_HIDDEN tm_walk *tm_walk_self(void);
+TM_HIDDEN tm_walk *tm_walk_new_self(void);
+static inline tm_walk *tm_walk_self(void)
+{
+    tm_walk *w = tm_self.walk;
+    return tm_likely(w != NULL) ? w : tm_walk_new_self();
+}
 /* Walks the stack into w, starting at the caller of the function whose
  * frame (as __builtin_frame_address(0) gives it; the function must keep a
  * frame pointer) is `frame`.  Returns how many outer frames (positions

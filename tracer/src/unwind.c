@@ -313,7 +313,6 @@ static inline const rule *rule_lookup(tm_walk *w, const rule *t, uintptr_t ra)
 
 /* --- the walk -------------------------------------------------------------------- */
 
-static TM_TLS tm_walk *self_walk;
 
 static int stack_bounds(tm_walk *w)
 {
@@ -340,7 +339,7 @@ static int spare_lock;
 static void walk_release(void *p)
 {
     tm_walk *w = p;
-    self_walk = NULL; /* an allocation after this takes a state anew */
+    tm_self.walk = NULL; /* an allocation after this takes a state anew */
     tm_spin_acquire(&spare_lock);
     w->next_spare = spare_walks;
     spare_walks = w;
@@ -365,20 +364,18 @@ static tm_walk *walk_take_spare(void)
     return w;
 }
 
-TM_HIDDEN tm_walk *tm_walk_self(void)
+TM_HIDDEN tm_walk *tm_walk_new_self(void)
 {
-    if (tm_unlikely(!self_walk)) {
-        tm_walk *w = walk_take_spare();
-        if (!w)
-            w = tm_pages(sizeof *w);
-        if (!w)
-            return NULL;
-        w->fast = !tm_cfg.unwind_libunwind && stack_bounds(w) == 0;
-        if (walk_key_made)
-            pthread_setspecific(walk_key, w);
-        self_walk = w;
-    }
-    return self_walk;
+    tm_walk *w = walk_take_spare();
+    if (!w)
+        w = tm_pages(sizeof *w);
+    if (!w)
+        return NULL;
+    w->fast = !tm_cfg.unwind_libunwind && stack_bounds(w) == 0;
+    if (walk_key_made)
+        pthread_setspecific(walk_key, w);
+    tm_self.walk = w;
+    return w;
 }
 
 /* libunwind for the whole stack: no slot addresses, so nothing to reuse
