@@ -25,7 +25,6 @@
 #define ARENA_SIZE (64 * 1024)
 static _Alignas(64) uint8_t arena[ARENA_SIZE];
 static size_t arena_used;
-static TM_TLS int resolving;
 
 static void *arena_alloc(size_t size, size_t align)
 {
@@ -56,7 +55,7 @@ TM_HIDDEN void tm_resolve_real(void)
 {
     if (tm_real.free)
         return;
-    resolving = 1;
+    tm_self.resolving = 1;
     RESOLVE(malloc);
     RESOLVE(calloc);
     RESOLVE(realloc);
@@ -72,7 +71,7 @@ TM_HIDDEN void tm_resolve_real(void)
     /* free last: its presence tells the others are resolved. */
     void (*real_free)(void *) = (void (*)(void *))dlsym(RTLD_NEXT, "free");
     __atomic_store_n(&tm_real.free, real_free, __ATOMIC_RELEASE);
-    resolving = 0;
+    tm_self.resolving = 0;
 }
 
 /* Returns 1 when this call should be recorded.  Sets the recursion guard;
@@ -135,7 +134,7 @@ static void record_free(int op, void *p)
 
 EXPORT void *malloc(size_t size)
 {
-    if (tm_unlikely(resolving))
+    if (tm_unlikely(tm_self.resolving))
         return arena_alloc(size, 16);
     if (!enter())
         return tm_real.malloc(size);
@@ -148,7 +147,7 @@ EXPORT void *malloc(size_t size)
 
 EXPORT void *calloc(size_t n, size_t size)
 {
-    if (tm_unlikely(resolving)) {
+    if (tm_unlikely(tm_self.resolving)) {
         size_t total;
         if (__builtin_mul_overflow(n, size, &total))
             return NULL;
@@ -215,7 +214,7 @@ static inline __attribute__((always_inline)) void *realloc_common(int fn, void *
 
 EXPORT void *realloc(void *p, size_t size)
 {
-    if (tm_unlikely(resolving) && !p)
+    if (tm_unlikely(tm_self.resolving) && !p)
         return arena_alloc(size, 16);
     return realloc_common(TM_FN_REALLOC, p, 1, size, 0);
 }
@@ -229,7 +228,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size)
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
-    if (tm_unlikely(resolving)) {
+    if (tm_unlikely(tm_self.resolving)) {
         *out = arena_alloc(size, align);
         return *out ? 0 : ENOMEM;
     }

@@ -86,6 +86,7 @@ extern TM_HIDDEN tm_config tm_cfg;
 /* Per-thread state; zero-initialized for every new thread. */
 typedef struct tm_thread {
     int busy;                 /* inside the tracer: hooks pass through */
+    int resolving;            /* looking up the real allocator (hooks.c) */
     uint32_t tid;             /* cached gettid(), 0 = not yet known */
     int lock_held;            /* how this thread holds the recorder lock (lock.c) */
     int *errno_p;             /* &errno, cached (hooks.c) */
