@@ -365,15 +365,23 @@ static void test_env_drop_preload(void **state)
 
 /* --- blocks ------------------------------------------------------------------------ */
 
-static void test_recorder_writes_checked_blocks(void **state)
+/* A recorder writing to a fresh anonymous file; returns its descriptor. */
+static int fresh_recorder(void)
 {
     char path[] = "/tmp/tm-recorder-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(tm_recorder_init(fd, getpid()), 0);
+    return fd;
+}
+
+static void test_recorder_writes_checked_blocks(void **state)
+{
     tm_clock_init();
     tm_cfg.stacks = 1;
     tm_cfg.depth = 64;
-    assert_int_equal(tm_recorder_init(fd, getpid()), 0);
+    int fd = fresh_recorder();
     assert_int_equal(tm_stacks_init(), 0);
 
     /* A walk as the unwinder leaves it: return addresses, outermost first. */
@@ -396,7 +404,6 @@ static void test_recorder_writes_checked_blocks(void **state)
     uint8_t *buf = malloc((size_t)size);
     assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
     close(fd);
-    unlink(path);
 
     tm_file_header h;
     memcpy(&h, buf, sizeof h);
@@ -628,11 +635,7 @@ static void *writer_tries(void *arg)
 
 static void test_writer_gives_up_busy_lock(void **state)
 {
-    char path[] = "/tmp/tm-recorder-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    assert_int_equal(tm_recorder_init(fd, getpid()), 0);
+    int fd = fresh_recorder();
     pthread_t t;
     tm_lock(); /* the owner stays inside */
     assert_int_equal(pthread_create(&t, NULL, writer_tries, NULL), 0);
@@ -651,11 +654,7 @@ static void test_writer_gives_up_busy_lock(void **state)
  * chunk is sealed at the record after it. */
 static void test_mail_taken_on_the_way(void **state)
 {
-    char path[] = "/tmp/tm-recorder-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    assert_int_equal(tm_recorder_init(fd, getpid()), 0);
+    int fd = fresh_recorder();
     off_t start = lseek(fd, 0, SEEK_END);
 
     assert_int_equal(tm_post_rss(12345), 1);
