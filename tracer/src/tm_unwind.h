@@ -38,8 +38,8 @@ typedef struct tm_memo_disc {
     uint32_t tag;              /* the call site's key tag; 0 = none */
     uint32_t off[TM_MEMO_DISC]; /* the slots, bytes above sp0; 0 = not learned */
     uint32_t votes_tag;        /* the call site whose misses vote now */
-    uint32_t cand;             /* the slot its latest misses pointed at */
-    uint32_t votes;            /* misses in a row that pointed at cand */
+    uint32_t cand;             /* the slot leading the vote */
+    uint32_t votes;            /* its lead over the other slots voted for */
 } tm_memo_disc;
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
@@ -82,9 +82,10 @@ typedef struct tm_walk {
     uint32_t memo_tag[1 << TM_MEMO_BITS][TM_MEMO_WAYS];
     uint8_t memo_last[1 << TM_MEMO_BITS];
     uint8_t memo_next[1 << TM_MEMO_BITS];
-    /* Call sites reached more ways than a set holds: by the set of their
-     * key, the key's tag and the offsets from sp0 of slots whose return
-     * addresses tell the ways apart (unwind.c, memo_key), once learned. */
+    /* Call sites reached more ways than a set holds, indexed by hash bits
+     * the set index does not use: the key's tag and the offsets from sp0
+     * of slots whose return addresses tell the ways apart (unwind.c,
+     * memo_key), once learned. */
     tm_memo_disc memo_disc[TM_MEMO_DISC_SLOTS];
     uint64_t memo_disc_sets;   /* sets some call site learned slots for */
 } tm_walk;

@@ -313,7 +313,6 @@ static inline const rule *rule_lookup(tm_walk *w, const rule *t, uintptr_t ra)
 
 /* --- the walk -------------------------------------------------------------------- */
 
-
 static int stack_bounds(tm_walk *w)
 {
     pthread_attr_t attr;
