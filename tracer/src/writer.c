@@ -234,9 +234,14 @@ static uint64_t flush_partial(uint64_t now)
         tm_post_seal(1);
         return now + CLOCK_REFRESH_MS * 1000000ull;
     }
-    if (tm_sealed_count() == wr.seal_mark &&
-        (now - wr.seal_asked < MAIL_WAIT_NS || !tm_try_seal_current()))
-        return now + RETRY_NS;
+    if (tm_sealed_count() == wr.seal_mark) {
+        /* Woken early (chunks piled up): look again when the wait is over,
+         * not every millisecond in between. */
+        if (now - wr.seal_asked < MAIL_WAIT_NS)
+            return wr.seal_asked + MAIL_WAIT_NS;
+        if (!tm_try_seal_current())
+            return now + RETRY_NS;
+    }
     tm_post_seal(0);
     wr.seal_asked = 0;
     return now + FLUSH_MS * 1000000ull;
