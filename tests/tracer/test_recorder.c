@@ -319,6 +319,35 @@ static void test_unwind_memo_learns_crowded_call_site(void **state)
     }
 }
 
+/* Fewer callers than a set has ways: every stack fits, but a lookup may
+ * check the other callers' walks before its own.  Those checks teach the
+ * slot that tells the callers apart too, so lookups go straight to theirs. */
+static void test_unwind_memo_learns_from_slow_hits(void **state)
+{
+    fast_walk();
+    int (*const few[])(uintptr_t *) = {many_0, many_1, many_2, many_3, many_4, many_5, many_6};
+    enum { CALLERS = sizeof few / sizeof few[0], ROUNDS = 6 };
+    _Static_assert(CALLERS < TM_MEMO_WAYS, "all callers fit in a set");
+    tm_unwind_invalidate(); /* a fresh memo: nothing learned yet */
+    uint32_t node[ROUNDS][CALLERS];
+    uintptr_t ra;
+    walk_memoized = 1;
+    memo_walks = 0;
+    for (int r = 0; r < ROUNDS; r++)
+        for (int i = 0; i < CALLERS; i++)
+            node[r][i] = (uint32_t)few[i](&ra);
+    walk_memoized = 0;
+    assert_true(tm_walk_self()->memo_disc_sets != 0);
+    /* Each caller walked once, and once more when its key changed. */
+    assert_true(memo_walks <= 2 * CALLERS);
+    for (int i = 0; i < CALLERS; i++) {
+        for (int r = 1; r < ROUNDS; r++)
+            assert_int_equal(node[r][i], node[0][i]);
+        for (int j = 0; j < i; j++)
+            assert_true(node[0][i] != node[0][j]);
+    }
+}
+
 /* --- output path ------------------------------------------------------------ */
 
 static void test_output_path(void **state)
@@ -718,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_unwind_walk_reuses_exact_outer_frames),
         cmocka_unit_test(test_unwind_memo_is_exact),
         cmocka_unit_test(test_unwind_memo_learns_crowded_call_site),
+        cmocka_unit_test(test_unwind_memo_learns_from_slow_hits),
         cmocka_unit_test(test_output_path),
         cmocka_unit_test(test_env_drop_preload),
         cmocka_unit_test(test_recorder_writes_checked_blocks),

@@ -19,16 +19,19 @@
  * allocation from the same call site: key is the walk's starting point
  * (return address and stack pointer of the hook's caller, and its rbp when
  * the walk used it: code without frame pointers keeps anything in rbp),
- * and the walk is proved unchanged by finding every return address of its
- * innermost frames still in its slot (off[i] bytes above sp0).  Frames
- * further out do not change the stack node. */
+ * and the walk is proved unchanged by finding the return address of every
+ * frame that decides the node (ip[i]) still in its slot (off[i] bytes
+ * above sp0).  Frames further out do not change the stack node.  The
+ * checks are padded to a multiple of four with copies of the first, so
+ * they run four at a time with no remainder; the offsets come first, on
+ * the lines the header is on. */
 typedef struct tm_memo {
     uintptr_t ip0, sp0, bp0;
     uint32_t node;
-    uint16_t n;                /* frames checked: ip[1..n-1] */
+    uint16_t n;                /* checks, a multiple of 4 */
     uint16_t bp0_used;
-    uintptr_t ip[TM_MEMO_FRAMES];
     uint32_t off[TM_MEMO_FRAMES];
+    uintptr_t ip[TM_MEMO_FRAMES];
 } tm_memo;
 
 /* Discriminating slots of one call site, learned from misses (unwind.c). */

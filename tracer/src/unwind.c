@@ -583,8 +583,7 @@ static inline uint64_t memo_key(const tm_walk *w, walk_start s)
  * between. */
 static inline int memo_holds(const tm_memo *m, uintptr_t sp)
 {
-    uint32_t i = 1, n = m->n;
-    for (; i + 4 <= n; i += 4) {
+    for (uint32_t i = 0; i < m->n; i += 4) {
         uintptr_t d = (*(const uintptr_t *)(sp + m->off[i]) ^ m->ip[i]) |
                       (*(const uintptr_t *)(sp + m->off[i + 1]) ^ m->ip[i + 1]) |
                       (*(const uintptr_t *)(sp + m->off[i + 2]) ^ m->ip[i + 2]) |
@@ -592,15 +591,17 @@ static inline int memo_holds(const tm_memo *m, uintptr_t sp)
         if (d)
             return 0;
     }
-    for (; i < n; i++)
-        if (*(const uintptr_t *)(sp + m->off[i]) != m->ip[i])
-            return 0;
     return 1;
 }
 
-/* A miss although the set held walks from the same call site: the first
- * slot that differs from the one tried first is a vote for a slot that
- * tells this call site's ways apart.  A slot MEMO_VOTES votes ahead of the
+static inline int memo_starts_at(const tm_memo *m, walk_start s)
+{
+    return m->ip0 == s.ip && m->sp0 == s.sp && (!m->bp0_used || m->bp0 == s.bp);
+}
+
+/* A walk from the same call site was checked in vain (before a miss, or
+ * before the walk that held): the first slot where it differs from this
+ * stack is a vote for a slot that tells this call site's ways apart.  A slot MEMO_VOTES votes ahead of the
  * others is learned; when the ways still crowd a set, a second slot is
  * learned the same way.  A call site that learns where another
  * one had learned takes the place over.  (The walks memoized before stay
@@ -615,7 +616,7 @@ static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, w
         k++;
     if (k == TM_MEMO_DISC)
         return;
-    uint32_t i = 1;
+    uint32_t i = 0;
     while (i < m->n && *(const uintptr_t *)(s.sp + m->off[i]) == m->ip[i])
         i++;
     if (i == m->n || (k > 0 && m->off[i] == d->off[0]))
@@ -643,30 +644,44 @@ static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, w
     w->memo_disc_sets |= 1ull << memo_set(h);
 }
 
+/* The ways of a set whose key tag is `tag`, as a bit mask. */
+static inline uint32_t memo_ways_tagged(const tm_walk *w, uint32_t set, uint32_t tag)
+{
+    uint32_t mask = 0;
+    for (uint32_t way = 0; way < TM_MEMO_WAYS; way++)
+        mask |= (uint32_t)(w->memo_tag[set][way] == tag) << way;
+    return mask;
+}
+
 TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
 {
     if (w->rcache_table != __atomic_load_n(&rules, __ATOMIC_ACQUIRE))
         return 0;
     walk_start s = start_at(frame);
     uint64_t h = memo_key(w, s);
-    uint32_t set = memo_set(h), tag = memo_tag(h), first = w->memo_last[set];
-    const tm_memo *same_site = NULL;
-    for (uint32_t k = 0; k < TM_MEMO_WAYS; k++) {
-        uint32_t way = (first + k) % TM_MEMO_WAYS;
-        if (w->memo_tag[set][way] != tag)
-            continue;
+    uint32_t set = memo_set(h), first = w->memo_last[set];
+    /* The ways with this key, the one that hit last first. */
+    uint32_t ways = memo_ways_tagged(w, set, memo_tag(h));
+    ways = (ways >> first | ways << (TM_MEMO_WAYS - first)) & ((1u << TM_MEMO_WAYS) - 1);
+    const tm_memo *failed = NULL;
+    for (; ways; ways &= ways - 1) {
+        uint32_t way = (first + (uint32_t)__builtin_ctz(ways)) % TM_MEMO_WAYS;
         const tm_memo *m = &w->memo[set * TM_MEMO_WAYS + way];
-        if (m->ip0 == s.ip && m->sp0 == s.sp && (!m->bp0_used || m->bp0 == s.bp)) {
-            if (memo_holds(m, s.sp)) {
-                w->memo_last[set] = (uint8_t)way;
-                return m->node;
-            }
-            if (!same_site)
-                same_site = m;
+        if (!memo_starts_at(m, s))
+            continue;
+        if (memo_holds(m, s.sp)) {
+            /* Found, but after another walk from the same call site
+             * was checked in vain: a vote as on a miss. */
+            if (tm_unlikely(failed != NULL))
+                memo_learn(w, failed, s);
+            w->memo_last[set] = (uint8_t)way;
+            return m->node;
         }
+        if (!failed)
+            failed = m;
     }
-    if (same_site)
-        memo_learn(w, same_site, s);
+    if (failed)
+        memo_learn(w, failed, s);
     return 0;
 }
 
@@ -682,18 +697,23 @@ TM_HIDDEN void tm_unwind_memo_put(tm_walk *w, const void *frame, uint32_t node, 
     w->memo_next[set] = (uint8_t)((way + 1) % TM_MEMO_WAYS);
     tm_memo *e = &w->memo[set * TM_MEMO_WAYS + way];
     w->memo_tag[set][way] = 0;
-    for (int i = 1; i < m; i++) {
+    uint32_t k = 0;
+    for (int i = 1; i < m; i++, k++) {
         uintptr_t slot = w->sp[n - 1 - i] - 8;
         if (slot <= s.sp || slot - s.sp > UINT32_MAX)
             return; /* not a fast walk's slot */
-        e->ip[i] = w->ip[n - 1 - i];
-        e->off[i] = (uint32_t)(slot - s.sp);
+        e->ip[k] = w->ip[n - 1 - i];
+        e->off[k] = (uint32_t)(slot - s.sp);
+    }
+    for (; k % 4; k++) { /* padding: the first check again */
+        e->ip[k] = e->ip[0];
+        e->off[k] = e->off[0];
     }
     e->ip0 = s.ip;
     e->sp0 = s.sp;
     e->bp0 = s.bp;
     e->bp0_used = (uint16_t)w->bp0_used;
-    e->n = (uint16_t)m;
+    e->n = (uint16_t)k;
     e->node = node;
     w->memo_tag[set][way] = memo_tag(h);
 }
