@@ -35,7 +35,7 @@ typedef struct tm_memo {
 } tm_memo;
 
 /* Discriminating slots of one call site, learned from misses (unwind.c). */
-#define TM_MEMO_DISC 2
+#define TM_MEMO_DISC 3
 #define TM_MEMO_DISC_SLOTS 256  /* call sites that can have them at once */
 typedef struct tm_memo_disc {
     uint32_t tag;              /* the call site's key tag; 0 = none */

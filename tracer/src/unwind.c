@@ -601,11 +601,13 @@ static inline int memo_starts_at(const tm_memo *m, walk_start s)
 
 /* A walk from the same call site was checked in vain (before a miss, or
  * before the walk that held): the first slot where it differs from this
- * stack is a vote for a slot that tells this call site's ways apart.  A slot MEMO_VOTES votes ahead of the
- * others is learned; when the ways still crowd a set, a second slot is
- * learned the same way.  A call site that learns where another
- * one had learned takes the place over.  (The walks memoized before stay
- * where they are until replaced.) */
+ * stack is a vote for a slot that tells this call site's ways apart.  A
+ * slot MEMO_VOTES votes ahead of the others is learned; while walks still
+ * fail, further slots are learned the same way, up to TM_MEMO_DISC
+ * (Python's eval loop reaches one call site through several frames that
+ * vary independently).  A call site that learns where another one had
+ * learned takes the place over.  (The walks memoized before stay where
+ * they are until replaced.) */
 #define MEMO_VOTES 8
 static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, walk_start s)
 {
@@ -619,8 +621,11 @@ static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, w
     uint32_t i = 0;
     while (i < m->n && *(const uintptr_t *)(s.sp + m->off[i]) == m->ip[i])
         i++;
-    if (i == m->n || (k > 0 && m->off[i] == d->off[0]))
+    if (i == m->n)
         return;
+    for (int j = 0; j < k; j++)
+        if (m->off[i] == d->off[j])
+            return; /* learned already (the key's hash collided) */
     /* The slot most misses point at wins, though others come in between
      * (a majority vote: a different slot takes a vote away). */
     if (d->votes_tag != memo_tag(h)) {
