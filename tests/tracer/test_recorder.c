@@ -348,6 +348,28 @@ static void test_unwind_memo_learns_from_slow_hits(void **state)
     }
 }
 
+/* Checks that fail rarely are not worth a learned slot (every later lookup
+ * from the call site would read it): a caller that comes back once in 300
+ * lookups teaches nothing. */
+static void test_unwind_memo_ignores_rare_failures(void **state)
+{
+    fast_walk();
+    tm_unwind_invalidate();
+    uintptr_t ra;
+    uint32_t node0 = 0, node1 = 0;
+    walk_memoized = 1;
+    memo_walks = 0;
+    for (int r = 0; r < 40; r++) {
+        for (int i = 0; i < 300; i++)
+            node0 = (uint32_t)many_0(&ra);
+        node1 = (uint32_t)many_1(&ra);
+    }
+    walk_memoized = 0;
+    assert_int_equal(tm_walk_self()->memo_disc_sets, 0);
+    assert_int_equal(memo_walks, 2); /* both stacks stayed remembered */
+    assert_true(node0 != 0 && node1 != 0 && node0 != node1);
+}
+
 /* --- output path ------------------------------------------------------------ */
 
 static void test_output_path(void **state)
@@ -748,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_unwind_memo_is_exact),
         cmocka_unit_test(test_unwind_memo_learns_crowded_call_site),
         cmocka_unit_test(test_unwind_memo_learns_from_slow_hits),
+        cmocka_unit_test(test_unwind_memo_ignores_rare_failures),
         cmocka_unit_test(test_output_path),
         cmocka_unit_test(test_env_drop_preload),
         cmocka_unit_test(test_recorder_writes_checked_blocks),

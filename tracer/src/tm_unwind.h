@@ -14,6 +14,7 @@
 #define TM_MEMO_BITS 6          /* per-thread memoized walks: sets of ... */
 #define TM_MEMO_WAYS 8          /* ... walks from one call site, or colliding */
 #define TM_MEMO_FRAMES 64       /* frames a memoized walk may check */
+#define TM_MEMO_HINTS 1024      /* first guesses of a lookup's way */
 
 /* A finished walk and the stack node it was interned as, for the next
  * allocation from the same call site: key is the walk's starting point
@@ -40,9 +41,10 @@ typedef struct tm_memo {
 typedef struct tm_memo_disc {
     uint32_t tag;              /* the call site's key tag; 0 = none */
     uint32_t off[TM_MEMO_DISC]; /* the slots, bytes above sp0; 0 = not learned */
-    uint32_t votes_tag;        /* the call site whose misses vote now */
+    uint32_t votes_tag;        /* the call site whose failed checks vote now */
     uint32_t cand;             /* the slot leading the vote */
     uint32_t votes;            /* its lead over the other slots voted for */
+    uint32_t votes_since;      /* memo_lookups when this vote began */
 } tm_memo_disc;
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
@@ -80,17 +82,19 @@ typedef struct tm_walk {
     /* Valid while the shared rule table is rcache_table, like rcache. */
     tm_memo memo[(1 << TM_MEMO_BITS) * TM_MEMO_WAYS];
     /* Per set: a hash of each way's key (0 = empty), so a lookup reads one
-     * line, not one per way; the way that hit last, tried first; the way
-     * replaced next. */
-    uint32_t memo_tag[1 << TM_MEMO_BITS][TM_MEMO_WAYS];
-    uint8_t memo_last[1 << TM_MEMO_BITS];
+     * line, not one per way; the way replaced next. */
+    _Alignas(32) uint32_t memo_tag[1 << TM_MEMO_BITS][TM_MEMO_WAYS];
     uint8_t memo_next[1 << TM_MEMO_BITS];
+    /* By key hash: the way that hit last for the key, tried first (its
+     * address is known before the tags are compared). */
+    uint8_t memo_hint[TM_MEMO_HINTS];
     /* Call sites reached more ways than a set holds, indexed by hash bits
      * the set index does not use: the key's tag and the offsets from sp0
      * of slots whose return addresses tell the ways apart (unwind.c,
      * memo_key), once learned. */
     tm_memo_disc memo_disc[TM_MEMO_DISC_SLOTS];
     uint64_t memo_disc_sets;   /* sets some call site learned slots for */
+    uint32_t memo_lookups;     /* a clock for votes (wraps) */
 } tm_walk;
 
 TM_HIDDEN int tm_unwind_init(void);

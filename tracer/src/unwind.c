@@ -31,6 +31,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <unistd.h>
 
 #include "tm_internal.h"
@@ -543,6 +546,11 @@ static inline uint32_t memo_tag(uint64_t h)
 
 /* Where a call site's discriminating slots are kept: bits of the hash the
  * set index does not use, so call sites sharing a set rarely share this. */
+static inline uint8_t *memo_hint(tm_walk *w, uint64_t h)
+{
+    return &w->memo_hint[(uint32_t)(h >> 16) % TM_MEMO_HINTS];
+}
+
 static inline tm_memo_disc *memo_disc(const tm_walk *w, uint64_t h)
 {
     return (tm_memo_disc *)&w->memo_disc[(uint32_t)(h >> 32) % TM_MEMO_DISC_SLOTS];
@@ -609,6 +617,7 @@ static inline int memo_starts_at(const tm_memo *m, walk_start s)
  * learned takes the place over.  (The walks memoized before stay where
  * they are until replaced.) */
 #define MEMO_VOTES 8
+#define MEMO_VOTE_WINDOW (64 * MEMO_VOTES)
 static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, walk_start s)
 {
     uint64_t h = memo_hash(s.ip, s.sp);
@@ -626,14 +635,19 @@ static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, w
     for (int j = 0; j < k; j++)
         if (m->off[i] == d->off[j])
             return; /* learned already (the key's hash collided) */
-    /* The slot most misses point at wins, though others come in between
-     * (a majority vote: a different slot takes a vote away). */
-    if (d->votes_tag != memo_tag(h)) {
+    /* The slot most failed checks point at wins, though others come in
+     * between (a majority vote: a different slot takes a vote away).  A
+     * vote lasts MEMO_VOTE_WINDOW lookups of the thread: a learned slot
+     * costs every later lookup from the call site a few loads, worth it
+     * only when checks fail often. */
+    if (d->votes_tag != memo_tag(h) || w->memo_lookups - d->votes_since > MEMO_VOTE_WINDOW) {
         d->votes_tag = memo_tag(h);
         d->votes = 0;
     }
-    if (d->votes == 0)
+    if (d->votes == 0) {
         d->cand = m->off[i];
+        d->votes_since = w->memo_lookups;
+    }
     if (d->cand != m->off[i]) {
         d->votes--;
         return;
@@ -652,34 +666,39 @@ static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, w
 /* The ways of a set whose key tag is `tag`, as a bit mask. */
 static inline uint32_t memo_ways_tagged(const tm_walk *w, uint32_t set, uint32_t tag)
 {
+#if defined(__SSE2__)
+    _Static_assert(TM_MEMO_WAYS == 8, "two vectors of four tags");
+    const __m128i *t = (const __m128i *)w->memo_tag[set], want = _mm_set1_epi32((int)tag);
+    __m128i lo = _mm_cmpeq_epi32(_mm_load_si128(t), want);
+    __m128i hi = _mm_cmpeq_epi32(_mm_load_si128(t + 1), want);
+    return (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(lo)) |
+           (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(hi)) << 4;
+#else
     uint32_t mask = 0;
     for (uint32_t way = 0; way < TM_MEMO_WAYS; way++)
         mask |= (uint32_t)(w->memo_tag[set][way] == tag) << way;
     return mask;
+#endif
 }
 
-TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
+/* After the hinted way did not hold: the set's other ways with this key.
+ * `failed` is the hinted way, when it was this call site's. */
+static __attribute__((noinline)) uint32_t memo_find_ways(tm_walk *w, walk_start s, uint64_t h,
+                                                        const tm_memo *failed)
 {
-    if (w->rcache_table != __atomic_load_n(&rules, __ATOMIC_ACQUIRE))
-        return 0;
-    walk_start s = start_at(frame);
-    uint64_t h = memo_key(w, s);
-    uint32_t set = memo_set(h), first = w->memo_last[set];
-    /* The ways with this key, the one that hit last first. */
-    uint32_t ways = memo_ways_tagged(w, set, memo_tag(h));
-    ways = (ways >> first | ways << (TM_MEMO_WAYS - first)) & ((1u << TM_MEMO_WAYS) - 1);
-    const tm_memo *failed = NULL;
+    uint32_t set = memo_set(h);
+    uint32_t ways = memo_ways_tagged(w, set, memo_tag(h)) & ~(1u << *memo_hint(w, h));
     for (; ways; ways &= ways - 1) {
-        uint32_t way = (first + (uint32_t)__builtin_ctz(ways)) % TM_MEMO_WAYS;
+        uint32_t way = (uint32_t)__builtin_ctz(ways);
         const tm_memo *m = &w->memo[set * TM_MEMO_WAYS + way];
         if (!memo_starts_at(m, s))
             continue;
         if (memo_holds(m, s.sp)) {
             /* Found, but after another walk from the same call site
              * was checked in vain: a vote as on a miss. */
-            if (tm_unlikely(failed != NULL))
+            if (failed)
                 memo_learn(w, failed, s);
-            w->memo_last[set] = (uint8_t)way;
+            *memo_hint(w, h) = (uint8_t)way;
             return m->node;
         }
         if (!failed)
@@ -688,6 +707,23 @@ TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
     if (failed)
         memo_learn(w, failed, s);
     return 0;
+}
+
+TM_HIDDEN uint32_t tm_unwind_memo_find(tm_walk *w, const void *frame)
+{
+    if (w->rcache_table != __atomic_load_n(&rules, __ATOMIC_ACQUIRE))
+        return 0;
+    walk_start s = start_at(frame);
+    uint64_t h = memo_key(w, s);
+    uint32_t set = memo_set(h), way = *memo_hint(w, h);
+    const tm_memo *m = &w->memo[set * TM_MEMO_WAYS + way];
+    w->memo_lookups++;
+    /* Nearly always the way that hit last for this key. */
+    if (w->memo_tag[set][way] != memo_tag(h) || !memo_starts_at(m, s))
+        m = NULL;
+    else if (tm_likely(memo_holds(m, s.sp)))
+        return m->node;
+    return memo_find_ways(w, s, h, m);
 }
 
 TM_HIDDEN void tm_unwind_memo_put(tm_walk *w, const void *frame, uint32_t node, int depth)
