@@ -17,6 +17,7 @@
  * matching _PyEval_EvalFrameDefault native frame.  A Python call made
  * while a C function called from Python is running starts a new loop.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "tm_internal.h"
@@ -35,9 +36,14 @@ typedef struct py_entry {
 typedef struct py_stack {
     int depth;                  /* may exceed PY_MAX (frames not kept) */
     py_entry e[PY_MAX];
+    struct py_stack *next_spare;
 } py_stack;
 
 static TM_TLS py_stack *self_stack;
+
+/* A thread's state from a thread that exited, or new pages (below). */
+static void *thread_state(int kind, size_t size);
+enum { STATE_STACK, STATE_WALK, STATE_KINDS };
 static int (*get_line)(void *frame);
 static const struct tm_py_walker *walker;
 
@@ -166,9 +172,10 @@ EXPORT void tidemark_py_push(void *frame, uint32_t file, uint32_t func)
 {
     py_stack *s = self_stack;
     if (!s) {
-        s = tm_pages(sizeof *s);
+        s = thread_state(STATE_STACK, sizeof *s);
         if (!s)
             return;
+        s->depth = 0;
         self_stack = s;
     }
     if (s->depth >= PY_MAX) {
@@ -297,17 +304,74 @@ typedef struct walk_cache {
         uint64_t key, instr;
         uint32_t parent, node;
     } edge[EDGE_CACHE];
+    struct walk_cache *next_spare;
 } walk_cache;
 
 static TM_TLS walk_cache *self_walk;
+
+/* --- per-thread state --------------------------------------------------------------
+ *
+ * A thread's shadow stack and walk cache go back to a spare list when the
+ * thread exits (a thread-specific key's destructor), for the next threads:
+ * a program that keeps replacing its threads maps as many as it ever ran
+ * at once.  A walk cache keeps its edges (facts about code, not threads). */
+
+static struct {
+    void *spare[STATE_KINDS];
+    int lock;
+    pthread_once_t once;
+    pthread_key_t key;
+    int key_made;
+} states = {.once = PTHREAD_ONCE_INIT};
+
+static void release_states(void *unused)
+{
+    (void)unused;
+    py_stack *s = self_stack;
+    walk_cache *c = self_walk;
+    self_stack = NULL; /* a push after this takes a state anew */
+    self_walk = NULL;
+    tm_spin_acquire(&states.lock);
+    if (s) {
+        s->next_spare = states.spare[STATE_STACK];
+        states.spare[STATE_STACK] = s;
+    }
+    if (c) {
+        c->next_spare = states.spare[STATE_WALK];
+        states.spare[STATE_WALK] = c;
+    }
+    tm_spin_release(&states.lock);
+}
+
+static void make_key(void)
+{
+    states.key_made = pthread_key_create(&states.key, release_states) == 0;
+}
+
+static void *thread_state(int kind, size_t size)
+{
+    tm_spin_acquire(&states.lock);
+    void *p = states.spare[kind];
+    if (p)
+        states.spare[kind] = kind == STATE_STACK ? (void *)((py_stack *)p)->next_spare
+                                                 : (void *)((walk_cache *)p)->next_spare;
+    tm_spin_release(&states.lock);
+    if (!p && !(p = tm_pages(size)))
+        return NULL;
+    pthread_once(&states.once, make_key);
+    if (states.key_made)
+        pthread_setspecific(states.key, &states); /* any value but NULL */
+    return p;
+}
 
 static uint32_t walk_stack_locked(const tm_py_walker *w)
 {
     walk_cache *c = self_walk;
     if (!c) {
-        c = tm_pages(sizeof *c);
+        c = thread_state(STATE_WALK, sizeof *c);
         if (!c)
             return 0;
+        c->n = 0;
         self_walk = c;
     }
     int n = w->frames(c->tmp, PY_MAX);
