@@ -225,6 +225,41 @@ def case_fork_follow(c):
     expect_eq(got, [(3, 500), (3, 600)], "parent and child leaks")
 
 
+def exec_traces(c, follow):
+    pattern = os.path.join(c.work, "t.%p.trace")
+    c.run([c.prog("execs")], status=16, output=pattern,
+          extra=("--follow-fork",) if follow else ())
+    return sorted(glob.glob(os.path.join(c.work, "t.*.trace*")))
+
+
+def leaks_and_end(c, trace):
+    leaks = c.report("leaks", trace=trace)
+    return (leaks["leaked_blocks"], leaks["leaked_bytes"], c.report("summary", trace=trace)["end"])
+
+
+def case_exec_plain(c):
+    # Without --follow-fork the child stops tracing at the fork and what it
+    # execs runs without the preload: the parent's trace only.
+    traces = exec_traces(c, follow=False)
+    expect_eq(len(traces), 1, f"traces {traces}")
+    expect_eq(leaks_and_end(c, traces[0]), (3, 500, "exit"), "parent")
+
+
+def case_exec_follow(c):
+    # The child's trace ends at each exec that could start (END: exec, all
+    # of it written); an exec that fails after that goes on in a new trace;
+    # the program exec'd writes its own (its pid's path being taken).
+    traces = exec_traces(c, follow=True)
+    expect_eq(len(traces), 4, f"traces {traces}")
+    child = [t for t in traces if t.endswith(".trace") and leaks_and_end(c, t)[2] == "exec"]
+    expect_eq(len(child), 1, f"the child's first trace among {traces}")
+    parent = [t for t in traces if t.endswith(".trace") and t not in child]
+    expect_eq(leaks_and_end(c, parent[0]), (3, 500, "exit"), "parent")
+    expect_eq(leaks_and_end(c, child[0]), (4, 610, "exec"), "child before its exec")
+    expect_eq(leaks_and_end(c, child[0] + ".2"), (1, 50, "exec"), "child after the failed exec")
+    expect_eq(leaks_and_end(c, child[0] + ".3"), (4, 1600, "exit"), "the program exec'd")
+
+
 def case_regions(c):
     c.run([c.prog("regions")])
     inner = c.report("leaks", "--region", "inner")
@@ -296,6 +331,35 @@ def case_python(c):
     expect(s["leaked_bytes"] >= 3000003, "the region's leak is in the total")
 
 
+PY_SUBPROCESS = """
+import ctypes, subprocess
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.tidemark_region_begin(b"before")
+libc.malloc(1001)
+libc.tidemark_region_end()
+subprocess.run(["/bin/true"], check=True)
+libc.tidemark_region_begin(b"after")
+libc.malloc(2002)
+libc.malloc(2002)
+libc.tidemark_region_end()
+"""
+
+
+def case_python_subprocess(c):
+    # CPython starts subprocesses with vfork: the child shares the parent's
+    # memory until its exec, which must leave the parent's trace alone.
+    pattern = os.path.join(c.work, "t.%p.trace")
+    c.run([sys.executable, "-c", PY_SUBPROCESS], output=pattern, extra=("--follow-fork",))
+    traces = sorted(glob.glob(os.path.join(c.work, "t.*.trace*")))
+    expect_eq(len(traces), 2, f"traces {traces}")
+    parent = max(traces, key=lambda t: c.report("summary", trace=t)["alloc_calls"])
+    expect_eq(c.report("summary", trace=parent)["end"], "exit", "the parent's trace ends at exit")
+    for region, want in (("before", (1, 1001)), ("after", (2, 4004))):
+        leaks = c.report("leaks", "--region", region, trace=parent)
+        expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), want, f"{region} leaks")
+
+
 CASES = {
     "exact": case_exact,
     "exact_nostacks": lambda c: case_exact(c, stacks=False),
@@ -304,6 +368,9 @@ CASES = {
     "flood": case_flood,
     "fork_plain": case_fork_plain,
     "fork_follow": case_fork_follow,
+    "exec_plain": case_exec_plain,
+    "exec_follow": case_exec_follow,
+    "python_subprocess": case_python_subprocess,
     "exit": lambda c: check_leak_five(c, 0, "exit"),
     "_exit": lambda c: check_leak_five(c, 7, "_exit"),
     "abort": lambda c: check_leak_five(c, 128 + 6, "abort"),

@@ -68,6 +68,11 @@ TM_HIDDEN void tm_resolve_real(void)
     RESOLVE(dlopen);
     RESOLVE(dlclose);
     RESOLVE(_exit);
+    RESOLVE(execve);
+    RESOLVE(execv);
+    RESOLVE(execvp);
+    RESOLVE(execvpe);
+    RESOLVE(fexecve);
     /* free last: its presence tells the others are resolved. */
     void (*real_free)(void *) = (void (*)(void *))dlsym(RTLD_NEXT, "free");
     __atomic_store_n(&tm_real.free, real_free, __ATOMIC_RELEASE);

@@ -19,11 +19,22 @@
 #include "tm_lock.h"
 
 static int trace_fd = -1;
+static pid_t trace_pid; /* the process the trace is of */
 static int constructed;
 
 /* Opens a new trace file: never clobbers an existing file or follows a
  * symlink, and keeps away from the low descriptor numbers programs expect
- * to get. */
+ * to get.  In a traced process tree (--follow-fork) a path already taken
+ * is the trace of this pid's image before an exec (or the parent's, when
+ * the pattern has no %p): the pid is added, then a number, up to
+ * PATH_TRIES. */
+#define PATH_TRIES 100
+
+static int open_path(const char *path)
+{
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_APPEND, 0600);
+}
+
 static int open_trace(pid_t pid, int force_pid)
 {
     char path[4096];
@@ -31,7 +42,22 @@ static int open_trace(pid_t pid, int force_pid)
         tm_diag("TIDEMARK_OUTPUT is too long", NULL, NULL);
         return -1;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_APPEND, 0600);
+    int fd = open_path(path);
+    if (fd < 0 && errno == EEXIST && tm_cfg.follow_fork) {
+        char base[4096];
+        if (tm_output_path(&tm_cfg, pid, 1, base, sizeof base) == 0) {
+            size_t len = tm_strlen(base);
+            for (int n = 1; fd < 0 && errno == EEXIST && n < PATH_TRIES && len + 4 < sizeof base;
+                 n++) {
+                memcpy(path, base, len + 1);
+                if (n > 1) {
+                    path[len] = '.';
+                    *tm_utoa((uint64_t)n, path + len + 1) = 0;
+                }
+                fd = open_path(path);
+            }
+        }
+    }
     if (fd < 0) {
         tm_diag("cannot create trace ", path, errno == EEXIST ? ": file exists" : ": open failed");
         return -1;
@@ -55,7 +81,8 @@ static int start(void)
     tm_config_load(&tm_cfg);
     if (!tm_cfg.follow_fork)
         tm_env_drop_preload();
-    trace_fd = open_trace(getpid(), 0);
+    trace_pid = getpid();
+    trace_fd = open_trace(trace_pid, 0);
     if (trace_fd < 0)
         return -1;
     if (tm_recorder_init(trace_fd, getpid()) < 0 || tm_stacks_init() < 0) {
@@ -114,12 +141,12 @@ __attribute__((constructor)) static void tm_constructor(void)
     }
 }
 
-TM_HIDDEN void tm_finish(int reason)
+TM_HIDDEN int tm_finish(int reason)
 {
     int expected = TM_STATE_ON;
     if (!__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
-        return;
+        return 0;
     int saved = errno;
     int was = tm_self.busy;
     tm_self.busy = 1;
@@ -130,6 +157,7 @@ TM_HIDDEN void tm_finish(int reason)
     tm_write_sealed();
     tm_self.busy = was;
     errno = saved;
+    return 1;
 }
 
 __attribute__((destructor)) static void tm_destructor(void)
@@ -140,6 +168,7 @@ __attribute__((destructor)) static void tm_destructor(void)
 /* --- fork ----------------------------------------------------------------- */
 
 static int fork_was_busy;
+static void continue_in_new_trace(void);
 
 static void atfork_prepare(void)
 {
@@ -168,26 +197,72 @@ static void atfork_child(void)
     if (trace_fd >= 0)
         close(trace_fd);
     trace_fd = -1;
-    if (!tm_cfg.follow_fork) {
+    if (tm_cfg.follow_fork)
+        continue_in_new_trace();
+    else
         __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);
-        tm_unlock();
-        tm_self.busy = fork_was_busy;
+    tm_unlock();
+    tm_self.busy = fork_was_busy;
+}
+
+/* This process goes on in a trace of its own, with what the old one had
+ * defined (strings, stacks, open regions); the writer thread starts anew.
+ * Lock held (a fresh ring takes it over). */
+static void continue_in_new_trace(void)
+{
+    trace_pid = getpid();
+    trace_fd = open_trace(trace_pid, 1);
+    if (trace_fd < 0 || tm_recorder_reopen(trace_fd, trace_pid) < 0) {
+        __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);
         return;
     }
-    trace_fd = open_trace(getpid(), 1);
-    if (trace_fd < 0 || tm_recorder_reopen(trace_fd, getpid()) < 0) {
-        __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);
-        tm_unlock();
-        tm_self.busy = fork_was_busy;
-        return;
-    }
+    __atomic_store_n(&tm_state, TM_STATE_ON, __ATOMIC_RELEASE);
     tm_unlock();
     tm_modules_emit();
     tm_lock();
     tm_reemit_tables_locked();
     tm_unlock();
     tm_writer_start();
-    tm_self.busy = fork_was_busy;
+    tm_lock();
+}
+
+/* --- exec -----------------------------------------------------------------------
+ *
+ * An exec replaces the image without exit handlers: the trace is finished
+ * first (END: exec), so nothing buffered is lost.  The new image, still
+ * preloaded with --follow-fork, writes a trace of its own (open_trace).
+ * When the real call returns it failed, and the process goes on in a new
+ * trace.  exec.c calls these only for an exec whose file can be run, so
+ * a PATH search that tries one directory after another does not end a
+ * trace at every miss; a child of vfork (or of posix_spawn, whose exec
+ * does not come here) leaves the parent's trace alone and, preloaded,
+ * writes its own from its new image. */
+
+TM_HIDDEN int tm_exec_begin(void)
+{
+    /* A vfork child (Python's subprocess uses vfork) shares the parent's
+     * memory: the trace is the parent's and stays as it is. */
+    if (getpid() != trace_pid)
+        return 0;
+    return tm_finish(TM_END_EXEC);
+}
+
+TM_HIDDEN void tm_exec_failed(int ended)
+{
+    if (!ended)
+        return;
+    int saved = errno, was = tm_self.busy;
+    tm_self.busy = 1;
+    int expected = TM_STATE_DONE;
+    if (__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_STARTING, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        close(trace_fd);
+        tm_lock();
+        continue_in_new_trace();
+        tm_unlock();
+    }
+    tm_self.busy = was;
+    errno = saved;
 }
 
 /* --- fatal signals ----------------------------------------------------------- */

@@ -77,6 +77,11 @@ typedef struct tm_real_fns {
     void *(*dlopen)(const char *, int);
     int (*dlclose)(void *);
     void (*_exit)(int) __attribute__((noreturn));
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execv)(const char *, char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
 } tm_real_fns;
 
 extern TM_HIDDEN tm_real_fns tm_real;
@@ -103,8 +108,13 @@ extern TM_HIDDEN TM_TLS tm_thread tm_self;
 /* Makes sure tracing is started; returns 1 when events may be recorded. */
 TM_HIDDEN int tm_ensure_started(void);
 TM_HIDDEN void tm_resolve_real(void);
-/* Finishes the trace: END record, everything buffered written. */
-TM_HIDDEN void tm_finish(int reason);
+/* Finishes the trace: END record, everything buffered written.  1 when
+ * this call finished it (it was on). */
+TM_HIDDEN int tm_finish(int reason);
+/* Around an exec (exec.c): tm_exec_begin finishes the trace and says
+ * whether it did; tm_exec_failed, given that, goes on in a new trace. */
+TM_HIDDEN int tm_exec_begin(void);
+TM_HIDDEN void tm_exec_failed(int ended);
 TM_HIDDEN uint32_t tm_gettid(void);
 
 /* --- config.c ----------------------------------------------------------- */
