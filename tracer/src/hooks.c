@@ -128,11 +128,12 @@ static inline __attribute__((always_inline)) void record_alloc(int fn, void *p, 
     *e = saved;
 }
 
-static void record_free(int op, void *p)
+/* A free needs no errno saving: the recorder's free path makes a system
+ * call only when it seals a chunk or waits for the lock from another
+ * thread, and those keep errno themselves (seal_locked, revoke_owner). */
+static inline void record_free(int op, void *p)
 {
-    int *e = errno_slot(), saved = *e;
     tm_record_free(op, p);
-    *e = saved;
 }
 
 #define EXPORT __attribute__((visibility("default")))
