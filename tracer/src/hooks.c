@@ -275,7 +275,7 @@ EXPORT void *dlopen(const char *file, int mode)
     if (h && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
         int saved = errno;
         tm_self.busy = 1;
-        tm_modules_emit();
+        tm_modules_emit_new();
         tm_self.busy = 0;
         errno = saved;
     }

@@ -242,6 +242,9 @@ TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
 
 /* Emits MAP_RESET and one MODULE record per loaded object. */
 TM_HIDDEN void tm_modules_emit(void);
+/* After a dlopen: MODULE records for the objects not emitted yet (the whole
+ * map again when the loader unloaded something since). */
+TM_HIDDEN void tm_modules_emit_new(void);
 /* Address range of libtidemark.so itself. */
 TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end);
 
