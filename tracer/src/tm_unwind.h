@@ -1,5 +1,5 @@
-/* tm_unwind.h — per-thread stack walks (unwind.c) shared with the stack
- * interner (stacks.c). */
+/* tm_unwind.h — per-thread stack walks (unwind.c), their memo (memo.c),
+ * shared with the stack interner (stacks.c). */
 #ifndef TM_UNWIND_H
 #define TM_UNWIND_H
 
@@ -35,7 +35,7 @@ typedef struct tm_memo {
     uintptr_t ip[TM_MEMO_FRAMES];
 } tm_memo;
 
-/* Discriminating slots of one call site, learned from misses (unwind.c). */
+/* Discriminating slots of one call site, learned from failed checks (memo.c). */
 #define TM_MEMO_DISC 3
 #define TM_MEMO_DISC_SLOTS 256  /* call sites that can have them at once */
 typedef struct tm_memo_disc {
@@ -90,14 +90,32 @@ typedef struct tm_walk {
     uint8_t memo_hint[TM_MEMO_HINTS];
     /* Call sites reached more ways than a set holds, indexed by hash bits
      * the set index does not use: the key's tag and the offsets from sp0
-     * of slots whose return addresses tell the ways apart (unwind.c,
+     * of slots whose return addresses tell the ways apart (memo.c,
      * memo_key), once learned. */
     tm_memo_disc memo_disc[TM_MEMO_DISC_SLOTS];
     uint64_t memo_disc_sets;   /* sets some call site learned slots for */
     uint32_t memo_lookups;     /* a clock for votes (wraps) */
 } tm_walk;
 
+/* Where a walk from `frame` starts.  The frame keeps a frame pointer: its
+ * caller's return address is at fp+8, the caller's stack pointer after
+ * return is fp+16, and the caller's rbp is saved at fp. */
+typedef struct walk_start {
+    uintptr_t ip, sp, bp;
+} walk_start;
+
+static inline walk_start start_at(const void *frame)
+{
+    const uintptr_t *fp = frame;
+    return (walk_start){.ip = fp[1], .sp = (uintptr_t)(fp + 2), .bp = fp[0]};
+}
+
 TM_HIDDEN int tm_unwind_init(void);
+/* The shared rule table now: memoized walks are valid while a thread's
+ * rule cache is of this table. */
+TM_HIDDEN const void *tm_unwind_rule_table(void);
+/* Forgets a thread's memoized walks (its stack or the rules changed). */
+TM_HIDDEN void tm_unwind_memo_clear(tm_walk *w);
 /* Forgets cached unwind rules (a module was unloaded). */
 TM_HIDDEN void tm_unwind_invalidate(void);
 /* The calling thread's walk state, created on first use (NULL: no memory). */
