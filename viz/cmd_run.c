@@ -2,6 +2,7 @@
  * preloaded, waits for it and returns its exit status. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -26,8 +28,10 @@ static const char run_help[] =
     "  --stacks full|none   record native stacks (default full)\n"
     "  --depth N            frames per stack, 1..256 (default 64)\n"
     "  --rss-interval MS    RSS sampling period, 0 = off (default 10)\n"
-    "  --follow-fork        forked children write their own traces\n"
-    "                       (FILE.<pid>, or FILE with %p expanded)\n"
+    "  --follow-fork        forked children and the programs they exec write\n"
+    "                       their own traces (FILE.<pid>, or FILE with %p\n"
+    "                       expanded; FILE.<pid>.N after an exec); all are\n"
+    "                       listed at the end\n"
     "  --python-stacks      for Python programs: record the Python call stack\n"
     "                       with every allocation (file, function, line);\n"
     "                       reports show it merged with the native stack\n"
@@ -80,6 +84,87 @@ static void expand_pid(const char *pattern, pid_t pid, char *out, size_t len)
 }
 
 static int set_env(const char *name, const char *value);
+
+/* Does name (a file in the pattern's directory) look like the trace of
+ * another process of the run: base with %p as digits (or base.DIGITS when
+ * base has no %p), then optionally .N? */
+static int other_trace(const char *base, const char *name)
+{
+    const char *p = strstr(base, "%p");
+    size_t pre = p ? (size_t)(p - base) : strlen(base);
+    if (strncmp(name, base, pre) != 0)
+        return 0;
+    name += pre;
+    if (!p && *name++ != '.')
+        return 0;
+    if (*name < '0' || *name > '9')
+        return 0;
+    while (*name >= '0' && *name <= '9')
+        name++;
+    if (p) {
+        size_t post = strlen(p + 2);
+        if (strncmp(name, p + 2, post) != 0)
+            return 0;
+        name += post;
+    }
+    if (*name == '\0')
+        return 1;
+    if (*name++ != '.' || *name < '1' || *name > '9')
+        return 0;
+    while (*name >= '0' && *name <= '9')
+        name++;
+    return *name == '\0';
+}
+
+/* --follow-fork: lists the traces of the run's other processes (forked
+ * children, programs they exec'd): files in the pattern's directory of
+ * the pattern's form, written since the run began. */
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+#define LIST_MAX 32
+
+static void list_other_traces(const char *pattern, const char *main_trace, time_t since)
+{
+    char dir[PATH_MAX] = ".";
+    const char *base = pattern, *slash = strrchr(pattern, '/');
+    if (slash) {
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - pattern), pattern);
+        base = slash + 1;
+    }
+    const char *main_name = strrchr(main_trace, '/');
+    main_name = main_name ? main_name + 1 : main_trace;
+    DIR *d = opendir(dir[0] ? dir : "/");
+    if (!d)
+        return;
+    char *found[LIST_MAX];
+    int n = 0, more = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (!other_trace(base, e->d_name) || strcmp(e->d_name, main_name) == 0 ||
+            (slash ? join(path, sizeof path, dir, e->d_name)
+                   : snprintf(path, sizeof path, "%s", e->d_name)) < 0 ||
+            stat(path, &st) != 0 || st.st_mtime < since)
+            continue;
+        if (n < LIST_MAX && (found[n] = strdup(path)) != NULL)
+            n++;
+        else
+            more++;
+    }
+    closedir(d);
+    qsort(found, (size_t)n, sizeof *found, by_name);
+    for (int i = 0; i < n; i++) {
+        fprintf(stderr, "%s%s\n", i ? "           " : "tidemark: other processes' traces: ",
+                found[i]);
+        free(found[i]);
+    }
+    if (more)
+        fprintf(stderr, "           and %d more\n", more);
+}
 
 /* --python-stacks: the tidemark package (beside the preload's lib/ as
  * python/) and its sitecustomize go first on PYTHONPATH. */
@@ -213,6 +298,7 @@ int tm_cmd_run(int argc, char **argv)
         return TM_EXIT_FAIL;
 
     fflush(NULL);
+    time_t started = time(NULL);
     pid_t pid = fork();
     if (pid < 0) {
         tm_error("fork: %s", strerror(errno));
@@ -239,9 +325,10 @@ int tm_cmd_run(int argc, char **argv)
     char path[PATH_MAX];
     expand_pid(pattern, pid, path, sizeof path);
     if (access(path, F_OK) == 0)
-        fprintf(stderr, "tidemark: trace written to %s%s\n", path,
-                follow ? " (forked children: one trace each)" : "");
-    else if (!(WIFEXITED(status) && WEXITSTATUS(status) == 127))
+        fprintf(stderr, "tidemark: trace written to %s\n", path);
+    if (follow)
+        list_other_traces(pattern, path, started);
+    if (access(path, F_OK) != 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 127))
         tm_error("no trace at %s: the command did not load the tracer (static or "
                  "setuid binary?)", path);
     return rc;

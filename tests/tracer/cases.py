@@ -227,9 +227,13 @@ def case_fork_follow(c):
 
 def exec_traces(c, follow):
     pattern = os.path.join(c.work, "t.%p.trace")
-    c.run([c.prog("execs")], status=16, output=pattern,
-          extra=("--follow-fork",) if follow else ())
-    return sorted(glob.glob(os.path.join(c.work, "t.*.trace*")))
+    p = c.run([c.prog("execs")], status=16, output=pattern,
+              extra=("--follow-fork",) if follow else ())
+    traces = sorted(glob.glob(os.path.join(c.work, "t.*.trace*")))
+    # `tidemark run` names the first process's trace, then the others.
+    named = re.findall(r"(/\S+\.trace\S*)", p.stderr)
+    expect_eq(sorted(named), traces, "the traces tidemark run names")
+    return traces
 
 
 def leaks_and_end(c, trace):
