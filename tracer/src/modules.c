@@ -28,7 +28,7 @@
 #define SCRATCH_BYTES (4u << 20)
 #define MAX_MODULES 8192
 
-#define SEEN_SLOTS (2 * MAX_MODULES) /* a power of two */
+#define SEEN_SLOTS 4096 /* a power of two; half of it is used at most */
 
 typedef struct scratch {
     uint8_t *buf;
@@ -41,17 +41,25 @@ typedef struct scratch {
     /* The modules in the stream since its last MAP_RESET, by the address
      * of their program headers (0 = empty slot). */
     uintptr_t seen[SEEN_SLOTS];
+    uint32_t nseen;
+    int overflow;                  /* more modules than `seen` keeps */
     char exe[4096];                /* the main program's path, once read */
 } scratch;
 
-/* Adds key to the set; 0 when it was there already. */
+/* Adds key to the set; 0 when it was there already.  A full set takes no
+ * more (every module then counts as new: whole maps, as before). */
 static int see(scratch *s, uintptr_t key)
 {
+    if (s->nseen >= SEEN_SLOTS / 2) {
+        s->overflow = 1;
+        return 1;
+    }
     uint32_t i = (uint32_t)((key >> 4) * 0x9e3779b1u) & (SEEN_SLOTS - 1);
     for (; s->seen[i]; i = (i + 1) & (SEEN_SLOTS - 1))
         if (s->seen[i] == key)
             return 0;
     s->seen[i] = key;
+    s->nseen++;
     return 1;
 }
 
@@ -180,8 +188,11 @@ TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end)
 /* One pass over the loaded modules into the scratch area. */
 static void collect(int only_new)
 {
-    if (!only_new)
+    if (!only_new) {
         memset(scr->seen, 0, sizeof scr->seen);
+        scr->nseen = 0;
+    }
+    scr->overflow = 0;
     scr->used = 0;
     scr->n = 0;
     scr->only_new = only_new;
@@ -204,8 +215,8 @@ static void emit(int only_new)
         only_new = 0;
     }
     collect(only_new);
-    if (only_new && scr->subs_now != scr->subs)
-        collect(only_new = 0); /* something was unloaded */
+    if (only_new && (scr->subs_now != scr->subs || scr->overflow))
+        collect(only_new = 0); /* something was unloaded, or too many to track */
     scr->subs = scr->subs_now;
 
     static const uint8_t reset = TM_OP_MAP_RESET;
