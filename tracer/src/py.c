@@ -34,9 +34,9 @@ typedef struct py_entry {
 } py_entry;
 
 typedef struct py_stack {
+    void *next_spare;           /* first: the link among spare states (tm_spares) */
     int depth;                  /* may exceed PY_MAX (frames not kept) */
     py_entry e[PY_MAX];
-    struct py_stack *next_spare;
 } py_stack;
 
 static TM_TLS py_stack *self_stack;
@@ -294,6 +294,7 @@ static uint32_t line_of_ref(const tm_py_walker *w, const tm_py_ref *r)
 #define EDGE_CACHE 1024
 
 typedef struct walk_cache {
+    void *next_spare;           /* first: the link among spare states (tm_spares) */
     int n;
     tm_py_ref ref[PY_MAX];
     uint32_t node[PY_MAX];
@@ -304,7 +305,6 @@ typedef struct walk_cache {
         uint64_t key, instr;
         uint32_t parent, node;
     } edge[EDGE_CACHE];
-    struct walk_cache *next_spare;
 } walk_cache;
 
 static TM_TLS walk_cache *self_walk;
@@ -317,12 +317,14 @@ static TM_TLS walk_cache *self_walk;
  * at once.  A walk cache keeps its edges (facts about code, not threads). */
 
 static struct {
-    void *spare[STATE_KINDS];
-    int lock;
+    tm_spares spare[STATE_KINDS];
     pthread_once_t once;
     pthread_key_t key;
     int key_made;
 } states = {.once = PTHREAD_ONCE_INIT};
+
+_Static_assert(offsetof(py_stack, next_spare) == 0 && offsetof(walk_cache, next_spare) == 0,
+               "a spare state's link comes first");
 
 static void release_states(void *unused)
 {
@@ -331,16 +333,10 @@ static void release_states(void *unused)
     walk_cache *c = self_walk;
     self_stack = NULL; /* a push after this takes a state anew */
     self_walk = NULL;
-    tm_spin_acquire(&states.lock);
-    if (s) {
-        s->next_spare = states.spare[STATE_STACK];
-        states.spare[STATE_STACK] = s;
-    }
-    if (c) {
-        c->next_spare = states.spare[STATE_WALK];
-        states.spare[STATE_WALK] = c;
-    }
-    tm_spin_release(&states.lock);
+    if (s)
+        tm_spares_put(&states.spare[STATE_STACK], s);
+    if (c)
+        tm_spares_put(&states.spare[STATE_WALK], c);
 }
 
 static void make_key(void)
@@ -350,12 +346,7 @@ static void make_key(void)
 
 static void *thread_state(int kind, size_t size)
 {
-    tm_spin_acquire(&states.lock);
-    void *p = states.spare[kind];
-    if (p)
-        states.spare[kind] = kind == STATE_STACK ? (void *)((py_stack *)p)->next_spare
-                                                 : (void *)((walk_cache *)p)->next_spare;
-    tm_spin_release(&states.lock);
+    void *p = tm_spares_take(&states.spare[kind]);
     if (!p && !(p = tm_pages(size)))
         return NULL;
     pthread_once(&states.once, make_key);

@@ -39,6 +39,33 @@ static inline void tm_spin_release(int *lock)
     __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
 }
 
+/* Per-thread states handed back by threads that exited, for the next
+ * threads (a thread-specific key's destructor puts them back): a program
+ * that keeps replacing its threads maps as many as it ever ran at once.
+ * A state's first member is its link, `void *next_spare`. */
+typedef struct tm_spares {
+    void *head;
+    int lock;
+} tm_spares;
+
+static inline void tm_spares_put(tm_spares *s, void *state)
+{
+    tm_spin_acquire(&s->lock);
+    *(void **)state = s->head;
+    s->head = state;
+    tm_spin_release(&s->lock);
+}
+
+static inline void *tm_spares_take(tm_spares *s)
+{
+    tm_spin_acquire(&s->lock);
+    void *state = s->head;
+    if (state)
+        s->head = *(void **)state;
+    tm_spin_release(&s->lock);
+    return state;
+}
+
 #define TM_MAX_DEPTH 256      /* hard cap on TIDEMARK_STACK_DEPTH */
 #define TM_MAX_REGION_DEPTH 64
 

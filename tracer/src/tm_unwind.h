@@ -54,12 +54,12 @@ typedef struct tm_memo_disc {
  * the trie node of each position for the frames interned last time, counted
  * from node_base. */
 typedef struct tm_walk {
+    void *next_spare;          /* first: the link among spare states (tm_spares) */
     uintptr_t lo, hi;          /* this thread's stack */
     int fast;                  /* stack bounds known: the fast walk may run */
     int n;
     int node_base, node_n;
     int bp0_used;              /* the latest walk read the caller's rbp */
-    struct tm_walk *next_spare; /* on the list of exited threads' states */
     uintptr_t ip[TM_WALK_MAX];
     uintptr_t sp[TM_WALK_MAX];
     uint32_t node[TM_WALK_MAX];

@@ -333,20 +333,15 @@ static int stack_bounds(tm_walk *w)
     return 0;
 }
 
-/* The walk states of threads that exited, for the next threads: a program
- * that keeps starting threads keeps as many as it ever ran at once.  A
- * thread-specific key's destructor hands a state back at thread exit (not
- * for the main thread, whose exit is the process's). */
-static tm_walk *spare_walks;     /* linked through next_spare */
-static int spare_lock;
+/* The walk states of threads that exited, for the next threads (not the
+ * main thread's, whose exit is the process's). */
+static tm_spares spare_walks;
+_Static_assert(offsetof(tm_walk, next_spare) == 0, "a spare state's link comes first");
+
 static void walk_release(void *p)
 {
-    tm_walk *w = p;
     tm_self.walk = NULL; /* an allocation after this takes a state anew */
-    tm_spin_acquire(&spare_lock);
-    w->next_spare = spare_walks;
-    spare_walks = w;
-    tm_spin_release(&spare_lock);
+    tm_spares_put(&spare_walks, p);
 }
 
 /* A spare state forgets its thread: the stack it walked and what it
@@ -354,11 +349,7 @@ static void walk_release(void *p)
  * not threads, and stay. */
 static tm_walk *walk_take_spare(void)
 {
-    tm_spin_acquire(&spare_lock);
-    tm_walk *w = spare_walks;
-    if (w)
-        spare_walks = w->next_spare;
-    tm_spin_release(&spare_lock);
+    tm_walk *w = tm_spares_take(&spare_walks);
     if (w) {
         w->n = 0;
         w->node_base = w->node_n = 0;
