@@ -43,19 +43,20 @@ static int open_trace(pid_t pid, int force_pid)
         return -1;
     }
     int fd = open_path(path);
-    if (fd < 0 && errno == EEXIST && tm_cfg.follow_fork) {
-        char base[4096];
-        if (tm_output_path(&tm_cfg, pid, 1, base, sizeof base) == 0) {
-            size_t len = tm_strlen(base);
-            for (int n = 1; fd < 0 && errno == EEXIST && n < PATH_TRIES && len + 4 < sizeof base;
-                 n++) {
-                memcpy(path, base, len + 1);
-                if (n > 1) {
-                    path[len] = '.';
-                    *tm_utoa((uint64_t)n, path + len + 1) = 0;
-                }
-                fd = open_path(path);
+    char base[4096];
+    size_t len;
+    if (fd < 0 && errno == EEXIST && tm_cfg.follow_fork &&
+        tm_output_path(&tm_cfg, pid, 1, base, sizeof base) == 0 &&
+        (len = tm_strlen(base)) + 4 < sizeof base) {
+        /* BASE (when not the path just tried), then BASE.2, BASE.3, ... */
+        int n = tm_strlen(path) == len && memcmp(base, path, len) == 0 ? 2 : 1;
+        for (; fd < 0 && errno == EEXIST && n < PATH_TRIES; n++) {
+            memcpy(path, base, len + 1);
+            if (n > 1) {
+                path[len] = '.';
+                *tm_utoa((uint64_t)n, path + len + 1) = 0;
             }
+            fd = open_path(path);
         }
     }
     if (fd < 0) {
@@ -85,7 +86,7 @@ static int start(void)
     trace_fd = open_trace(trace_pid, 0);
     if (trace_fd < 0)
         return -1;
-    if (tm_recorder_init(trace_fd, getpid()) < 0 || tm_stacks_init() < 0) {
+    if (tm_recorder_init(trace_fd, trace_pid) < 0 || tm_stacks_init() < 0) {
         tm_diag("cannot set up the recorder (out of memory?)", NULL, NULL);
         return -1;
     }
