@@ -273,11 +273,9 @@ EXPORT void *dlopen(const char *file, int mode)
         tm_resolve_real();
     void *h = tm_real.dlopen(file, mode);
     if (h && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
-        int saved = errno;
-        tm_self.busy = 1;
+        tm_quiet q = tm_quiet_begin();
         tm_modules_emit_new();
-        tm_self.busy = 0;
-        errno = saved;
+        tm_quiet_end(q);
     }
     return h;
 }
@@ -288,12 +286,10 @@ EXPORT int dlclose(void *h)
         tm_resolve_real();
     int rc = tm_real.dlclose(h);
     if (rc == 0 && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
-        int saved = errno;
-        tm_self.busy = 1;
+        tm_quiet q = tm_quiet_begin();
         tm_unwind_invalidate();
         tm_modules_emit();
-        tm_self.busy = 0;
-        errno = saved;
+        tm_quiet_end(q);
     }
     return rc;
 }

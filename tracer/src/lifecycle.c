@@ -109,9 +109,7 @@ TM_HIDDEN int tm_ensure_started(void)
     if (!__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_STARTING, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return expected == TM_STATE_ON;
-    int saved_errno = errno;
-    int was_busy = tm_self.busy;
-    tm_self.busy = 1;
+    tm_quiet q = tm_quiet_begin();
     int ok = start() == 0;
     __atomic_store_n(&tm_state, ok ? TM_STATE_ON : TM_STATE_DONE, __ATOMIC_RELEASE);
     if (ok) {
@@ -120,8 +118,7 @@ TM_HIDDEN int tm_ensure_started(void)
         if (constructed)
             tm_writer_start();
     }
-    tm_self.busy = was_busy;
-    errno = saved_errno;
+    tm_quiet_end(q);
     return ok;
 }
 
@@ -148,16 +145,13 @@ TM_HIDDEN int tm_finish(int reason)
     if (!__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return 0;
-    int saved = errno;
-    int was = tm_self.busy;
-    tm_self.busy = 1;
+    tm_quiet q = tm_quiet_begin();
     tm_lock();
     tm_record_end(reason);
     tm_unlock();
     tm_writer_stop();
     tm_write_sealed();
-    tm_self.busy = was;
-    errno = saved;
+    tm_quiet_end(q);
     return 1;
 }
 
@@ -252,8 +246,7 @@ TM_HIDDEN void tm_exec_failed(int ended)
 {
     if (!ended)
         return;
-    int saved = errno, was = tm_self.busy;
-    tm_self.busy = 1;
+    tm_quiet q = tm_quiet_begin();
     int expected = TM_STATE_DONE;
     if (__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_STARTING, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
@@ -262,8 +255,7 @@ TM_HIDDEN void tm_exec_failed(int ended)
         continue_in_new_trace();
         tm_unlock();
     }
-    tm_self.busy = was;
-    errno = saved;
+    tm_quiet_end(q);
 }
 
 /* --- fatal signals ----------------------------------------------------------- */

@@ -14,6 +14,7 @@
 #ifndef TM_INTERNAL_H
 #define TM_INTERNAL_H
 
+#include <errno.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -129,6 +130,26 @@ typedef struct tm_thread {
 } tm_thread;
 
 extern TM_HIDDEN TM_TLS tm_thread tm_self;
+
+/* Tracer work done from a hook, a constructor or a handler: meanwhile the
+ * thread's own allocations pass through the hooks, and afterwards errno
+ * is what the program left. */
+typedef struct tm_quiet {
+    int errno_was, busy_was;
+} tm_quiet;
+
+static inline tm_quiet tm_quiet_begin(void)
+{
+    tm_quiet q = {errno, tm_self.busy};
+    tm_self.busy = 1;
+    return q;
+}
+
+static inline void tm_quiet_end(tm_quiet q)
+{
+    tm_self.busy = q.busy_was;
+    errno = q.errno_was;
+}
 
 /* --- lifecycle.c -------------------------------------------------------- */
 
