@@ -116,14 +116,14 @@ static int other_trace(const char *base, const char *name)
     return *name == '\0';
 }
 
-/* --follow-fork: lists the traces of the run's other processes (forked
- * children, programs they exec'd): files in the pattern's directory of
- * the pattern's form, written since the run began. */
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* --follow-fork: lists the traces of the run's other processes (forked
+ * children, programs they exec'd): files in the pattern's directory of
+ * the pattern's form, written since the run began, LIST_MAX of them. */
 #define LIST_MAX 32
 
 static void list_other_traces(const char *pattern, const char *main_trace, time_t since)

@@ -16,7 +16,8 @@
  * a Python loop).  A walk is a function of where it starts and of the
  * stack slots it reads; when the return address of every frame that
  * decides the stack node is still in its slot, the walk would find the same
- * frames, as the outer-frame reuse above assumes too.  A hit costs one load
+ * frames, as the walker's reuse of unchanged outer frames (unwind.c)
+ * assumes too.  A hit costs one load
  * per frame and no rule lookups, no trie, no lock for interning. */
 
 static inline uint64_t memo_hash(uintptr_t ip, uintptr_t sp)
@@ -34,13 +35,14 @@ static inline uint32_t memo_tag(uint64_t h)
     return (uint32_t)h | 1; /* never 0, the empty tag */
 }
 
-/* Where a call site's discriminating slots are kept: bits of the hash the
- * set index does not use, so call sites sharing a set rarely share this. */
+/* The way a key hit last, tried first. */
 static inline uint8_t *memo_hint(tm_walk *w, uint64_t h)
 {
     return &w->memo_hint[(uint32_t)(h >> 16) % TM_MEMO_HINTS];
 }
 
+/* Where a call site's discriminating slots are kept: bits of the hash the
+ * set index does not use, so call sites sharing a set rarely share this. */
 static inline tm_memo_disc *memo_disc(const tm_walk *w, uint64_t h)
 {
     return (tm_memo_disc *)&w->memo_disc[(uint32_t)(h >> 32) % TM_MEMO_DISC_SLOTS];
