@@ -69,17 +69,14 @@ static int trie_grow(void)
     if (!t)
         return -ENOMEM;
     if (trie.count) {
-        size_t n = (size_t)trie.count + 1;
-        node_entry *by_id = tm_pages(n * sizeof *by_id);
-        uint64_t *path = tm_pages(n * sizeof *path);
-        if (!by_id || !path) {
-            if (by_id)
-                tm_pages_free(by_id, n * sizeof *by_id);
-            if (path)
-                tm_pages_free(path, n * sizeof *path);
+        /* Scratch, by id: each node's entry, then each node's path hash. */
+        size_t n = (size_t)trie.count + 1, bytes = n * (sizeof(node_entry) + sizeof(uint64_t));
+        node_entry *by_id = tm_pages(bytes);
+        if (!by_id) {
             tm_pages_huge_free(t, cap * sizeof *t);
             return -ENOMEM;
         }
+        uint64_t *path = (uint64_t *)(by_id + n);
         for (uint64_t i = 0; i < trie.cap; i++)
             if (trie.table[i].id)
                 by_id[trie.table[i].id] = trie.table[i];
@@ -87,8 +84,7 @@ static int trie_grow(void)
             path[id] = path_step(path[by_id[id].parent], by_id[id].ip);
             trie_put(t, cap, path[id], by_id[id]);
         }
-        tm_pages_free(by_id, n * sizeof *by_id);
-        tm_pages_free(path, n * sizeof *path);
+        tm_pages_free(by_id, bytes);
         tm_pages_huge_free(trie.table, trie.cap * sizeof *t);
     }
     trie.table = t;
