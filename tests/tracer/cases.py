@@ -203,11 +203,20 @@ def case_flood(c):
     expect_eq((leaks["leaked_blocks"], leaks["leaked_bytes"]), (7, 168), "leaks")
 
 
-def fork_traces(c, follow):
+def tree_traces(c, argv, status=0, follow=False):
+    """Runs argv with the output pattern t.%p.trace; returns the traces its
+    processes wrote, sorted, which `tidemark run` must name (the first
+    process's, then with --follow-fork the others)."""
     pattern = os.path.join(c.work, "t.%p.trace")
-    c.run([c.prog("forks")], status=15, output=pattern,
-          extra=("--follow-fork",) if follow else ())
-    return sorted(glob.glob(os.path.join(c.work, "t.*.trace")))
+    p = c.run(argv, status=status, output=pattern, extra=("--follow-fork",) if follow else ())
+    traces = sorted(glob.glob(os.path.join(c.work, "t.*.trace*")))
+    named = re.findall(r"(/\S+\.trace\S*)", p.stderr)
+    expect_eq(sorted(named), traces, "the traces tidemark run names")
+    return traces
+
+
+def fork_traces(c, follow):
+    return tree_traces(c, [c.prog("forks")], status=15, follow=follow)
 
 
 def case_fork_plain(c):
@@ -226,14 +235,7 @@ def case_fork_follow(c):
 
 
 def exec_traces(c, follow):
-    pattern = os.path.join(c.work, "t.%p.trace")
-    p = c.run([c.prog("execs")], status=16, output=pattern,
-              extra=("--follow-fork",) if follow else ())
-    traces = sorted(glob.glob(os.path.join(c.work, "t.*.trace*")))
-    # `tidemark run` names the first process's trace, then the others.
-    named = re.findall(r"(/\S+\.trace\S*)", p.stderr)
-    expect_eq(sorted(named), traces, "the traces tidemark run names")
-    return traces
+    return tree_traces(c, [c.prog("execs")], status=16, follow=follow)
 
 
 def leaks_and_end(c, trace):
@@ -353,9 +355,7 @@ libc.tidemark_region_end()
 def case_python_subprocess(c):
     # CPython starts subprocesses with vfork: the child shares the parent's
     # memory until its exec, which must leave the parent's trace alone.
-    pattern = os.path.join(c.work, "t.%p.trace")
-    c.run([sys.executable, "-c", PY_SUBPROCESS], output=pattern, extra=("--follow-fork",))
-    traces = sorted(glob.glob(os.path.join(c.work, "t.*.trace*")))
+    traces = tree_traces(c, [sys.executable, "-c", PY_SUBPROCESS], follow=True)
     expect_eq(len(traces), 2, f"traces {traces}")
     parent = max(traces, key=lambda t: c.report("summary", trace=t)["alloc_calls"])
     expect_eq(c.report("summary", trace=parent)["end"], "exit", "the parent's trace ends at exit")
