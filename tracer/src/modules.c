@@ -215,8 +215,10 @@ static void emit(int only_new)
         only_new = 0;
     }
     collect(only_new);
-    if (only_new && (scr->subs_now != scr->subs || scr->overflow))
-        collect(only_new = 0); /* something was unloaded, or too many to track */
+    if (only_new && (scr->subs_now != scr->subs || scr->overflow)) {
+        only_new = 0; /* something was unloaded, or too many to track */
+        collect(only_new);
+    }
     scr->subs = scr->subs_now;
 
     static const uint8_t reset = TM_OP_MAP_RESET;
