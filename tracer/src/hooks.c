@@ -109,23 +109,42 @@ static inline int *errno_slot(void)
     return tm_self.errno_p;
 }
 
-/* Unwinds and records an allocation, leaving errno as the real call did.
- * Inlined into the hook, so the walk starts at the hook's caller.  A call
- * site seen before usually needs no walk at all (tm_unwind_memo_find). */
-static inline __attribute__((always_inline)) void record_alloc(int fn, void *p, size_t size)
+/* An allocation whose stack must be walked: the walk may read files and
+ * map memory, so errno is kept.  `frame` is the hook's own, so the walk
+ * starts at the hook's caller whatever calls this. */
+static __attribute__((noinline)) void record_alloc_walked(int fn, void *p, size_t size,
+                                                          const void *frame)
 {
     int *e = errno_slot(), saved = *e;
-    tm_walk *w = tm_cfg.stacks ? tm_walk_self() : NULL;
-    const void *frame = __builtin_frame_address(0);
-    uint32_t stack = w ? tm_unwind_memo_find(w, frame) : 0;
-    if (w && !stack) {
+    tm_walk *w = tm_walk_self();
+    if (w) {
         int keep = tm_unwind_walk_from(w, frame);
-        stack = tm_record_alloc(fn, p, size, w, keep, 0);
+        uint32_t stack = tm_record_alloc(fn, p, size, w, keep, 0);
         tm_unwind_memo_put(w, frame, stack, tm_cfg.depth);
     } else {
-        tm_record_alloc(fn, p, size, NULL, 0, stack);
+        tm_record_alloc(fn, p, size, NULL, 0, 0);
     }
     *e = saved;
+}
+
+/* Records an allocation, leaving errno as the real call did.  Inlined into
+ * the hook, so __builtin_frame_address(0) is the hook's frame.  A call site
+ * seen before usually needs no walk at all (tm_unwind_memo_find), and then
+ * nothing on the way touches errno (the recorder keeps it on its own full
+ * path). */
+static inline __attribute__((always_inline)) void record_alloc(int fn, void *p, size_t size)
+{
+    uint32_t stack = 0;
+    if (tm_cfg.stacks) {
+        const void *frame = __builtin_frame_address(0);
+        tm_walk *w = tm_self.walk;
+        stack = w ? tm_unwind_memo_find(w, frame) : 0;
+        if (!stack) {
+            record_alloc_walked(fn, p, size, frame);
+            return;
+        }
+    }
+    tm_record_alloc(fn, p, size, NULL, 0, stack);
 }
 
 /* A free needs no errno saving: the recorder's free path makes a system

@@ -46,6 +46,15 @@ static void *thread_state(int kind, size_t size);
 enum { STATE_STACK, STATE_WALK, STATE_KINDS };
 static int (*get_line)(void *frame);
 static const struct tm_py_walker *walker;
+TM_HIDDEN int tm_py_on;
+
+/* After either way in changed: whether allocations look for Python frames. */
+static void py_on_update(void)
+{
+    int on = __atomic_load_n(&walker, __ATOMIC_ACQUIRE) ||
+             __atomic_load_n(&get_line, __ATOMIC_ACQUIRE);
+    __atomic_store_n(&tm_py_on, on, __ATOMIC_RELEASE);
+}
 
 /* The Python frame trie, shared, under the recorder lock. */
 typedef struct py_node {
@@ -159,6 +168,7 @@ TM_HIDDEN void tm_py_foreach(void (*emit)(uint32_t, uint32_t, uint32_t, uint32_t
 EXPORT void tidemark_py_enable(int (*line_of)(void *frame))
 {
     __atomic_store_n(&get_line, line_of, __ATOMIC_RELEASE);
+    py_on_update();
 }
 
 EXPORT uint32_t tidemark_py_intern(const char *s)
@@ -236,6 +246,7 @@ typedef struct tm_py_walker {
 EXPORT void tidemark_py_set_walker(const tm_py_walker *w)
 {
     __atomic_store_n(&walker, w, __ATOMIC_RELEASE);
+    py_on_update();
 }
 
 /* Code objects -> string ids, and instruction -> line, both under the

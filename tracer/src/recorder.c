@@ -445,9 +445,40 @@ static __attribute__((noinline)) uint32_t intern_walk_locked(tm_walk *walk, int 
     return tm_stack_intern_walk(walk, keep, tm_cfg.depth, emit_node);
 }
 
-TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep,
-                                   uint32_t stack)
+/* --- allocations and frees ---------------------------------------------------------
+ *
+ * Nearly every event comes from the lock's owner and needs nothing but its
+ * own words: the same thread as the record before, the clock not due, the
+ * writer's clock not moved, room in the chunk, no Python frames.  That case
+ * goes in with the owner's stores (tm_lock.h), writes its words and leaves,
+ * in a function that saves almost no registers.  Everything else (another
+ * thread, a TIME or THREAD record, the mail, a full chunk, a walk to
+ * intern) takes the full path, out of line, which handles every case. */
+
+/* 1 when the event needs nothing but its `words`: then the owner holds the
+ * lock (leave with tm_unlock_owner) and they go at rec.wpos.  0: lock not
+ * held, take the full path. */
+static inline int owner_reserve(uint32_t words)
 {
+    uint32_t me = tm_self.tid; /* 0 until known: never the owner */
+    if (!tm_lock_owner_try(me))
+        return 0;
+    uint32_t ts = rec.ts_count + 1;
+    if (tm_likely(rec.wpos + words <= rec.wend && rec.last_tid == me && ts < TS_EVERY &&
+                  __atomic_load_n(&tm_clock_hint, __ATOMIC_RELAXED) <= rec.last_time &&
+                  !__atomic_load_n(&tm_py_on, __ATOMIC_RELAXED))) {
+        rec.ts_count = ts;
+        return 1;
+    }
+    tm_unlock_owner();
+    return 0;
+}
+
+/* The full path keeps errno: Python's frame walker may run. */
+static __attribute__((noinline)) uint32_t record_alloc_full(int fn, const void *ptr, size_t size,
+                                                            tm_walk *walk, int keep, uint32_t stack)
+{
+    int saved = errno;
     tm_lock();
     if (walk)
         stack = intern_walk_locked(walk, keep);
@@ -466,10 +497,25 @@ TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk
         rec.wpos = w + 3;
     }
     tm_unlock();
+    errno = saved;
     return stack;
 }
 
-TM_HIDDEN void tm_record_free(int op, const void *ptr)
+TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep,
+                                   uint32_t stack)
+{
+    if (tm_likely(!walk && size <= UINT32_MAX) && owner_reserve(2)) {
+        uint64_t *w = rec.wpos;
+        w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
+        w[1] = size | (uint64_t)stack << 32;
+        rec.wpos = w + 2;
+        tm_unlock_owner();
+        return stack;
+    }
+    return record_alloc_full(fn, ptr, size, walk, keep, stack);
+}
+
+static __attribute__((noinline)) void record_free_full(int op, const void *ptr)
 {
     tm_lock();
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
@@ -478,6 +524,16 @@ TM_HIDDEN void tm_record_free(int op, const void *ptr)
     *w++ = tm_raw((unsigned)op, (uintptr_t)ptr);
     rec.wpos = w;
     tm_unlock();
+}
+
+TM_HIDDEN void tm_record_free(int op, const void *ptr)
+{
+    if (tm_likely(owner_reserve(1))) {
+        *rec.wpos++ = tm_raw((unsigned)op, (uintptr_t)ptr);
+        tm_unlock_owner();
+        return;
+    }
+    record_free_full(op, ptr);
 }
 
 static void emit_region_begin(uint32_t name, uint64_t inv)

@@ -189,6 +189,9 @@ TM_HIDDEN void tm_clock_init(void);
 /* The calling thread's Python stack as a PY_FRAME node (0 = none), defining
  * new nodes through tm_emit_py_frame_locked.  Lock held. */
 TM_HIDDEN uint32_t tm_py_stack_locked(void);
+/* Nonzero once a Python frame walker or profile hook is registered: then
+ * every allocation goes through tm_py_stack_locked. */
+extern TM_HIDDEN int tm_py_on;
 TM_HIDDEN void tm_py_foreach(void (*emit)(uint32_t id, uint32_t parent, uint32_t file,
                                          uint32_t func, uint32_t line, uint32_t flags));
 TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t file,

@@ -25,19 +25,33 @@ extern TM_HIDDEN tm_lock_state tm_lk;
 TM_HIDDEN void tm_lock_slow(uint32_t me);
 TM_HIDDEN void tm_unlock_slow(int held);
 
+/* The owner's way in alone: 1 when thread `me` holds the bias and got in;
+ * it leaves with tm_unlock_owner().  Two plain stores and a load. */
+static inline int tm_lock_owner_try(uint32_t me)
+{
+    if (__atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) != me)
+        return 0;
+    __atomic_store_n(&tm_lk.owner_in, 1, __ATOMIC_RELAXED);
+    /* The compiler must not sink the store below the load; the CPU's
+     * side of the ordering comes from the revoker's membarrier. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (tm_likely(!__atomic_load_n(&tm_lk.revoke, __ATOMIC_ACQUIRE)))
+        return 1;
+    __atomic_store_n(&tm_lk.owner_in, 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static inline void tm_unlock_owner(void)
+{
+    __atomic_store_n(&tm_lk.owner_in, 0, __ATOMIC_RELEASE);
+}
+
 static inline void tm_lock(void)
 {
     uint32_t me = tm_gettid();
-    if (tm_likely(__atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) == me)) {
-        __atomic_store_n(&tm_lk.owner_in, 1, __ATOMIC_RELAXED);
-        /* The compiler must not sink the store below the load; the CPU's
-         * side of the ordering comes from the revoker's membarrier. */
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (tm_likely(!__atomic_load_n(&tm_lk.revoke, __ATOMIC_ACQUIRE))) {
-            tm_self.lock_held = TM_HELD_FAST;
-            return;
-        }
-        __atomic_store_n(&tm_lk.owner_in, 0, __ATOMIC_RELEASE);
+    if (tm_likely(tm_lock_owner_try(me))) {
+        tm_self.lock_held = TM_HELD_FAST;
+        return;
     }
     tm_lock_slow(me);
 }
@@ -47,7 +61,7 @@ static inline void tm_unlock(void)
     int held = tm_self.lock_held;
     tm_self.lock_held = TM_HELD_NONE;
     if (tm_likely(held == TM_HELD_FAST))
-        __atomic_store_n(&tm_lk.owner_in, 0, __ATOMIC_RELEASE);
+        tm_unlock_owner();
     else
         tm_unlock_slow(held);
 }
