@@ -20,7 +20,9 @@
 
 /* --- bootstrap arena ------------------------------------------------------
  * dlsym may allocate while we are still resolving malloc; those requests are
- * served here and never reach the real free. */
+ * served here and never reach the real free.  The real free is resolved
+ * last, so the hooks look at the thread's resolving flag only while it is
+ * still unknown. */
 
 #define ARENA_SIZE (64 * 1024)
 static _Alignas(64) uint8_t arena[ARENA_SIZE];
@@ -159,7 +161,7 @@ static inline void record_free(int op, void *p)
 
 EXPORT void *malloc(size_t size)
 {
-    if (tm_unlikely(tm_self.resolving))
+    if (tm_unlikely(!tm_real.free) && tm_self.resolving)
         return arena_alloc(size, 16);
     if (!enter())
         return tm_real.malloc(size);
@@ -172,7 +174,7 @@ EXPORT void *malloc(size_t size)
 
 EXPORT void *calloc(size_t n, size_t size)
 {
-    if (tm_unlikely(tm_self.resolving)) {
+    if (tm_unlikely(!tm_real.free) && tm_self.resolving) {
         size_t total;
         if (__builtin_mul_overflow(n, size, &total))
             return NULL;
@@ -196,8 +198,11 @@ EXPORT void free(void *p)
         return;
     }
     record_free(TM_OP_FREE, p);
-    tm_real.free(p);
+    /* The guard is down before the real free, which then runs as a tail
+     * call: nothing of the tracer's is held any more, and the address
+     * cannot be handed out again before the real free returns. */
     leave();
+    tm_real.free(p);
 }
 
 /* realloc and reallocarray: the old block is recorded as released first (it
@@ -239,7 +244,7 @@ static inline __attribute__((always_inline)) void *realloc_common(int fn, void *
 
 EXPORT void *realloc(void *p, size_t size)
 {
-    if (tm_unlikely(tm_self.resolving) && !p)
+    if (tm_unlikely(!tm_real.free) && tm_self.resolving && !p)
         return arena_alloc(size, 16);
     return realloc_common(TM_FN_REALLOC, p, 1, size, 0);
 }
@@ -253,7 +258,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size)
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
-    if (tm_unlikely(tm_self.resolving)) {
+    if (tm_unlikely(!tm_real.free) && tm_self.resolving) {
         *out = arena_alloc(size, align);
         return *out ? 0 : ENOMEM;
     }
