@@ -144,10 +144,10 @@ static __attribute__((noinline)) uint32_t py_stack_locked(void)
     return node;
 }
 
-/* On every allocation: without Python stacks, two loads. */
+/* On every allocation's full path: without Python stacks, one load. */
 TM_HIDDEN uint32_t tm_py_stack_locked(void)
 {
-    if (tm_likely(!__atomic_load_n(&walker, __ATOMIC_RELAXED) && !get_line))
+    if (tm_likely(!__atomic_load_n(&tm_py_on, __ATOMIC_RELAXED)))
         return 0;
     return py_stack_locked();
 }
