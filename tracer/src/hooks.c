@@ -102,22 +102,13 @@ static inline void leave(void)
     tm_self.busy = 0;
 }
 
-/* errno is a call into libc (__errno_location); its address is fixed for
- * the thread's life, so each thread looks it up once. */
-static inline int *errno_slot(void)
-{
-    if (tm_unlikely(!tm_self.errno_p))
-        tm_self.errno_p = &errno;
-    return tm_self.errno_p;
-}
-
 /* An allocation whose stack must be walked: the walk may read files and
  * map memory, so errno is kept.  `frame` is the hook's own, so the walk
  * starts at the hook's caller whatever calls this. */
 static __attribute__((noinline)) void record_alloc_walked(int fn, void *p, size_t size,
                                                           const void *frame)
 {
-    int *e = errno_slot(), saved = *e;
+    int saved = errno;
     tm_walk *w = tm_walk_self();
     if (w) {
         int keep = tm_unwind_walk_from(w, frame);
@@ -126,7 +117,7 @@ static __attribute__((noinline)) void record_alloc_walked(int fn, void *p, size_
     } else {
         tm_record_alloc(fn, p, size, NULL, 0, 0);
     }
-    *e = saved;
+    errno = saved;
 }
 
 /* Records an allocation, leaving errno as the real call did.  Inlined into

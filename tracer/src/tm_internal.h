@@ -122,7 +122,6 @@ typedef struct tm_thread {
     int resolving;            /* looking up the real allocator (hooks.c) */
     uint32_t tid;             /* cached gettid(), 0 = not yet known */
     int lock_held;            /* how this thread holds the recorder lock (lock.c) */
-    int *errno_p;             /* &errno, cached (hooks.c) */
     struct tm_walk *walk;     /* stack walk state (unwind.c), NULL until needed */
     int region_depth;         /* may exceed TM_MAX_REGION_DEPTH */
     uint32_t region_name[TM_MAX_REGION_DEPTH];
