@@ -140,14 +140,6 @@ static inline __attribute__((always_inline)) void record_alloc(int fn, void *p, 
     tm_record_alloc(fn, p, size, NULL, 0, stack);
 }
 
-/* A free needs no errno saving: the recorder's free path makes a system
- * call only when it seals a chunk or waits for the lock from another
- * thread, and those keep errno themselves (seal_locked, revoke_owner). */
-static inline void record_free(int op, void *p)
-{
-    tm_record_free(op, p);
-}
-
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT void *malloc(size_t size)
@@ -180,6 +172,9 @@ EXPORT void *calloc(size_t n, size_t size)
     return p;
 }
 
+/* A free needs no errno saving: the recorder's free path makes a system
+ * call only when it seals a chunk or waits for the lock from another
+ * thread, and those keep errno themselves (seal_locked, revoke_owner). */
 EXPORT void free(void *p)
 {
     if (tm_unlikely(p == NULL || tm_in_arena(p)))
@@ -188,7 +183,7 @@ EXPORT void free(void *p)
         tm_real.free(p);
         return;
     }
-    record_free(TM_OP_FREE, p);
+    tm_record_free(TM_OP_FREE, p);
     /* The guard is down before the real free, which then runs as a tail
      * call: nothing of the tracer's is held any more, and the address
      * cannot be handed out again before the real free returns. */
@@ -221,13 +216,13 @@ static inline __attribute__((always_inline)) void *realloc_common(int fn, void *
     int overflow = __builtin_mul_overflow(n, size, &total);
     int rec = enter();
     if (rec && p)
-        record_free(TM_OP_REALLOC_FREE, p);
+        tm_record_free(TM_OP_REALLOC_FREE, p);
     void *q = is_array ? tm_real.reallocarray(p, n, size) : tm_real.realloc(p, size);
     if (rec) {
         if (q)
             record_alloc(fn, q, total);
         else if (p && (overflow || total != 0))
-            record_free(TM_OP_REALLOC_FAIL, p); /* p is still valid */
+            tm_record_free(TM_OP_REALLOC_FAIL, p); /* p is still valid */
         leave();
     }
     return q;
