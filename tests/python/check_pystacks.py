@@ -46,6 +46,7 @@ for g in merged:
     by_size.setdefault(g["bytes"], []).append(g)
 
 cases = [("numpy", 400000, "numpy_leak"), ("ctypes", 77777, "ctypes_leak"),
+         ("repeat", 3 * 21111, "repeated_leak"),
          ("callback", 480000, "in_callback"), ("thread", 55555, "thread_leak"),
          ("final", 33333, "final_leak")]
 for name, size, func in cases:

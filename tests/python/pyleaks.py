@@ -38,6 +38,10 @@ def generator():
         yield i
 
 
+def repeated_leak():
+    libc.malloc(21111)  # LEAK:repeat
+
+
 def thread_leak():
     libc.malloc(55555)  # LEAK:thread
 
@@ -48,6 +52,8 @@ def final_leak():
 
 numpy_leak()
 ctypes_leak()
+for _ in range(3):  # one call site again and again: one group of 3 blocks
+    repeated_leak()
 bridge.call_rhs(bridge.c_callback(in_callback), 0.0, np.ones(3), np.zeros(3))
 # Exceptions, generators and recursion must leave the shadow stack as it was.
 for _ in range(25000):  # 100k calls that raise

@@ -275,6 +275,17 @@ def case_regions(c):
     expect_eq((outer["leaked_blocks"], outer["leaked_bytes"]), (0, 0), "outer leaks")
 
 
+def case_handoff(c):
+    c.run([c.prog("handoff")])
+    side = {r["name"]: r for r in c.report("regions")["regions"]}["side"]
+    expect_eq((side["invocations"], side["allocs"]["max"], side["allocs"]["total"],
+               side["frees"]["total"], side["leaked_blocks"]), (10, 1, 5, 5, 0),
+              "side: invocations, allocations (max, total), frees, leaks")
+    leaks = c.report("leaks")
+    mine = [g for g in leaks["groups"] if functions(g)[0] == "main_keeps"]
+    expect_eq([(g["blocks"], g["bytes"]) for g in mine], [(1000, 24000)], "main_keeps leaks")
+
+
 def case_invocations(c):
     c.run([c.prog("invocations")])
     regions = {r["name"]: r for r in c.report("regions")["regions"]}
@@ -368,6 +379,7 @@ CASES = {
     "exact": case_exact,
     "exact_nostacks": lambda c: case_exact(c, stacks=False),
     "threads": case_threads,
+    "handoff": case_handoff,
     "churn": case_churn,
     "flood": case_flood,
     "fork_plain": case_fork_plain,

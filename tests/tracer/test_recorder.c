@@ -365,6 +365,7 @@ static void test_mail_taken_on_the_way(void **state)
     tm_record_free(TM_OP_FREE, (void *)0x6000); /* the clock has not moved */
     assert_int_equal(tm_sealed_count(), sealed);
     __atomic_store_n(&tm_clock_hint, tm_ticks() + 1000, __ATOMIC_RELAXED);
+    tm_recorder_poke(); /* as the writer does */
     tm_record_free(TM_OP_FREE, (void *)0x6010);
     assert_int_equal(tm_take_back_rss(), 0); /* taken */
     assert_int_equal(tm_sealed_count(), sealed);
@@ -410,6 +411,69 @@ static void test_mail_taken_on_the_way(void **state)
     assert_int_equal(tm_take_back_rss(), 0);
 }
 
+/* Python frames coming on reach the very next allocation, though the
+ * recorder's short path was open: the allocation carries its Python stack. */
+static int line_seven(void *frame)
+{
+    (void)frame;
+    return 7;
+}
+
+void tidemark_py_enable(int (*line_of)(void *frame));
+void tidemark_py_push(void *frame, uint32_t file, uint32_t func);
+void tidemark_py_pop(void);
+
+static void test_python_on_reaches_next_allocation(void **state)
+{
+    int fd = fresh_recorder();
+    off_t start = lseek(fd, 0, SEEK_END);
+    tm_record_free(TM_OP_FREE, (void *)0x7000); /* full path: opens the short path */
+    tm_record_free(TM_OP_FREE, (void *)0x7010); /* short path */
+    tidemark_py_enable(line_seven);
+    tidemark_py_push((void *)0x1, 1, 2);
+    tm_record_alloc(TM_FN_MALLOC, (void *)0x7100, 32, NULL, 0, 0);
+    tidemark_py_pop();
+    tidemark_py_enable(NULL);
+    tm_lock();
+    tm_record_end(TM_END_EXIT);
+    tm_unlock();
+    assert_int_equal(tm_write_sealed(), 1);
+
+    off_t size = lseek(fd, 0, SEEK_END) - start;
+    uint8_t *buf = malloc((size_t)size);
+    assert_int_equal(pread(fd, buf, (size_t)size, start), size);
+    close(fd);
+    tm_block_header b;
+    memcpy(&b, buf, sizeof b);
+    const uint8_t *p = buf + sizeof b, *end = p + b.stored_len;
+    uint64_t v, node;
+    int64_t s;
+    assert_int_equal(*p++, TM_OP_CLOCK);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(*p++, TM_OP_THREAD);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(*p++, TM_OP_FREE);
+        assert_int_equal(tm_get_s(&p, end, &s), 0);
+        assert_int_equal(tm_get_u(&p, end, &v), 0);
+    }
+    assert_int_equal(*p++, TM_OP_PY_FRAME); /* id, parent, file, function, line, flags */
+    assert_int_equal(tm_get_u(&p, end, &node), 0);
+    uint64_t want[] = {0, 1, 2, 7, 1};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(tm_get_u(&p, end, &v), 0);
+        assert_int_equal(v, want[i]);
+    }
+    assert_int_equal(*p++, TM_OP_PY_STACK);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, node);
+    assert_int_equal(*p++, TM_OP_ALLOC | TM_FN_MALLOC);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 32);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_biased_lock_excludes),
         cmocka_unit_test(test_writer_gives_up_busy_lock),
         cmocka_unit_test(test_mail_taken_on_the_way),
+        cmocka_unit_test(test_python_on_reaches_next_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

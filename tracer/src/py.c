@@ -54,6 +54,7 @@ static void py_on_update(void)
     int on = __atomic_load_n(&walker, __ATOMIC_ACQUIRE) ||
              __atomic_load_n(&get_line, __ATOMIC_ACQUIRE);
     __atomic_store_n(&tm_py_on, on, __ATOMIC_RELEASE);
+    tm_recorder_poke();
 }
 
 /* The Python frame trie, shared, under the recorder lock. */

@@ -48,10 +48,15 @@ static struct {
     uint32_t claimed;                   /* next chunk a writer may claim */
     uint32_t written;                   /* next chunk to go to the file */
     uint64_t *wpos, *wend;              /* the chunk being filled */
+    /* The owner's short path runs while wpos + words <= limit (atomic).
+     * See "allocations and frees", also for the closed bounds. */
+    uintptr_t limit;
+    uint64_t closes;                    /* close_short_path calls * 4 */
+    uint64_t pokes;                     /* tm_recorder_poke calls * 4 (atomic) */
     uint64_t start_tick;
     /* per-chunk state */
     uint32_t last_tid;
-    uint32_t ts_count;                  /* events since the clock was read */
+    uint64_t *ts_due;                   /* the clock is read at the first event past it */
     uint64_t last_time;                 /* ticks of the latest TIME record */
     /* The writer thread's requests (see "mail" below), atomic. */
     uint64_t mail_rss;                  /* an RSS sample in bytes + 1; 0 = none */
@@ -71,13 +76,25 @@ static inline void put_time(uint64_t **w, uint64_t t)
     *(*w)++ = tm_raw(TM_RAW_TIME, t > rec.start_tick ? t - rec.start_tick : 0);
 }
 
-/* A fresh chunk starts with the current time, so it encodes on its own. */
+/* Until the owner's next full path, every event takes the full path.
+ * Lock held.  A closed bound never stored before, 3 mod 4 (see
+ * "allocations and frees"). */
+static inline void close_short_path(void)
+{
+    rec.closes += 4;
+    __atomic_store_n(&rec.limit, (uintptr_t)rec.closes | 3, __ATOMIC_RELEASE);
+}
+
+/* A fresh chunk starts with the latest time, so it encodes on its own; its
+ * first event reads the clock. */
 static void start_chunk(void)
 {
     rec.wpos = chunk_words(rec.cur);
     rec.wend = rec.wpos + CHUNK_WORDS;
     rec.last_tid = 0;
     put_time(&rec.wpos, rec.last_time);
+    rec.ts_due = rec.wpos;
+    close_short_path();
 }
 
 /* Waits (lock held) until the next slot is free.  The writer thread frees
@@ -212,15 +229,21 @@ static inline uint64_t *put_thread(uint64_t *w, uint32_t tid)
     if (tm_unlikely(rec.last_tid != tid)) {
         *w++ = tm_raw(TM_OP_THREAD, tid);
         rec.last_tid = tid;
+        close_short_path();
     }
     return w;
 }
 
+/* Allocations and frees read the clock (rdtsc, ~11 ns on this kind of
+ * machine, more than the rest of a record) once per TS_WORDS words of
+ * records, about 85 events. */
+#define TS_WORDS 128
+
 /* Region, mark and RSS records: the exact time. */
 static inline uint64_t *put_time_now(uint64_t *w)
 {
-    rec.ts_count = 0;
     put_time(&w, tm_ticks());
+    rec.ts_due = w + TS_WORDS;
     return w;
 }
 
@@ -232,8 +255,9 @@ static inline uint64_t *put_time_now(uint64_t *w)
  * the lock from the biased owner means a membarrier, an interrupt for every
  * CPU the program runs on (about 100 us on this kind of machine), and the
  * owner waits meanwhile.  A recording thread looks at the mail when the
- * writer's clock moved, once per 10 ms at most.  When nobody takes it
- * (the program stopped allocating), the writer falls back to the lock. */
+ * writer's clock moved, once per 10 ms at most (the writer pokes the
+ * recorder then, tm_recorder_poke).  When nobody takes it (the program
+ * stopped allocating), the writer falls back to the lock. */
 
 /* Lock held; room for one more word at w. */
 static __attribute__((noinline)) uint64_t *take_mail(uint64_t *w)
@@ -272,16 +296,14 @@ TM_HIDDEN uint32_t tm_sealed_count(void)
     return __atomic_load_n(&rec.sealed, __ATOMIC_ACQUIRE);
 }
 
-/* Allocations and frees: reading the clock (rdtsc, ~11 ns on this kind of
- * machine) costs more than the rest of the record, so it is read every
- * TS_EVERY events; in between an event takes the writer thread's clock,
- * refreshed every 10 ms, when that moved.  Times are then at most
- * TS_EVERY events or 10 ms late, and never go backwards (the encoder keeps
- * the latest).  When the writer's clock moved, the mail is looked at too. */
-#define TS_EVERY 64
+/* Allocations and frees: the clock when due (TS_WORDS), else the writer
+ * thread's clock, refreshed every 10 ms, when that moved.  Times are then
+ * at most TS_WORDS words of records or 10 ms late, and never go backwards
+ * (the encoder keeps the latest).  When the writer's clock moved, the mail
+ * is looked at too. */
 static inline uint64_t *put_time_sampled(uint64_t *w)
 {
-    if (tm_unlikely(++rec.ts_count >= TS_EVERY))
+    if (tm_unlikely(w >= rec.ts_due))
         return put_time_now(w);
     uint64_t hint = __atomic_load_n(&tm_clock_hint, __ATOMIC_RELAXED);
     if (tm_unlikely(hint > rec.last_time)) {
@@ -449,11 +471,52 @@ static __attribute__((noinline)) uint32_t intern_walk_locked(tm_walk *walk, int 
  *
  * Nearly every event comes from the lock's owner and needs nothing but its
  * own words: the same thread as the record before, the clock not due, the
- * writer's clock not moved, room in the chunk, no Python frames.  That case
- * goes in with the owner's stores (tm_lock.h), writes its words and leaves,
- * in a function that saves almost no registers.  Everything else (another
- * thread, a TIME or THREAD record, the mail, a full chunk, a walk to
- * intern) takes the full path, out of line, which handles every case. */
+ * writer's clock not moved, room in the chunk, no Python frames.  The
+ * owner's full path, when it leaves, folds all of that into one bound,
+ * rec.limit: the end of the chunk or where the clock is due, or a closed
+ * bound when the record before is another thread's or Python frames are
+ * on.  The short path then goes in with the owner's stores (tm_lock.h),
+ * compares its end with the bound, writes its words and leaves.  Every
+ * other case (another thread, a TIME or THREAD record, the mail, a full
+ * chunk, a walk to intern) takes the full path, out of line.
+ *
+ * Whatever changes one of those conditions closes the bound: under the
+ * lock another thread's record (put_thread) and a new chunk
+ * (close_short_path); from outside it the writer's clock moving and Python
+ * frames coming on (tm_recorder_poke).  A seal asked for lowers the
+ * chunk's end.  Closed bounds are small numbers, below every chunk, and
+ * each is stored once; the full path reads the bound when it starts and
+ * stores the new one only if it is still the one it read
+ * (compare-and-swap).  So no poke is lost, even one that comes while the
+ * full path closes the bound itself. */
+
+/* Closed bounds: 1 mod 4 here, 3 mod 4 from close_short_path. */
+TM_HIDDEN void tm_recorder_poke(void)
+{
+    uint64_t n = __atomic_add_fetch(&rec.pokes, 4, __ATOMIC_RELAXED);
+    __atomic_store_n(&rec.limit, (uintptr_t)n | 1, __ATOMIC_RELEASE);
+}
+
+/* Lock held, read before the full path looks at anything the bound
+ * depends on. */
+static inline uintptr_t short_path_seen(void)
+{
+    return __atomic_load_n(&rec.limit, __ATOMIC_ACQUIRE);
+}
+
+/* Lock held, at the end of a full path that began by reading `seen`.  When
+ * the record before is another thread's, or Python frames are on, the
+ * bound was closed already (put_thread, the poke). */
+static inline void reopen_short_path(uintptr_t seen)
+{
+    if (rec.last_tid != __atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&tm_py_on, __ATOMIC_RELAXED))
+        return;
+    uintptr_t limit = (uintptr_t)(rec.ts_due < rec.wend ? rec.ts_due : rec.wend);
+    if (limit != seen)
+        __atomic_compare_exchange_n(&rec.limit, &seen, limit, 0, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED);
+}
 
 /* 1 when the event needs nothing but its `words`: then the owner holds the
  * lock (leave with tm_unlock_owner) and they go at rec.wpos.  0: lock not
@@ -463,13 +526,8 @@ static inline int owner_reserve(uint32_t words)
     uint32_t me = tm_self.tid; /* 0 until known: never the owner */
     if (!tm_lock_owner_try(me))
         return 0;
-    uint32_t ts = rec.ts_count + 1;
-    if (tm_likely(rec.wpos + words <= rec.wend && rec.last_tid == me && ts < TS_EVERY &&
-                  __atomic_load_n(&tm_clock_hint, __ATOMIC_RELAXED) <= rec.last_time &&
-                  !__atomic_load_n(&tm_py_on, __ATOMIC_RELAXED))) {
-        rec.ts_count = ts;
+    if (tm_likely((uintptr_t)(rec.wpos + words) <= __atomic_load_n(&rec.limit, __ATOMIC_RELAXED)))
         return 1;
-    }
     tm_unlock_owner();
     return 0;
 }
@@ -480,6 +538,7 @@ static __attribute__((noinline)) uint32_t record_alloc_full(int fn, const void *
 {
     int saved = errno;
     tm_lock();
+    uintptr_t seen = short_path_seen();
     if (walk)
         stack = intern_walk_locked(walk, keep);
     uint32_t py = tm_py_stack_locked();
@@ -496,6 +555,7 @@ static __attribute__((noinline)) uint32_t record_alloc_full(int fn, const void *
         w[2] = stack | (uint64_t)py << 32;
         rec.wpos = w + 3;
     }
+    reopen_short_path(seen);
     tm_unlock();
     errno = saved;
     return stack;
@@ -518,11 +578,13 @@ TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk
 static __attribute__((noinline)) void record_free_full(int op, const void *ptr)
 {
     tm_lock();
+    uintptr_t seen = short_path_seen();
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
     w = put_thread(w, tm_self.tid);
     w = put_time_sampled(w);
     *w++ = tm_raw((unsigned)op, (uintptr_t)ptr);
     rec.wpos = w;
+    reopen_short_path(seen);
     tm_unlock();
 }
 
@@ -671,7 +733,6 @@ static void reset_ring(void)
     rec.cur = rec.sealed = rec.claimed = rec.written = 0;
     rec.slots[0].state = SLOT_FILLING;
     rec.start_tick = rec.last_time = tm_ticks();
-    rec.ts_count = 0;
     rec.mail_rss = 0;
     rec.mail_seal = 0;
     start_chunk();

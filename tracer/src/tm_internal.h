@@ -209,6 +209,10 @@ TM_HIDDEN void tm_clock_refresh(void);
 /* --- recorder.c ---------------------------------------------------------- */
 
 TM_HIDDEN int tm_recorder_init(int fd, pid_t pid);
+/* The next allocation or free takes the recorder's full path, which looks
+ * at the writer's clock and mail and at Python frames: after either
+ * changed.  Any thread, lock or not. */
+TM_HIDDEN void tm_recorder_poke(void);
 /* Child side of fork with --follow-fork: new file, same tables. */
 TM_HIDDEN int tm_recorder_reopen(int fd, pid_t pid);
 

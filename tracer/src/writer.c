@@ -274,6 +274,7 @@ static void *writer_main(void *arg)
         /* After the mail: a recording thread looks at it when the clock
          * moves. */
         tm_clock_refresh();
+        tm_recorder_poke();
         tm_write_sealed();
         now = tm_mono_ns();
         uint64_t until = now + CLOCK_REFRESH_MS * 1000000ull;
