@@ -18,6 +18,7 @@
 #include "tm_internal.h"
 #include "tm_lock.h"
 #include "tm_raw.h"
+#include "tm_record.h"
 #include "tm_unwind.h"
 
 /* --- output path ------------------------------------------------------------ */

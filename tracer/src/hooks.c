@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_record.h"
 #include "tm_unwind.h"
 
 /* --- bootstrap arena ------------------------------------------------------
@@ -112,7 +113,7 @@ static __attribute__((noinline)) void record_alloc_walked(int fn, void *p, size_
     tm_walk *w = tm_walk_self();
     if (w) {
         int keep = tm_unwind_walk_from(w, frame);
-        uint32_t stack = tm_record_alloc(fn, p, size, w, keep, 0);
+        uint32_t stack = tm_record_alloc_full(fn, p, size, w, keep, 0);
         tm_unwind_memo_put(w, frame, stack, tm_cfg.depth);
     } else {
         tm_record_alloc(fn, p, size, NULL, 0, 0);

@@ -23,6 +23,7 @@
 #include "tm_internal.h"
 #include "tm_lock.h"
 #include "tm_raw.h"
+#include "tm_record.h"
 #include "tm_unwind.h"
 
 #define NSLOTS 16
@@ -47,10 +48,7 @@ static struct {
     uint32_t sealed;                    /* chunks sealed so far (atomic) */
     uint32_t claimed;                   /* next chunk a writer may claim */
     uint32_t written;                   /* next chunk to go to the file */
-    uint64_t *wpos, *wend;              /* the chunk being filled */
-    /* The owner's short path runs while wpos + words <= limit (atomic).
-     * See "allocations and frees", also for the closed bounds. */
-    uintptr_t limit;
+    uint64_t *wend;                     /* the end of the chunk being filled */
     uint64_t closes;                    /* close_short_path calls * 4 */
     uint64_t pokes;                     /* tm_recorder_poke calls * 4 (atomic) */
     uint64_t start_tick;
@@ -62,6 +60,10 @@ static struct {
     uint64_t mail_rss;                  /* an RSS sample in bytes + 1; 0 = none */
     int mail_seal;                      /* seal the chunk being filled */
 } rec;
+
+/* Where the chunk is filled to (tm_cur.wpos) and the bound of the owner's
+ * short path (tm_cur.limit, see "allocations and frees"). */
+TM_HIDDEN tm_cursor tm_cur;
 
 /* --- chunk ring ------------------------------------------------------------------- */
 
@@ -82,18 +84,18 @@ static inline void put_time(uint64_t **w, uint64_t t)
 static inline void close_short_path(void)
 {
     rec.closes += 4;
-    __atomic_store_n(&rec.limit, (uintptr_t)rec.closes | 3, __ATOMIC_RELEASE);
+    __atomic_store_n(&tm_cur.limit, (uintptr_t)rec.closes | 3, __ATOMIC_RELEASE);
 }
 
 /* A fresh chunk starts with the latest time, so it encodes on its own; its
  * first event reads the clock. */
 static void start_chunk(void)
 {
-    rec.wpos = chunk_words(rec.cur);
-    rec.wend = rec.wpos + CHUNK_WORDS;
+    tm_cur.wpos = chunk_words(rec.cur);
+    rec.wend = tm_cur.wpos + CHUNK_WORDS;
     rec.last_tid = 0;
-    put_time(&rec.wpos, rec.last_time);
-    rec.ts_due = rec.wpos;
+    put_time(&tm_cur.wpos, rec.last_time);
+    rec.ts_due = tm_cur.wpos;
     close_short_path();
 }
 
@@ -125,7 +127,7 @@ static void seal_locked(void)
 {
     int saved = errno; /* the futex wake-up must not show in the program */
     slot *s = &rec.slots[rec.cur % NSLOTS];
-    s->words = (uint32_t)(rec.wpos - chunk_words(rec.cur));
+    s->words = (uint32_t)(tm_cur.wpos - chunk_words(rec.cur));
     __atomic_store_n(&s->state, SLOT_SEALED, __ATOMIC_RELEASE);
     rec.cur++;
     __atomic_store_n(&rec.sealed, rec.cur, __ATOMIC_RELEASE);
@@ -140,7 +142,7 @@ static void seal_locked(void)
 /* Holds more than the TIME record every chunk starts with. */
 static inline int chunk_has_events(void)
 {
-    return rec.wpos > chunk_words(rec.cur) + 1;
+    return tm_cur.wpos > chunk_words(rec.cur) + 1;
 }
 
 /* The writer's periodic work never waits for the lock: its holder may be
@@ -201,9 +203,9 @@ TM_HIDDEN void tm_write_all_sealed(uint64_t timeout_ns)
  * it is too full.  Lock held. */
 static inline uint64_t *reserve(uint32_t words)
 {
-    if (tm_unlikely(rec.wpos + words > rec.wend))
+    if (tm_unlikely(tm_cur.wpos + words > rec.wend))
         seal_locked();
-    return rec.wpos;
+    return tm_cur.wpos;
 }
 
 /* BYTES records: already-encoded records that need no time. */
@@ -214,10 +216,10 @@ static inline uint8_t *bytes_begin(uint32_t max)
 
 static inline void bytes_end(uint8_t *end)
 {
-    uint64_t *w = rec.wpos;
+    uint64_t *w = tm_cur.wpos;
     uint32_t len = (uint32_t)(end - (uint8_t *)(w + 1));
     *w = tm_raw(TM_RAW_BYTES, len);
-    rec.wpos = w + tm_raw_bytes_words(len);
+    tm_cur.wpos = w + tm_raw_bytes_words(len);
 }
 
 /* Words an event may need before its own: THREAD, TIME and an RSS sample
@@ -269,7 +271,7 @@ static __attribute__((noinline)) uint64_t *take_mail(uint64_t *w)
     }
     if (__atomic_load_n(&rec.mail_seal, __ATOMIC_RELAXED)) {
         __atomic_store_n(&rec.mail_seal, 0, __ATOMIC_RELAXED);
-        rec.wend = rec.wpos; /* the next record finds the chunk full and seals it */
+        rec.wend = tm_cur.wpos; /* the next record finds the chunk full and seals it */
     }
     return w;
 }
@@ -473,10 +475,11 @@ static __attribute__((noinline)) uint32_t intern_walk_locked(tm_walk *walk, int 
  * own words: the same thread as the record before, the clock not due, the
  * writer's clock not moved, room in the chunk, no Python frames.  The
  * owner's full path, when it leaves, folds all of that into one bound,
- * rec.limit: the end of the chunk or where the clock is due, or a closed
+ * tm_cur.limit: the end of the chunk or where the clock is due, or a closed
  * bound when the record before is another thread's or Python frames are
- * on.  The short path then goes in with the owner's stores (tm_lock.h),
- * compares its end with the bound, writes its words and leaves.  Every
+ * on.  The short path (tm_record.h, inline in the hooks) then goes in
+ * with the owner's stores (tm_lock.h), compares its end with the bound,
+ * writes its words and leaves.  Every
  * other case (another thread, a TIME or THREAD record, the mail, a full
  * chunk, a walk to intern) takes the full path, out of line.
  *
@@ -494,14 +497,14 @@ static __attribute__((noinline)) uint32_t intern_walk_locked(tm_walk *walk, int 
 TM_HIDDEN void tm_recorder_poke(void)
 {
     uint64_t n = __atomic_add_fetch(&rec.pokes, 4, __ATOMIC_RELAXED);
-    __atomic_store_n(&rec.limit, (uintptr_t)n | 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&tm_cur.limit, (uintptr_t)n | 1, __ATOMIC_RELEASE);
 }
 
 /* Lock held, read before the full path looks at anything the bound
  * depends on. */
 static inline uintptr_t short_path_seen(void)
 {
-    return __atomic_load_n(&rec.limit, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&tm_cur.limit, __ATOMIC_ACQUIRE);
 }
 
 /* Lock held, at the end of a full path that began by reading `seen`.  When
@@ -514,27 +517,15 @@ static inline void reopen_short_path(uintptr_t seen)
         return;
     uintptr_t limit = (uintptr_t)(rec.ts_due < rec.wend ? rec.ts_due : rec.wend);
     if (limit != seen)
-        __atomic_compare_exchange_n(&rec.limit, &seen, limit, 0, __ATOMIC_RELEASE,
+        __atomic_compare_exchange_n(&tm_cur.limit, &seen, limit, 0, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED);
 }
 
-/* 1 when the event needs nothing but its `words`: then the owner holds the
- * lock (leave with tm_unlock_owner) and they go at rec.wpos.  0: lock not
- * held, take the full path. */
-static inline int owner_reserve(uint32_t words)
-{
-    uint32_t me = tm_self.tid; /* 0 until known: never the owner */
-    if (!tm_lock_owner_try(me))
-        return 0;
-    if (tm_likely((uintptr_t)(rec.wpos + words) <= __atomic_load_n(&rec.limit, __ATOMIC_RELAXED)))
-        return 1;
-    tm_unlock_owner();
-    return 0;
-}
-
-/* The full path keeps errno: Python's frame walker may run. */
-static __attribute__((noinline)) uint32_t record_alloc_full(int fn, const void *ptr, size_t size,
-                                                            tm_walk *walk, int keep, uint32_t stack)
+/* The full paths.  An allocation's keeps errno: Python's frame walker may
+ * run. */
+TM_HIDDEN __attribute__((noinline)) uint32_t tm_record_alloc_full(int fn, const void *ptr,
+                                                                  size_t size, tm_walk *walk,
+                                                                  int keep, uint32_t stack)
 {
     int saved = errno;
     tm_lock();
@@ -548,12 +539,12 @@ static __attribute__((noinline)) uint32_t record_alloc_full(int fn, const void *
     if (tm_likely(size <= UINT32_MAX && !py)) {
         w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
         w[1] = size | (uint64_t)stack << 32;
-        rec.wpos = w + 2;
+        tm_cur.wpos = w + 2;
     } else {
         w[0] = tm_raw(TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
         w[1] = size;
         w[2] = stack | (uint64_t)py << 32;
-        rec.wpos = w + 3;
+        tm_cur.wpos = w + 3;
     }
     reopen_short_path(seen);
     tm_unlock();
@@ -561,21 +552,7 @@ static __attribute__((noinline)) uint32_t record_alloc_full(int fn, const void *
     return stack;
 }
 
-TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, tm_walk *walk, int keep,
-                                   uint32_t stack)
-{
-    if (tm_likely(!walk && size <= UINT32_MAX) && owner_reserve(2)) {
-        uint64_t *w = rec.wpos;
-        w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
-        w[1] = size | (uint64_t)stack << 32;
-        rec.wpos = w + 2;
-        tm_unlock_owner();
-        return stack;
-    }
-    return record_alloc_full(fn, ptr, size, walk, keep, stack);
-}
-
-static __attribute__((noinline)) void record_free_full(int op, const void *ptr)
+TM_HIDDEN __attribute__((noinline)) void tm_record_free_full(int op, const void *ptr)
 {
     tm_lock();
     uintptr_t seen = short_path_seen();
@@ -583,19 +560,9 @@ static __attribute__((noinline)) void record_free_full(int op, const void *ptr)
     w = put_thread(w, tm_self.tid);
     w = put_time_sampled(w);
     *w++ = tm_raw((unsigned)op, (uintptr_t)ptr);
-    rec.wpos = w;
+    tm_cur.wpos = w;
     reopen_short_path(seen);
     tm_unlock();
-}
-
-TM_HIDDEN void tm_record_free(int op, const void *ptr)
-{
-    if (tm_likely(owner_reserve(1))) {
-        *rec.wpos++ = tm_raw((unsigned)op, (uintptr_t)ptr);
-        tm_unlock_owner();
-        return;
-    }
-    record_free_full(op, ptr);
 }
 
 static void emit_region_begin(uint32_t name, uint64_t inv)
@@ -605,7 +572,7 @@ static void emit_region_begin(uint32_t name, uint64_t inv)
     w = put_time_now(w);
     w[0] = tm_raw(TM_OP_REGION_BEGIN, name);
     w[1] = inv;
-    rec.wpos = w + 2;
+    tm_cur.wpos = w + 2;
 }
 
 TM_HIDDEN void tm_record_region_begin(const char *name)
@@ -632,7 +599,7 @@ TM_HIDDEN void tm_record_region_end(void)
     w = put_thread(w, tm_self.tid);
     w = put_time_now(w);
     *w++ = tm_raw(TM_OP_REGION_END, 0);
-    rec.wpos = w;
+    tm_cur.wpos = w;
     tm_unlock();
 }
 
@@ -644,7 +611,7 @@ TM_HIDDEN void tm_record_mark(const char *label)
     w = put_thread(w, tm_self.tid);
     w = put_time_now(w);
     *w++ = tm_raw(TM_OP_MARK, id);
-    rec.wpos = w;
+    tm_cur.wpos = w;
     tm_unlock();
 }
 
@@ -655,7 +622,7 @@ TM_HIDDEN int tm_try_record_rss(uint64_t bytes)
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
     w = put_time_now(w);
     *w++ = tm_raw(TM_OP_RSS, bytes);
-    rec.wpos = w;
+    tm_cur.wpos = w;
     tm_unlock();
     return 1;
 }

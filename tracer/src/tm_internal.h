@@ -227,12 +227,7 @@ TM_HIDDEN int tm_trylock_spin(long spins);
  * revocations of the bias are expected and never drop it. */
 TM_HIDDEN void tm_lock_exempt_self(void);
 
-/* walk: the thread's stack walk to intern, keep: its unchanged outer
- * frames (tm_unwind_walk); or walk NULL and stack the stack node already
- * known (0 = none).  Returns the stack node recorded. */
-TM_HIDDEN uint32_t tm_record_alloc(int fn, const void *ptr, size_t size, struct tm_walk *walk,
-                                   int keep, uint32_t stack);
-TM_HIDDEN void tm_record_free(int op, const void *ptr);
+/* tm_record_alloc, tm_record_free: tm_record.h. */
 TM_HIDDEN void tm_record_region_begin(const char *name);
 TM_HIDDEN void tm_record_region_end(void);
 TM_HIDDEN void tm_record_mark(const char *label);
