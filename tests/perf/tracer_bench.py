@@ -14,7 +14,11 @@ heaptrack when it is on PATH.
 The machine is noisy, so runs are paired: each round runs every mode once,
 in an order rotated from round to round, and a mode's ratio and extra peak
 RSS are taken against the plain run of the same round.  The table shows the
-median over rounds, and the targets of issue 8 with pass/fail.  The exit
+median over rounds, and the targets of issue 8 with pass/fail.  Beside the
+wall-time ratio it shows the ratio of the program's main-thread CPU time
+(tests/perf/main_cpu.c, preloaded into every run), which varies less on a
+shared machine and leaves out the tracer's own thread; heaptrack's row has
+none (its own processes would count).  The exit
 status is 0 whatever the numbers (a measurement, not a test), 1 when a run
 fails.
 """
@@ -79,12 +83,15 @@ def fail(what, cmd, code, stderr):
              + (f": {lines[-1]}" if lines else " (nothing on stderr)"))
 
 
-def run(what, cmd, env, err_path):
-    """Wall seconds and peak RSS (KiB) of cmd's largest process.
+def run(what, cmd, env, err_path, cpu_path):
+    """Wall seconds, peak RSS (KiB) of cmd's largest process, and the
+    largest main-thread CPU seconds among its processes, the program's
+    (None when main_cpu.c wrote none).
 
     wait4 on the direct child gives its ru_maxrss folded with that of every
     descendant it waited for: the traced program under `tidemark run`,
     heaptrack's interpreter under heaptrack."""
+    env = dict(env, TM_BENCH_CPU_OUT=cpu_path)
     with open(err_path, "wb") as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
@@ -95,7 +102,13 @@ def run(what, cmd, env, err_path):
     if p.returncode != 0:
         with open(err_path, errors="replace") as f:
             fail(what, cmd, p.returncode, f.read())
-    return wall, usage.ru_maxrss
+    try:
+        with open(cpu_path) as f:
+            cpu = max(float(line) for line in f)
+        os.unlink(cpu_path)
+    except (OSError, ValueError):
+        cpu = None
+    return wall, usage.ru_maxrss, cpu
 
 
 def events_in(tidemark, trace):
@@ -120,7 +133,7 @@ def mode_cmd(mode, cmd, tools, out):
 
 def measure(label, cmd, env, modes, runs, tools, work):
     """One row per mode: medians over `runs` paired rounds."""
-    per = {m: {"wall": [], "ratio": [], "rss": [], "bpe": []} for m in modes}
+    per = {m: {"wall": [], "ratio": [], "cpu": [], "rss": [], "bpe": []} for m in modes}
     for r in range(runs):
         print(f"bench: {label}: round {r + 1}/{runs}", file=sys.stderr)
         order = modes[r % len(modes):] + modes[:r % len(modes)]
@@ -128,21 +141,24 @@ def measure(label, cmd, env, modes, runs, tools, work):
         for m in order:
             out = os.path.join(work, f"{label[0]}.{m.replace(' ', '-')}.{r}.out")
             c = mode_cmd(m, cmd, tools, out)
-            wall, rss = run(f"{label}, {m}", c, env, out + ".stderr")
+            wall, rss, cpu = run(f"{label}, {m}", c, env, out + ".stderr", out + ".cpu")
             size = events = None
             if m.split()[0] in ("tidemark", "baseline"):
                 events = events_in(tools[m.split()[0]], out)
-            outputs = [f for f in glob.glob(out + "*") if not f.endswith(".stderr")]
+            outputs = [f for f in glob.glob(out + "*") if not f.endswith((".stderr", ".cpu"))]
             if outputs:      # heaptrack appends .zst or .gz to the name
                 size = sum(os.path.getsize(f) for f in outputs)
             for f in glob.glob(out + "*"):
                 os.unlink(f)
-            got[m] = (wall, rss, size, events)
+            got[m] = (wall, rss, size, events, cpu)
         # heaptrack's output is divided by the count tidemark saw this round.
         counted = [got[m][3] for m in ("tidemark full", "tidemark none") if m in got]
-        for m, (wall, rss, size, events) in got.items():
+        plain_cpu = got["plain"][4]
+        for m, (wall, rss, size, events, cpu) in got.items():
             per[m]["wall"].append(wall)
             per[m]["ratio"].append(wall / got["plain"][0])
+            if cpu is not None and plain_cpu and m != "heaptrack":
+                per[m]["cpu"].append(cpu / plain_cpu)
             per[m]["rss"].append((rss - got["plain"][1]) / 1024)
             n = events or (counted[0] if counted else None)
             if size is not None and n:
@@ -156,6 +172,7 @@ def measure(label, cmd, env, modes, runs, tools, work):
     return [{"workload": label, "mode": m, "wall_s": med(m, "wall", 3),
              "ratio": med(m, "ratio", 3),
              "min_ratio": round(min(per[m]["wall"]) / fastest_plain, 3),
+             "main_cpu_ratio": med(m, "cpu", 3),
              "rss_delta_mib": med(m, "rss", 2),
              "bytes_per_event": med(m, "bpe", 3)} for m in modes]
 
@@ -178,11 +195,12 @@ def fmt(v, spec, width):
 
 def print_table(rows, checks, runs, quick, heaptrack_note, load0):
     print(f"{'workload':<22} {'mode':<14} {'wall s':>7} {'ratio':>6} {'min ratio':>9} "
-          f"{'+RSS MiB':>9} {'B/event':>8}  {'target':<24} pass")
+          f"{'CPU ratio':>9} {'+RSS MiB':>9} {'B/event':>8}  {'target':<24} pass")
     for r in rows:
         passed = {True: "yes", False: "NO", None: ""}[r["pass"]]
         print(f"{r['workload']:<22} {r['mode']:<14} {fmt(r['wall_s'], '.2f', 7)} "
               f"{fmt(r['ratio'], '.2f', 6)} {fmt(r['min_ratio'], '.2f', 9)} "
+              f"{fmt(r['main_cpu_ratio'], '.2f', 9)} "
               f"{fmt(r['rss_delta_mib'], '.1f', 9)} "
               f"{fmt(r['bytes_per_event'], '.2f', 8)}  {r['target'] or '':<24} {passed}")
     print()
@@ -195,6 +213,8 @@ def print_table(rows, checks, runs, quick, heaptrack_note, load0):
           "run against the plain run of its round; wall s: median seconds.\n"
           "min ratio: the mode's fastest run over plain's fastest (the machine's speed "
           "drifts; noise only adds time).\n"
+          "CPU ratio: the main thread's CPU seconds over plain's, median over rounds "
+          "(without the tracer's own thread).\n"
           "+RSS: peak RSS of the largest process minus plain's (heaptrack's interpreter "
           "counts).\nB/event: output bytes / (alloc_calls + free_calls); heaptrack's file "
           "over the event count tidemark measured in the same round.")
@@ -219,6 +239,11 @@ def main():
                          "as 'baseline none' and 'baseline full': the fair way to compare "
                          "two versions on a noisy machine")
     args = ap.parse_args()
+    helper = os.path.join(args.build, "lib", "libtm_maincpu.so")
+    if not os.path.exists(helper):
+        sys.exit(f"bench: {helper} not built (cmake --build build)")
+    os.environ["LD_PRELOAD"] = helper + (":" + os.environ["LD_PRELOAD"]
+                                         if os.environ.get("LD_PRELOAD") else "")
     runs = args.runs if args.runs is not None else (3 if args.quick else 5)
     if runs < 3:
         ap.error("--runs must be at least 3 (medians of paired rounds)")
