@@ -351,6 +351,26 @@ static void test_writer_gives_up_busy_lock(void **state)
     close(fd);
 }
 
+/* The one raw block written since `start`, read back (fd closed): *p at
+ * its first record after the CLOCK, *end at its end.  Free the result. */
+static uint8_t *read_one_block(int fd, off_t start, const uint8_t **p, const uint8_t **end)
+{
+    off_t size = lseek(fd, 0, SEEK_END) - start;
+    uint8_t *buf = malloc((size_t)size);
+    assert_int_equal(pread(fd, buf, (size_t)size, start), size);
+    close(fd);
+    tm_block_header b;
+    memcpy(&b, buf, sizeof b);
+    assert_int_equal(b.codec, TM_CODEC_RAW);
+    *p = buf + sizeof b;
+    *end = *p + b.stored_len;
+    uint64_t v;
+    assert_int_equal(*(*p)++, TM_OP_CLOCK);
+    assert_int_equal(tm_get_u(p, *end, &v), 0);
+    assert_int_equal(tm_get_u(p, *end, &v), 0);
+    return buf;
+}
+
 /* The writer's mail is taken by the next thread that records once the
  * writer's clock moved: the RSS sample goes in before that event, and the
  * chunk is sealed at the record after it. */
@@ -374,19 +394,10 @@ static void test_mail_taken_on_the_way(void **state)
     assert_int_equal(tm_sealed_count(), sealed + 1);
     assert_int_equal(tm_write_sealed(), 1);
 
-    off_t size = lseek(fd, 0, SEEK_END) - start;
-    uint8_t *buf = malloc((size_t)size);
-    assert_int_equal(pread(fd, buf, (size_t)size, start), size);
-    close(fd);
-    tm_block_header b;
-    memcpy(&b, buf, sizeof b);
-    assert_int_equal(b.codec, TM_CODEC_RAW);
-    const uint8_t *p = buf + sizeof b, *end = p + b.stored_len;
+    const uint8_t *p, *end;
+    uint8_t *buf = read_one_block(fd, start, &p, &end);
     uint64_t v;
     int64_t s;
-    assert_int_equal(*p++, TM_OP_CLOCK);
-    assert_int_equal(tm_get_u(&p, end, &v), 0);
-    assert_int_equal(tm_get_u(&p, end, &v), 0);
     assert_int_equal(*p++, TM_OP_THREAD);
     assert_int_equal(tm_get_u(&p, end, &v), 0);
     assert_int_equal(*p++, TM_OP_FREE);
@@ -440,18 +451,10 @@ static void test_python_on_reaches_next_allocation(void **state)
     tm_unlock();
     assert_int_equal(tm_write_sealed(), 1);
 
-    off_t size = lseek(fd, 0, SEEK_END) - start;
-    uint8_t *buf = malloc((size_t)size);
-    assert_int_equal(pread(fd, buf, (size_t)size, start), size);
-    close(fd);
-    tm_block_header b;
-    memcpy(&b, buf, sizeof b);
-    const uint8_t *p = buf + sizeof b, *end = p + b.stored_len;
+    const uint8_t *p, *end;
+    uint8_t *buf = read_one_block(fd, start, &p, &end);
     uint64_t v, node;
     int64_t s;
-    assert_int_equal(*p++, TM_OP_CLOCK);
-    assert_int_equal(tm_get_u(&p, end, &v), 0);
-    assert_int_equal(tm_get_u(&p, end, &v), 0);
     assert_int_equal(*p++, TM_OP_THREAD);
     assert_int_equal(tm_get_u(&p, end, &v), 0);
     for (int i = 0; i < 2; i++) {
