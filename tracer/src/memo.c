@@ -41,11 +41,12 @@ static inline uint8_t *memo_hint(tm_walk *w, uint64_t h)
     return &w->memo_hint[(uint32_t)(h >> 16) % TM_MEMO_HINTS];
 }
 
-/* Where a call site's discriminating slots are kept: bits of the hash the
- * set index does not use, so call sites sharing a set rarely share this. */
-static inline tm_memo_disc *memo_disc(const tm_walk *w, uint64_t h)
+/* Where a call site's discriminating slots are kept (w->memo_disc): bits
+ * of the hash the set index does not use, so call sites sharing a set
+ * rarely share this. */
+static inline uint32_t memo_disc_slot(uint64_t h)
 {
-    return (tm_memo_disc *)&w->memo_disc[(uint32_t)(h >> 32) % TM_MEMO_DISC_SLOTS];
+    return (uint32_t)(h >> 32) % TM_MEMO_DISC_SLOTS;
 }
 
 _Static_assert((1 << TM_MEMO_BITS) <= 64, "memo_disc_sets has a bit per set");
@@ -68,7 +69,7 @@ static inline uint64_t memo_key(const tm_walk *w, walk_start s)
     uint64_t h = memo_hash(s.ip, s.sp);
     if (tm_likely(!(w->memo_disc_sets >> memo_set(h) & 1)))
         return h; /* one word in L1 says: nothing learned for this set */
-    const tm_memo_disc *d = memo_disc(w, h);
+    const tm_memo_disc *d = &w->memo_disc[memo_disc_slot(h)];
     if (!d->off[0] || d->tag != memo_tag(h))
         return h;
     if (s.sp < w->lo) /* another stack (sigaltstack): what lies above may be unmapped */
@@ -113,7 +114,7 @@ static inline int memo_starts_at(const tm_memo *m, walk_start s)
 static __attribute__((noinline)) void memo_learn(tm_walk *w, const tm_memo *m, walk_start s)
 {
     uint64_t h = memo_hash(s.ip, s.sp);
-    tm_memo_disc *d = memo_disc(w, h);
+    tm_memo_disc *d = &w->memo_disc[memo_disc_slot(h)];
     int mine = d->tag == memo_tag(h), k = 0;
     while (mine && k < TM_MEMO_DISC && d->off[k])
         k++;
