@@ -250,4 +250,5 @@ TM_HIDDEN void tm_unwind_memo_put(tm_walk *w, const void *frame, uint32_t node, 
     e->n = (uint16_t)k;
     e->node = node;
     w->memo_tag[set][way] = memo_tag(h);
+    *memo_hint(w, h) = (uint8_t)way; /* the next lookup tries it first */
 }
