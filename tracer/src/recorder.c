@@ -537,9 +537,7 @@ TM_HIDDEN __attribute__((noinline)) uint32_t tm_record_alloc_full(int fn, const 
     w = put_thread(w, tm_self.tid);
     w = put_time_sampled(w);
     if (tm_likely(size <= UINT32_MAX && !py)) {
-        w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
-        w[1] = size | (uint64_t)stack << 32;
-        tm_cur.wpos = w + 2;
+        tm_cur.wpos = tm_raw_put_alloc_short(w, (unsigned)fn, ptr, size, stack);
     } else {
         w[0] = tm_raw(TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
         w[1] = size;

@@ -58,6 +58,16 @@ static inline uint64_t tm_raw_arg(uint64_t w)
     return w & TM_RAW_ARG_MASK;
 }
 
+/* An allocation in the two-word form at w (size below 2^32, no Python
+ * stack); returns the word after it. */
+static inline uint64_t *tm_raw_put_alloc_short(uint64_t *w, unsigned fn, const void *ptr,
+                                               uint64_t size, uint32_t stack)
+{
+    w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | fn, (uintptr_t)ptr);
+    w[1] = size | (uint64_t)stack << 32;
+    return w + 2;
+}
+
 /* Words a BYTES record of len bytes takes, header included. */
 static inline uint32_t tm_raw_bytes_words(uint32_t len)
 {

@@ -48,10 +48,7 @@ static inline uint32_t tm_record_alloc(int fn, const void *ptr, size_t size,
                                        struct tm_walk *walk, int keep, uint32_t stack)
 {
     if (tm_likely(!walk && size <= UINT32_MAX) && tm_owner_reserve(2)) {
-        uint64_t *w = tm_cur.wpos;
-        w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
-        w[1] = size | (uint64_t)stack << 32;
-        tm_cur.wpos = w + 2;
+        tm_cur.wpos = tm_raw_put_alloc_short(tm_cur.wpos, (unsigned)fn, ptr, size, stack);
         tm_unlock_owner();
         return stack;
     }
