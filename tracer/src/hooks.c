@@ -50,6 +50,13 @@ TM_HIDDEN int tm_in_arena(const void *p)
     return (const uint8_t *)p >= arena && (const uint8_t *)p < arena + ARENA_SIZE;
 }
 
+/* This thread is inside dlsym looking up the real allocator: its requests
+ * go to the arena. */
+static inline int bootstrapping(void)
+{
+    return tm_unlikely(!tm_real.free) && tm_self.resolving;
+}
+
 TM_HIDDEN tm_real_fns tm_real;
 
 #define RESOLVE(name) tm_real.name = (__typeof__(tm_real.name))dlsym(RTLD_NEXT, #name)
@@ -145,7 +152,7 @@ static inline __attribute__((always_inline)) void record_alloc(int fn, void *p, 
 
 EXPORT void *malloc(size_t size)
 {
-    if (tm_unlikely(!tm_real.free) && tm_self.resolving)
+    if (bootstrapping())
         return arena_alloc(size, 16);
     if (!enter())
         return tm_real.malloc(size);
@@ -158,7 +165,7 @@ EXPORT void *malloc(size_t size)
 
 EXPORT void *calloc(size_t n, size_t size)
 {
-    if (tm_unlikely(!tm_real.free) && tm_self.resolving) {
+    if (bootstrapping()) {
         size_t total;
         if (__builtin_mul_overflow(n, size, &total))
             return NULL;
@@ -231,7 +238,7 @@ static inline __attribute__((always_inline)) void *realloc_common(int fn, void *
 
 EXPORT void *realloc(void *p, size_t size)
 {
-    if (tm_unlikely(!tm_real.free) && tm_self.resolving && !p)
+    if (bootstrapping() && !p)
         return arena_alloc(size, 16);
     return realloc_common(TM_FN_REALLOC, p, 1, size, 0);
 }
@@ -245,7 +252,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size)
 
 EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
-    if (tm_unlikely(!tm_real.free) && tm_self.resolving) {
+    if (bootstrapping()) {
         *out = arena_alloc(size, align);
         return *out ? 0 : ENOMEM;
     }
