@@ -479,9 +479,9 @@ static __attribute__((noinline)) uint32_t intern_walk_locked(tm_walk *walk, int 
  * bound when the record before is another thread's or Python frames are
  * on.  The short path (tm_record.h, inline in the hooks) then goes in
  * with the owner's stores (tm_lock.h), compares its end with the bound,
- * writes its words and leaves.  Every
- * other case (another thread, a TIME or THREAD record, the mail, a full
- * chunk, a walk to intern) takes the full path, out of line.
+ * writes its words and leaves.  Every other case (another thread, a TIME
+ * or THREAD record, the mail, a full chunk, a walk to intern) takes the
+ * full path, out of line.
  *
  * Whatever changes one of those conditions closes the bound: under the
  * lock another thread's record (put_thread) and a new chunk
