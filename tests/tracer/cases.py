@@ -309,14 +309,30 @@ def case_invocations(c):
     expect_eq([r["name"] for r in inner], ["cb"], "--region filter")
 
 
-def case_dlopen(c):
-    lib = c.prog("libtmleaky.so")
-    c.run([c.prog("dlopen_leak"), lib])
+def check_dlopen_leaks(c, module):
     leaks = c.report("leaks")
     mine = [g for g in leaks["groups"] if functions(g)[0] == "tm_leaky_make"]
     expect_eq(len(mine), 1, "one group leaked through tm_leaky_make")
     expect_eq((mine[0]["blocks"], mine[0]["bytes"]), (4, 1024), "dlopen leak")
-    expect_eq(mine[0]["stack"][0]["module"], "libtmleaky.so", "module of the unloaded library")
+    expect_eq(mine[0]["stack"][0]["module"], module, "module of the unloaded library")
+    # Allocated by the library's constructor, inside dlopen: the module map
+    # must already hold the library when that stack is recorded.
+    init = [g for g in leaks["groups"] if functions(g)[0] == "tm_leaky_init"]
+    expect_eq([(g["blocks"], g["bytes"]) for g in init], [(1, 777)], "constructor leak")
+    expect_eq(init[0]["stack"][0]["module"], module, "module of the constructor")
+
+
+def case_dlopen(c):
+    c.run([c.prog("dlopen_leak"), c.prog("libtmleaky.so")])
+    check_dlopen_leaks(c, "libtmleaky.so")
+
+
+# A bare name, found through the program's RUNPATH: the loader searches the
+# RUNPATH of the object that calls dlopen, so the tracer must not stand
+# between the program and dlopen.
+def case_dlopen_runpath(c):
+    c.run([c.prog("dlopen_leak"), "libtmplugin.so"])
+    check_dlopen_leaks(c, "libtmplugin.so")
 
 
 # Python frees its objects at exit, so the leak is memory taken straight
@@ -396,6 +412,7 @@ CASES = {
     "busykill": case_busykill,
     "regions": case_regions,
     "dlopen": case_dlopen,
+    "dlopen_runpath": case_dlopen_runpath,
     "invocations": case_invocations,
     "reports": case_reports,
     "python": case_python,

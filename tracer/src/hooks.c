@@ -75,7 +75,6 @@ TM_HIDDEN void tm_resolve_real(void)
     RESOLVE(memalign);
     RESOLVE(valloc);
     RESOLVE(pvalloc);
-    RESOLVE(dlopen);
     RESOLVE(dlclose);
     RESOLVE(_exit);
     RESOLVE(execve);
@@ -120,6 +119,7 @@ static __attribute__((noinline)) void record_alloc_walked(int fn, void *p, size_
     tm_walk *w = tm_walk_self();
     if (w) {
         int keep = tm_unwind_walk_from(w, frame);
+        tm_modules_sync(); /* the walk may have met an object loaded since */
         uint32_t stack = tm_record_alloc_full(fn, p, size, w, keep, 0);
         tm_unwind_memo_put(w, frame, stack, tm_cfg.depth);
     } else {
@@ -284,19 +284,6 @@ ALIGNED_HOOK(valloc, TM_FN_VALLOC, (size_t size), (size), size)
 ALIGNED_HOOK(pvalloc, TM_FN_PVALLOC, (size_t size), (size), size)
 
 /* --- module map and process end ------------------------------------------------ */
-
-EXPORT void *dlopen(const char *file, int mode)
-{
-    if (tm_unlikely(!tm_real.free))
-        tm_resolve_real();
-    void *h = tm_real.dlopen(file, mode);
-    if (h && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
-        tm_quiet q = tm_quiet_begin();
-        tm_modules_emit_new();
-        tm_quiet_end(q);
-    }
-    return h;
-}
 
 EXPORT int dlclose(void *h)
 {

@@ -7,12 +7,15 @@
  * half-written map.
  *
  * The whole map (MAP_RESET, then every module) goes in at start, in a
- * forked child's new trace and after a dlclose.  After a dlopen only the
- * modules not in the stream yet do (an import of NumPy and SciPy makes
- * some 90 dlopens of 150 modules: 13,000 records before, 150 now), unless
- * the loader unloaded something meanwhile (its dlpi_subs counter moved:
- * glibc unloads some modules itself, not through dlclose), which makes it
- * the whole map again.
+ * forked child's new trace and after a dlclose.  Objects loaded since are
+ * added when a stack walk may have met them (tm_modules_sync): the
+ * loader's load count (dlpi_adds) moved since the map was collected.  The
+ * tracer does not interpose dlopen: the loader searches the RUNPATH of the
+ * object that calls dlopen, and a wrapper would put itself in its place.
+ * Only the modules not in the stream yet go in (an import of NumPy and
+ * SciPy loads 150 modules in some 90 dlopens), unless the loader unloaded
+ * something meanwhile (its dlpi_subs counter moved: glibc unloads some
+ * modules itself, not through dlclose), which makes it the whole map again.
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -37,7 +40,7 @@ typedef struct scratch {
     uint32_t offs[MAX_MODULES + 1];
     int only_new;                  /* this pass skips modules in `seen` */
     unsigned long long subs;       /* the loader's unload count at the last pass */
-    unsigned long long subs_now;
+    unsigned long long subs_now, adds_now;
     /* The modules in the stream since its last MAP_RESET, by the address
      * of their program headers (0 = empty slot). */
     uintptr_t seen[SEEN_SLOTS];
@@ -65,6 +68,14 @@ static int see(scratch *s, uintptr_t key)
 
 static scratch *scr;
 static int scratch_lock;
+
+/* The loader's load and unload counts when the map in the stream was
+ * collected (atomic): tm_modules_sync compares without the scratch lock. */
+static unsigned long long map_adds, map_subs;
+
+/* dlpi_adds and dlpi_subs, with the glibc that has them (2.4 on). */
+#define HAS_COUNTS(size) ((size) >= offsetof(struct dl_phdr_info, dlpi_subs) + \
+                          sizeof(((struct dl_phdr_info *)0)->dlpi_subs))
 
 static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
 {
@@ -95,8 +106,10 @@ static size_t build_id(const struct dl_phdr_info *info, uint8_t *out)
 static int add_module(struct dl_phdr_info *info, size_t size, void *arg)
 {
     scratch *s = arg;
-    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+    if (HAS_COUNTS(size)) {
+        s->adds_now = info->dlpi_adds;
         s->subs_now = info->dlpi_subs;
+    }
     if (!see(s, (uintptr_t)info->dlpi_phdr) && s->only_new)
         return 0;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
@@ -228,6 +241,8 @@ static void emit(int only_new)
     for (uint32_t i = 0; i < scr->n; i++)
         tm_append_locked(scr->buf + scr->offs[i], scr->offs[i + 1] - scr->offs[i]);
     tm_unlock();
+    __atomic_store_n(&map_adds, scr->adds_now, __ATOMIC_RELEASE);
+    __atomic_store_n(&map_subs, scr->subs_now, __ATOMIC_RELEASE);
     tm_spin_release(&scratch_lock);
 }
 
@@ -236,7 +251,24 @@ TM_HIDDEN void tm_modules_emit(void)
     emit(0);
 }
 
-TM_HIDDEN void tm_modules_emit_new(void)
+/* The counts are the loader's, the same in every module's info: the
+ * first is enough. */
+static int read_counts(struct dl_phdr_info *info, size_t size, void *arg)
 {
+    unsigned long long *counts = arg;
+    if (HAS_COUNTS(size)) {
+        counts[0] = info->dlpi_adds;
+        counts[1] = info->dlpi_subs;
+    }
+    return 1;
+}
+
+TM_HIDDEN void tm_modules_sync(void)
+{
+    unsigned long long counts[2] = {0, 0};
+    dl_iterate_phdr(read_counts, counts);
+    if (counts[0] == __atomic_load_n(&map_adds, __ATOMIC_ACQUIRE) &&
+        counts[1] == __atomic_load_n(&map_subs, __ATOMIC_ACQUIRE))
+        return;
     emit(1);
 }

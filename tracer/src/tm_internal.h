@@ -102,7 +102,6 @@ typedef struct tm_real_fns {
     void *(*memalign)(size_t, size_t);
     void *(*valloc)(size_t);
     void *(*pvalloc)(size_t);
-    void *(*dlopen)(const char *, int);
     int (*dlclose)(void *);
     void (*_exit)(int) __attribute__((noreturn));
     int (*execve)(const char *, char *const[], char *const[]);
@@ -291,9 +290,10 @@ TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
 
 /* Emits MAP_RESET and one MODULE record per loaded object. */
 TM_HIDDEN void tm_modules_emit(void);
-/* After a dlopen: MODULE records for the objects not emitted yet (the whole
- * map again when the loader unloaded something since). */
-TM_HIDDEN void tm_modules_emit_new(void);
+/* Before a stack walked just now is recorded: MODULE records for the
+ * objects loaded since the map was last collected, if any (the whole map
+ * again when the loader unloaded something since).  Lock not held. */
+TM_HIDDEN void tm_modules_sync(void);
 /* Address range of libtidemark.so itself. */
 TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end);
 

@@ -1,6 +1,9 @@
 /* dlopen_leak.c LIB — dlopens LIB, leaks 4 x 256 bytes through its
  * tm_leaky_make, dlcloses it.  The leak must be symbolized to
- * tm_leaky_make in the library although it is unloaded by the end. */
+ * tm_leaky_make in the library although it is unloaded by the end.
+ *
+ * LIB may be a bare name: the program's RUNPATH ($ORIGIN/plugins) finds
+ * it, as the dynamic loader finds it for the object that calls dlopen. */
 #include <dlfcn.h>
 
 #include "prog_util.h"
