@@ -234,6 +234,18 @@ def case_fork_follow(c):
     expect_eq(got, [(3, 500), (3, 600)], "parent and child leaks")
 
 
+# Forks while another thread loads and unloads a library: a child must not
+# wait for the loader's lock, which that thread (absent in the child) may
+# have held at the fork.  24 children; forkload exits 91 if one hangs.
+def case_fork_load(c):
+    traces = tree_traces(c, [c.prog("forkload"), c.prog("libtmleaky.so")], follow=True)
+    expect_eq(len(traces), 25, "the parent's trace and 24 children's")
+    counts = [c.report("summary", trace=t) for t in traces]
+    children = [(s["alloc_calls"], s["free_calls"], s["end"]) for s in counts
+                if s["alloc_calls"] < 10]
+    expect_eq(children, [(1, 1, "_exit")] * 24, "each child's malloc and free")
+
+
 def exec_traces(c, follow):
     return tree_traces(c, [c.prog("execs")], status=16, follow=follow)
 
@@ -327,6 +339,14 @@ def case_dlopen(c):
     check_dlopen_leaks(c, "libtmleaky.so")
 
 
+# The same through libunwind's walk (TIDEMARK_UNWIND=libunwind, also taken
+# where the tracer's own walk cannot go), which looks up no unwind rules:
+# the module map must learn of the library all the same.
+def case_dlopen_libunwind(c):
+    os.environ["TIDEMARK_UNWIND"] = "libunwind"
+    case_dlopen(c)
+
+
 # A bare name, found through the program's RUNPATH: the loader searches the
 # RUNPATH of the object that calls dlopen, so the tracer must not stand
 # between the program and dlopen.
@@ -412,7 +432,9 @@ CASES = {
     "busykill": case_busykill,
     "regions": case_regions,
     "dlopen": case_dlopen,
+    "fork_load": case_fork_load,
     "dlopen_runpath": case_dlopen_runpath,
+    "dlopen_libunwind": case_dlopen_libunwind,
     "invocations": case_invocations,
     "reports": case_reports,
     "python": case_python,

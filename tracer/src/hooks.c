@@ -119,7 +119,6 @@ static __attribute__((noinline)) void record_alloc_walked(int fn, void *p, size_
     tm_walk *w = tm_walk_self();
     if (w) {
         int keep = tm_unwind_walk_from(w, frame);
-        tm_modules_sync(); /* the walk may have met an object loaded since */
         uint32_t stack = tm_record_alloc_full(fn, p, size, w, keep, 0);
         tm_unwind_memo_put(w, frame, stack, tm_cfg.depth);
     } else {

@@ -17,6 +17,7 @@
 
 #include "tm_internal.h"
 #include "tm_lock.h"
+#include "tm_unwind.h"
 
 static int trace_fd = -1;
 static pid_t trace_pid; /* the process the trace is of */
@@ -163,20 +164,32 @@ __attribute__((destructor)) static void tm_destructor(void)
 /* --- fork ----------------------------------------------------------------- */
 
 static int fork_was_busy;
+static int fork_held; /* the recorder's lock (and with --follow-fork the module map's) */
 static void continue_in_new_trace(void);
 
 static void atfork_prepare(void)
 {
     fork_was_busy = tm_self.busy;
     tm_self.busy = 1; /* fork itself may allocate; it must not wait on us */
-    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON)
+    fork_held = __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON;
+    if (fork_held) {
+        if (tm_cfg.follow_fork) {
+            tm_unwind_fork_prepare();
+            tm_modules_fork_prepare();
+        }
         tm_lock();
+    }
 }
 
 static void atfork_parent(void)
 {
-    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON)
+    if (fork_held) {
         tm_unlock();
+        if (tm_cfg.follow_fork) {
+            tm_modules_fork_parent();
+            tm_unwind_fork_done();
+        }
+    }
     tm_self.busy = fork_was_busy;
 }
 
@@ -184,7 +197,7 @@ static void atfork_child(void)
 {
     tm_self.tid = 0; /* a new thread id */
     tm_writer_forget();
-    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON) {
+    if (!fork_held) {
         tm_self.busy = fork_was_busy;
         return;
     }
@@ -192,9 +205,10 @@ static void atfork_child(void)
     if (trace_fd >= 0)
         close(trace_fd);
     trace_fd = -1;
-    if (tm_cfg.follow_fork)
+    if (tm_cfg.follow_fork) {
+        tm_unwind_fork_done(); /* the child has no other thread */
         continue_in_new_trace();
-    else
+    } else
         __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);
     tm_unlock();
     tm_self.busy = fork_was_busy;
@@ -209,11 +223,12 @@ static void continue_in_new_trace(void)
     trace_fd = open_trace(trace_pid, 1);
     if (trace_fd < 0 || tm_recorder_reopen(trace_fd, trace_pid) < 0) {
         __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);
+        tm_modules_fork_child(0);
         return;
     }
     __atomic_store_n(&tm_state, TM_STATE_ON, __ATOMIC_RELEASE);
     tm_unlock();
-    tm_modules_emit();
+    tm_modules_fork_child(1); /* the map collected before the fork */
     tm_lock();
     tm_reemit_tables_locked();
     tm_unlock();

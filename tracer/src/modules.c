@@ -8,8 +8,9 @@
  *
  * The whole map (MAP_RESET, then every module) goes in at start, in a
  * forked child's new trace and after a dlclose.  Objects loaded since are
- * added when a stack walk may have met them (tm_modules_sync): the
- * loader's load count (dlpi_adds) moved since the map was collected.  The
+ * added when a stack walk meets a module for the first time
+ * (tm_modules_sync, from unwind.c) and the loader's load count (dlpi_adds)
+ * moved since the map was collected: before the stack is recorded.  The
  * tracer does not interpose dlopen: the loader searches the RUNPATH of the
  * object that calls dlopen, and a wrapper would put itself in its place.
  * Only the modules not in the stream yet go in (an import of NumPy and
@@ -46,6 +47,7 @@ typedef struct scratch {
     uintptr_t seen[SEEN_SLOTS];
     uint32_t nseen;
     int overflow;                  /* more modules than `seen` keeps */
+    int full_next;                 /* `seen` is not the stream's: the next map is whole */
     char exe[4096];                /* the main program's path, once read */
 } scratch;
 
@@ -212,29 +214,29 @@ static void collect(int only_new)
     dl_iterate_phdr(add_module, scr);
 }
 
-static void emit(int only_new)
+/* The scratch area, made on first use; scratch_lock held. */
+static int have_scratch(void)
 {
-    /* One emitter at a time: the scratch area is shared. */
-    tm_spin_acquire(&scratch_lock);
     if (!scr) {
         scr = tm_pages(sizeof *scr);
         if (scr)
             scr->buf = tm_pages(SCRATCH_BYTES);
         if (!scr || !scr->buf) {
             scr = NULL;
-            tm_spin_release(&scratch_lock);
-            return;
+            return 0;
         }
-        only_new = 0;
+        scr->full_next = 1;
     }
-    collect(only_new);
-    if (only_new && (scr->subs_now != scr->subs || scr->overflow)) {
-        only_new = 0; /* something was unloaded, or too many to track */
-        collect(only_new);
-    }
-    scr->subs = scr->subs_now;
+    return 1;
+}
 
+/* Appends what collect() found to the stream, after MAP_RESET when it is
+ * the whole map.  scratch_lock held, the recorder's lock not. */
+static void append(int only_new)
+{
     static const uint8_t reset = TM_OP_MAP_RESET;
+    scr->subs = scr->subs_now;
+    scr->full_next = 0;
     tm_lock();
     if (!only_new)
         tm_append_locked(&reset, 1);
@@ -243,6 +245,49 @@ static void emit(int only_new)
     tm_unlock();
     __atomic_store_n(&map_adds, scr->adds_now, __ATOMIC_RELEASE);
     __atomic_store_n(&map_subs, scr->subs_now, __ATOMIC_RELEASE);
+}
+
+static void emit(int only_new)
+{
+    /* One emitter at a time: the scratch area is shared. */
+    tm_spin_acquire(&scratch_lock);
+    if (!have_scratch()) {
+        tm_spin_release(&scratch_lock);
+        return;
+    }
+    if (scr->full_next)
+        only_new = 0;
+    collect(only_new);
+    if (only_new && (scr->subs_now != scr->subs || scr->overflow)) {
+        only_new = 0; /* something was unloaded, or too many to track */
+        collect(only_new);
+    }
+    append(only_new);
+    tm_spin_release(&scratch_lock);
+}
+
+/* Around fork, when the child goes on tracing (lifecycle.c).  The child's
+ * map is collected in the parent, before the fork: in the child,
+ * dl_iterate_phdr could wait for ever on the loader's lock, held at the
+ * fork by another thread of the parent, which the child does not have. */
+TM_HIDDEN void tm_modules_fork_prepare(void)
+{
+    tm_spin_acquire(&scratch_lock);
+    if (have_scratch())
+        collect(0);
+}
+
+TM_HIDDEN void tm_modules_fork_parent(void)
+{
+    if (scr)
+        scr->full_next = 1; /* `seen` is the child's now, not the stream's */
+    tm_spin_release(&scratch_lock);
+}
+
+TM_HIDDEN void tm_modules_fork_child(int emit_map)
+{
+    if (scr && emit_map)
+        append(0);
     tm_spin_release(&scratch_lock);
 }
 
@@ -265,6 +310,8 @@ static int read_counts(struct dl_phdr_info *info, size_t size, void *arg)
 
 TM_HIDDEN void tm_modules_sync(void)
 {
+    if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
+        return; /* no stream to add to (the unwinder's own tests) */
     unsigned long long counts[2] = {0, 0};
     dl_iterate_phdr(read_counts, counts);
     if (counts[0] == __atomic_load_n(&map_adds, __ATOMIC_ACQUIRE) &&

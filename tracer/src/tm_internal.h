@@ -290,10 +290,18 @@ TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
 
 /* Emits MAP_RESET and one MODULE record per loaded object. */
 TM_HIDDEN void tm_modules_emit(void);
-/* Before a stack walked just now is recorded: MODULE records for the
- * objects loaded since the map was last collected, if any (the whole map
- * again when the loader unloaded something since).  Lock not held. */
+/* When a walk meets a module for the first time (unwind.c): MODULE records
+ * for the objects loaded since the map was last collected, if any (the
+ * whole map again when the loader unloaded something since).  One
+ * dl_iterate_phdr step when nothing was loaded.  Lock not held. */
 TM_HIDDEN void tm_modules_sync(void);
+/* Around fork, when the child goes on tracing: prepare collects the map
+ * (and holds the module map's lock, before the recorder's); the child
+ * appends it to its new trace without asking the loader (modules.c), or
+ * with emit_map 0 (no new trace) only releases the lock. */
+TM_HIDDEN void tm_modules_fork_prepare(void);
+TM_HIDDEN void tm_modules_fork_parent(void);
+TM_HIDDEN void tm_modules_fork_child(int emit_map);
 /* Address range of libtidemark.so itself. */
 TM_HIDDEN void tm_modules_self_range(uintptr_t *start, uintptr_t *end);
 

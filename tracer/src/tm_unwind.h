@@ -111,6 +111,11 @@ static inline walk_start start_at(const void *frame)
 }
 
 TM_HIDDEN int tm_unwind_init(void);
+/* Around fork, when the child goes on tracing: holds the rule-miss lock
+ * (taken before the module map's and the recorder's), in parent and child
+ * alike released by tm_unwind_fork_done. */
+TM_HIDDEN void tm_unwind_fork_prepare(void);
+TM_HIDDEN void tm_unwind_fork_done(void);
 /* The shared rule table now: memoized walks are valid while a thread's
  * rule cache is of this table. */
 TM_HIDDEN const void *tm_unwind_rule_table(void);

@@ -153,7 +153,14 @@ static Dwarf_CFI *cfi_for(uintptr_t pc, uintptr_t *bias)
     memset(&a, 0, sizeof a);
     a.pc = pc;
     dl_iterate_phdr(find_module, &a);
-    if (!a.found || nmods >= MAX_CFI_MODULES)
+    if (!a.found)
+        return NULL;
+    /* Met for the first time since the rules were cleared: it may be new
+     * to the module map too.  Added there before this rule is in the
+     * table, so no thread records a stack through it before the map has
+     * it (the others wait for miss_lock, or find no rule yet). */
+    tm_modules_sync();
+    if (nmods >= MAX_CFI_MODULES)
         return NULL;
     cfi_module *m = &mods[nmods];
     m->bias = a.bias;
@@ -263,6 +270,19 @@ static const rule *rule_get(uintptr_t ra)
     }
     tm_spin_release(&miss_lock);
     return hit;
+}
+
+/* Around fork with --follow-fork (lifecycle.c): no other thread is
+ * computing a rule while the child is made, or the child's first miss
+ * would wait for ever for a thread it does not have. */
+TM_HIDDEN void tm_unwind_fork_prepare(void)
+{
+    tm_spin_acquire(&miss_lock);
+}
+
+TM_HIDDEN void tm_unwind_fork_done(void)
+{
+    tm_spin_release(&miss_lock);
 }
 
 TM_HIDDEN const void *tm_unwind_rule_table(void)
@@ -385,6 +405,7 @@ static int walk_slow(tm_walk *w)
         w->sp[n - 1 - i] = 0;
     }
     w->n = n;
+    tm_modules_sync(); /* no rules were looked up: see cfi_for */
     return 0;
 }
 
