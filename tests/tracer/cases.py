@@ -234,16 +234,28 @@ def case_fork_follow(c):
     expect_eq(got, [(3, 500), (3, 600)], "parent and child leaks")
 
 
-# Forks while another thread loads and unloads a library: a child must not
-# wait for the loader's lock, which that thread (absent in the child) may
-# have held at the fork.  24 children; forkload exits 91 if one hangs.
+# Forks while other threads load and unload a library and start short-lived
+# threads: a child must not wait for a lock (the loader's, the module map's,
+# the spare thread states') that a thread absent in the child held at the
+# fork.  24 children; forkload exits 91 if one hangs.  Each child's own
+# thread is traced: 48 bytes leaked in region "child".
 def case_fork_load(c):
     traces = tree_traces(c, [c.prog("forkload"), c.prog("libtmleaky.so")], follow=True)
     expect_eq(len(traces), 25, "the parent's trace and 24 children's")
-    counts = [c.report("summary", trace=t) for t in traces]
-    children = [(s["alloc_calls"], s["free_calls"], s["end"]) for s in counts
-                if s["alloc_calls"] < 10]
-    expect_eq(children, [(1, 1, "_exit")] * 24, "each child's malloc and free")
+    children = []
+    for t in traces:
+        regions = {r["name"]: r for r in c.report("regions", trace=t)["regions"]}
+        if "child" not in regions:
+            continue
+        r = regions["child"]
+        leaks = c.report("leaks", "--region", "child", trace=t)
+        s = c.report("summary", trace=t)
+        children.append((r["invocations"], r["allocs"]["max"], r["frees"]["max"],
+                         leaks["leaked_blocks"], leaks["leaked_bytes"],
+                         s["alloc_calls"], s["free_calls"], s["threads"], s["end"]))
+    expect_eq(children, [(1, 1, 0, 1, 48, 2, 1, 2, "_exit")] * 24,
+              "each child: its thread's 48-byte leak in region child, its own "
+              "32-byte malloc and free, two threads")
 
 
 def exec_traces(c, follow):

@@ -164,8 +164,16 @@ __attribute__((destructor)) static void tm_destructor(void)
 /* --- fork ----------------------------------------------------------------- */
 
 static int fork_was_busy;
-static int fork_held; /* the recorder's lock (and with --follow-fork the module map's) */
+static int fork_held; /* the recorder's lock (and with --follow-fork the rule-miss
+                       * lock, the module map's and the spare states') */
 static void continue_in_new_trace(void);
+
+/* The spare per-thread states: after the recorder's lock (tm_spares_hold). */
+static void hold_spares(int hold)
+{
+    tm_unwind_spares_hold(hold);
+    tm_py_spares_hold(hold);
+}
 
 static void atfork_prepare(void)
 {
@@ -178,12 +186,16 @@ static void atfork_prepare(void)
             tm_modules_fork_prepare();
         }
         tm_lock();
+        if (tm_cfg.follow_fork)
+            hold_spares(1);
     }
 }
 
 static void atfork_parent(void)
 {
     if (fork_held) {
+        if (tm_cfg.follow_fork)
+            hold_spares(0);
         tm_unlock();
         if (tm_cfg.follow_fork) {
             tm_modules_fork_parent();
@@ -206,7 +218,8 @@ static void atfork_child(void)
         close(trace_fd);
     trace_fd = -1;
     if (tm_cfg.follow_fork) {
-        tm_unwind_fork_done(); /* the child has no other thread */
+        hold_spares(0); /* the child has no other thread */
+        tm_unwind_fork_done();
         continue_in_new_trace();
     } else
         __atomic_store_n(&tm_state, TM_STATE_DONE, __ATOMIC_RELEASE);

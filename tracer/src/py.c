@@ -351,6 +351,12 @@ static void release_states(void *unused)
         tm_spares_put(&states.spare[STATE_WALK], c);
 }
 
+TM_HIDDEN void tm_py_spares_hold(int hold)
+{
+    for (int k = 0; k < STATE_KINDS; k++)
+        tm_spares_hold(&states.spare[k], hold);
+}
+
 static void make_key(void)
 {
     states.key_made = pthread_key_create(&states.key, release_states) == 0;

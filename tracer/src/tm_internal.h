@@ -67,6 +67,19 @@ static inline void *tm_spares_take(tm_spares *s)
     return state;
 }
 
+/* Around fork, when the child goes on tracing (lifecycle.c): held, so that
+ * no other thread is half-way through the list when the child is made (the
+ * child would wait for ever for a thread it does not have).  Taken after
+ * the recorder's lock, since a state may be taken with that held (py.c);
+ * nothing is taken while a list is held. */
+static inline void tm_spares_hold(tm_spares *s, int hold)
+{
+    if (hold)
+        tm_spin_acquire(&s->lock);
+    else
+        tm_spin_release(&s->lock);
+}
+
 #define TM_MAX_DEPTH 256      /* hard cap on TIDEMARK_STACK_DEPTH */
 #define TM_MAX_REGION_DEPTH 64
 
@@ -190,6 +203,9 @@ TM_HIDDEN uint32_t tm_py_stack_locked(void);
 /* Nonzero once a Python frame walker or profile hook is registered: then
  * every allocation goes through tm_py_stack_locked. */
 extern TM_HIDDEN int tm_py_on;
+/* Holds (1) or releases (0) the spare per-thread states around fork
+ * (tm_spares_hold). */
+TM_HIDDEN void tm_py_spares_hold(int hold);
 TM_HIDDEN void tm_py_foreach(void (*emit)(uint32_t id, uint32_t parent, uint32_t file,
                                          uint32_t func, uint32_t line, uint32_t flags));
 TM_HIDDEN void tm_emit_py_frame_locked(uint32_t id, uint32_t parent, uint32_t file,

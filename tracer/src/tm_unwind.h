@@ -116,6 +116,9 @@ TM_HIDDEN int tm_unwind_init(void);
  * alike released by tm_unwind_fork_done. */
 TM_HIDDEN void tm_unwind_fork_prepare(void);
 TM_HIDDEN void tm_unwind_fork_done(void);
+/* Holds (1) or releases (0) the spare walk states around fork
+ * (tm_spares_hold). */
+TM_HIDDEN void tm_unwind_spares_hold(int hold);
 /* The shared rule table now: memoized walks are valid while a thread's
  * rule cache is of this table. */
 TM_HIDDEN const void *tm_unwind_rule_table(void);

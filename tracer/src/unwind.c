@@ -358,6 +358,11 @@ static int stack_bounds(tm_walk *w)
 static tm_spares spare_walks;
 _Static_assert(offsetof(tm_walk, next_spare) == 0, "a spare state's link comes first");
 
+TM_HIDDEN void tm_unwind_spares_hold(int hold)
+{
+    tm_spares_hold(&spare_walks, hold);
+}
+
 static void walk_release(void *p)
 {
     tm_self.walk = NULL; /* an allocation after this takes a state anew */
