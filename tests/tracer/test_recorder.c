@@ -209,6 +209,7 @@ static void test_encode_chunk_exact(void **state)
         tm_raw(TM_RAW_BYTES, 3), 0x636261, /* "abc", padded */
         tm_raw(TM_OP_REGION_END, 0),
         tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | TM_FN_MALLOC, 0x7f0000000fd0), 24 | (uint64_t)6 << 32,
+        (uint64_t)(TM_RAW_TINY + TM_FN_REALLOC) << 56 | (uint64_t)8191 << 43 | 0x7ffffffffff0 >> 4,
     };
     uint8_t out[sizeof raw * TM_RAW_EXPANSION];
     uint8_t *end = tm_encode_chunk(raw, raw + sizeof raw / sizeof raw[0], start, out);
@@ -243,7 +244,54 @@ static void test_encode_chunk_exact(void **state)
     expect_s(&p, end, -0x20);
     expect_u(&p, end, 0);
     expect_u(&p, end, 6);
+    /* the one-word form: no stack, the largest size and address it holds */
+    assert_int_equal(*p++, TM_OP_ALLOC | TM_FN_REALLOC);
+    expect_u(&p, end, 8191);
+    expect_s(&p, end, 0x7ffffffffff0 - 0x7f0000000fd0);
+    expect_u(&p, end, 0);
+    expect_u(&p, end, 0);
     assert_ptr_equal(p, end);
+}
+
+/* Which allocations take one word, and that the word they take is what
+ * the encoder reads back. */
+static void test_raw_alloc_tiny(void **state)
+{
+    const struct {
+        uintptr_t addr;
+        uint64_t size;
+        uint32_t stack;
+        uint32_t words;
+    } cases[] = {
+        {0x7f0000001000, 24, 0, 1},
+        {0x10, 0, 0, 1},
+        {0x7ffffffffff0, 8191, 0, 1},
+        {0x7f0000001000, 8192, 0, 2},      /* size past 13 bits */
+        {0x7f0000001008, 24, 0, 2},        /* not 16-byte aligned */
+        {0x7f0000001001, 24, 0, 2},
+        {(uintptr_t)1 << 47, 24, 0, 2},    /* above 47 bits (five-level paging) */
+        {0x7f0000001000, 24, 3, 2},        /* a stack */
+        {0x7f0000001000, UINT32_MAX, 0, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const void *ptr = (const void *)cases[i].addr;
+        uint32_t words = tm_raw_alloc_words(ptr, cases[i].size, cases[i].stack);
+        assert_int_equal(words, cases[i].words);
+        uint64_t raw[3] = {0};
+        uint64_t *end = tm_raw_put_alloc_short(raw, TM_FN_CALLOC, ptr, cases[i].size,
+                                               cases[i].stack);
+        assert_ptr_equal(end, raw + words);
+        uint8_t out[sizeof raw * TM_RAW_EXPANSION];
+        uint8_t *oend = tm_encode_chunk(raw, end, 0, out);
+        assert_non_null(oend);
+        const uint8_t *p = out;
+        assert_int_equal(*p++, TM_OP_ALLOC | TM_FN_CALLOC);
+        expect_u(&p, oend, cases[i].size);
+        expect_s(&p, oend, (int64_t)cases[i].addr);
+        expect_u(&p, oend, 0);
+        expect_u(&p, oend, cases[i].stack);
+        assert_ptr_equal(p, oend);
+    }
 }
 
 static void test_encode_chunk_rejects_malformed(void **state)
@@ -485,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_env_drop_preload),
         cmocka_unit_test(test_recorder_writes_checked_blocks),
         cmocka_unit_test(test_encode_chunk_exact),
+        cmocka_unit_test(test_raw_alloc_tiny),
         cmocka_unit_test(test_encode_chunk_rejects_malformed),
         cmocka_unit_test(test_biased_lock_excludes),
         cmocka_unit_test(test_writer_gives_up_busy_lock),

@@ -29,6 +29,21 @@ static inline void put_ts(enc *e)
     e->prev_ts = e->now;
 }
 
+/* An allocation: a Python stack first when it has one (stacks >> 32). */
+static inline void put_alloc(enc *e, unsigned op, uint64_t addr, uint64_t size, uint64_t stacks)
+{
+    uint32_t py = (uint32_t)(stacks >> 32);
+    if (py) {
+        *e->out++ = TM_OP_PY_STACK;
+        e->out = tm_put_u(e->out, py);
+    }
+    *e->out++ = (uint8_t)op;
+    e->out = tm_put_u(e->out, size);
+    put_addr(e, addr);
+    put_ts(e);
+    e->out = tm_put_u(e->out, (uint32_t)stacks);
+}
+
 uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_tick,
                          uint8_t *out)
 {
@@ -37,33 +52,25 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
         uint64_t head = *w++;
         unsigned op = tm_raw_op(head);
         uint64_t arg = tm_raw_arg(head);
+        if (op - TM_RAW_TINY < TM_FN_FREE) {
+            uint64_t addr = (arg & ((UINT64_C(1) << TM_RAW_TINY_ADDR_BITS) - 1)) << 4;
+            put_alloc(&e, TM_OP_ALLOC + (op - TM_RAW_TINY), addr,
+                      arg >> TM_RAW_TINY_ADDR_BITS, 0);
+            continue;
+        }
         unsigned alloc_op = op & ~TM_RAW_SHORT;
         if (alloc_op >= TM_OP_ALLOC && alloc_op < TM_OP_ALLOC + TM_FN_FREE) {
-            uint64_t size, stacks;
             if (op & TM_RAW_SHORT) {
                 if (end - w < 1)
                     return NULL;
-                size = (uint32_t)w[0];
-                stacks = w[0] >> 32;
+                put_alloc(&e, alloc_op, arg, (uint32_t)w[0], w[0] >> 32);
                 w += 1;
-                op = alloc_op;
             } else {
                 if (end - w < 2)
                     return NULL;
-                size = w[0];
-                stacks = w[1];
+                put_alloc(&e, alloc_op, arg, w[0], w[1]);
                 w += 2;
             }
-            uint32_t py = (uint32_t)(stacks >> 32);
-            if (py) {
-                *e.out++ = TM_OP_PY_STACK;
-                e.out = tm_put_u(e.out, py);
-            }
-            *e.out++ = (uint8_t)op;
-            e.out = tm_put_u(e.out, size);
-            put_addr(&e, arg);
-            put_ts(&e);
-            e.out = tm_put_u(e.out, (uint32_t)stacks);
             continue;
         }
         switch (op) {

@@ -5,7 +5,7 @@
  * recorded before the real free runs, an allocation after the real malloc
  * returns, both under one lock (lock.c: biased, so the thread doing nearly
  * all the work takes it with plain stores).  The lock never covers a call
- * into libc on the hot path: an event is two or three words stored into the
+ * into libc on the hot path: an event is one to three words stored into the
  * chunk being filled (tm_raw.h).  Encoding and compression happen on the
  * writer thread.
  *

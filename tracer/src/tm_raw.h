@@ -11,6 +11,10 @@
  *   ALLOC|fn + TM_RAW_SHORT   [op|addr] [size | stack << 32]
  *                 (size below 2^32 and no Python stack: nearly every
  *                 allocation; fewer bytes through the ring)
+ *   TM_RAW_TINY + fn          [op|size << 43|addr >> 4]
+ *                 (no stack at all, size below 2^13, the address 16-byte
+ *                 aligned and below 2^47: nearly every allocation with
+ *                 --stacks none, one word instead of two)
  *   FREE, REALLOC_FREE, REALLOC_FAIL        [op|addr]
  *   THREAD        [op|tid]
  *   REGION_BEGIN  [op|name] [invocation]
@@ -38,6 +42,7 @@ enum tm_raw_op {
     TM_RAW_TIME = 0x01,
     TM_RAW_BYTES = 0x02,
     TM_RAW_SHORT = 0x80,  /* added to an ALLOC opcode: the two-word form */
+    TM_RAW_TINY = 0xa0,   /* plus fn (below TM_FN_FREE): the one-word form */
     /* every other raw opcode is the trace opcode itself (enum tm_op) */
 };
 
@@ -58,11 +63,35 @@ static inline uint64_t tm_raw_arg(uint64_t w)
     return w & TM_RAW_ARG_MASK;
 }
 
-/* An allocation in the two-word form at w (size below 2^32, no Python
- * stack); returns the word after it. */
+#define TM_RAW_TINY_SIZE_BITS 13
+#define TM_RAW_TINY_ADDR_BITS 43 /* of the address >> 4 */
+
+/* 1 when an allocation fits the one-word form.  One test: the stack, the
+ * size's high bits and the address's misaligned or high bits are all 0. */
+static inline int tm_raw_alloc_is_tiny(const void *ptr, uint64_t size, uint32_t stack)
+{
+    const uintptr_t addr_bad = ~(((uintptr_t)1 << (TM_RAW_TINY_ADDR_BITS + 4)) - 16);
+    return (((uintptr_t)ptr & addr_bad) | size >> TM_RAW_TINY_SIZE_BITS | stack) == 0;
+}
+
+/* Words the short forms take for an allocation (size below 2^32, no
+ * Python stack). */
+static inline uint32_t tm_raw_alloc_words(const void *ptr, uint64_t size, uint32_t stack)
+{
+    return 2 - (uint32_t)tm_raw_alloc_is_tiny(ptr, size, stack);
+}
+
+/* An allocation in its shortest form at w (size below 2^32, no Python
+ * stack): one word or two, as tm_raw_alloc_words says.  Returns the word
+ * after it. */
 static inline uint64_t *tm_raw_put_alloc_short(uint64_t *w, unsigned fn, const void *ptr,
                                                uint64_t size, uint32_t stack)
 {
+    if (tm_raw_alloc_is_tiny(ptr, size, stack)) {
+        w[0] = (uint64_t)(TM_RAW_TINY + fn) << 56 | size << TM_RAW_TINY_ADDR_BITS |
+               (uintptr_t)ptr >> 4;
+        return w + 1;
+    }
     w[0] = tm_raw(TM_RAW_SHORT | TM_OP_ALLOC | fn, (uintptr_t)ptr);
     w[1] = size | (uint64_t)stack << 32;
     return w + 2;

@@ -43,11 +43,14 @@ static inline int tm_owner_reserve(uint32_t words)
 
 /* walk: the thread's stack walk to intern, keep: its unchanged outer
  * frames (tm_unwind_walk); or walk NULL and stack the stack node already
- * known (0 = none).  Returns the stack node recorded. */
-static inline uint32_t tm_record_alloc(int fn, const void *ptr, size_t size,
-                                       struct tm_walk *walk, int keep, uint32_t stack)
+ * known (0 = none).  Returns the stack node recorded.  Always inline: the
+ * one-word form's test made GCC keep it out of line, a call per event. */
+static inline __attribute__((always_inline)) uint32_t
+tm_record_alloc(int fn, const void *ptr, size_t size, struct tm_walk *walk, int keep,
+                uint32_t stack)
 {
-    if (tm_likely(!walk && size <= UINT32_MAX) && tm_owner_reserve(2)) {
+    if (tm_likely(!walk && size <= UINT32_MAX) &&
+        tm_owner_reserve(tm_raw_alloc_words(ptr, size, stack))) {
         tm_cur.wpos = tm_raw_put_alloc_short(tm_cur.wpos, (unsigned)fn, ptr, size, stack);
         tm_unlock_owner();
         return stack;
@@ -55,7 +58,7 @@ static inline uint32_t tm_record_alloc(int fn, const void *ptr, size_t size,
     return tm_record_alloc_full(fn, ptr, size, walk, keep, stack);
 }
 
-static inline void tm_record_free(int op, const void *ptr)
+static inline __attribute__((always_inline)) void tm_record_free(int op, const void *ptr)
 {
     if (tm_likely(tm_owner_reserve(1))) {
         *tm_cur.wpos++ = tm_raw((unsigned)op, (uintptr_t)ptr);
