@@ -294,6 +294,44 @@ static void test_raw_alloc_tiny(void **state)
     }
 }
 
+/* Sizes and address deltas at every varint length, up to ten bytes, read
+ * back exactly; each varint takes its own length (tm_put_u's). */
+static void test_encode_varint_lengths(void **state)
+{
+    uint64_t sizes[] = {0, 1, 127, 128, 16383, 16384, (UINT64_C(1) << 49) - 1,
+                        UINT64_C(1) << 49, (UINT64_C(1) << 56) - 1, UINT64_C(1) << 56,
+                        UINT64_MAX};
+    uint64_t addrs[] = {0x10, 0x7f0000001000, 0x20, 0x7fffffffffff, 0xffffffffffffff, 0x40,
+                        0x80, 0x7f, 0x4000, 0x3fff, 0xabcdef0123456};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    _Static_assert(sizeof addrs / sizeof addrs[0] == N, "one address per size");
+    uint64_t raw[3 * N];
+    for (int i = 0; i < N; i++) {
+        raw[3 * i] = tm_raw(TM_OP_ALLOC | TM_FN_MALLOC, addrs[i]);
+        raw[3 * i + 1] = sizes[i];
+        raw[3 * i + 2] = 0;
+    }
+    uint8_t out[sizeof raw * TM_RAW_EXPANSION];
+    uint8_t *end = tm_encode_chunk(raw, raw + 3 * N, 0, out);
+    assert_non_null(end);
+    const uint8_t *p = out;
+    uint64_t prev = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(*p++, TM_OP_ALLOC | TM_FN_MALLOC);
+        const uint8_t *q = p;
+        uint8_t want[16];
+        expect_u(&p, end, sizes[i]);
+        assert_int_equal(p - q, tm_put_u(want, sizes[i]) - want);
+        q = p;
+        expect_s(&p, end, (int64_t)(addrs[i] - prev));
+        assert_int_equal(p - q, tm_put_s(want, (int64_t)(addrs[i] - prev)) - want);
+        prev = addrs[i];
+        expect_u(&p, end, 0);
+        expect_u(&p, end, 0);
+    }
+    assert_ptr_equal(p, end);
+}
+
 static void test_encode_chunk_rejects_malformed(void **state)
 {
     uint8_t out[256];
@@ -534,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_recorder_writes_checked_blocks),
         cmocka_unit_test(test_encode_chunk_exact),
         cmocka_unit_test(test_raw_alloc_tiny),
+        cmocka_unit_test(test_encode_varint_lengths),
         cmocka_unit_test(test_encode_chunk_rejects_malformed),
         cmocka_unit_test(test_biased_lock_excludes),
         cmocka_unit_test(test_writer_gives_up_busy_lock),
