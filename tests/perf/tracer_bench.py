@@ -166,11 +166,16 @@ def measure(label, cmd, env, modes, runs, tools, work):
 
     def med(m, key, digits):
         return round(statistics.median(per[m][key]), digits) if per[m][key] else None
+
+    def quartiles(m, key):
+        q = statistics.quantiles(per[m][key], n=4, method="inclusive")
+        return round(q[0], 3), round(q[2], 3)
     # Noise only ever adds time: the fastest run of each mode against the
     # fastest plain run is the robust companion of the median ratio.
     fastest_plain = min(per["plain"]["wall"])
     return [{"workload": label, "mode": m, "wall_s": med(m, "wall", 3),
              "ratio": med(m, "ratio", 3),
+             "ratio_quartiles": quartiles(m, "ratio"),
              "min_ratio": round(min(per[m]["wall"]) / fastest_plain, 3),
              "main_cpu_ratio": med(m, "cpu", 3),
              "rss_delta_mib": med(m, "rss", 2),
@@ -205,10 +210,16 @@ def print_table(rows, checks, runs, quick, heaptrack_note, load0):
               f"{fmt(r['bytes_per_event'], '.2f', 8)}  {r['target'] or '':<24} {passed}")
     print()
     print(f"targets met: {sum(ok for _, _, ok in checks)} of {len(checks)}")
-    for row, (_, mode, col, _, text), ok in checks:
+    for row, (_, mode, col, limit, text), ok in checks:
         shown = "missing" if row[col] is None else f"{row[col]:.3f}"
+        spread = ""
+        if col == "ratio":
+            q1, q3 = row["ratio_quartiles"]
+            spread = f"; rounds' middle half {q1:.3f}-{q3:.3f}"
+            if q1 <= limit <= q3:
+                spread += ", the target within it: too noisy to settle"
         print(f"  {'PASS' if ok else 'FAIL'}  {row['workload'][0]} {mode:<14} {col} "
-              f"{shown} (target {text})")
+              f"{shown} (target {text}{spread})")
     print(f"\nratio, +RSS: medians over {runs} paired rounds (order rotated per round), each "
           "run against the plain run of its round; wall s: median seconds.\n"
           "min ratio: the mode's fastest run over plain's fastest (the machine's speed "
