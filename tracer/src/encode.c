@@ -53,9 +53,8 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
         unsigned op = tm_raw_op(head);
         uint64_t arg = tm_raw_arg(head);
         if (op - TM_RAW_TINY < TM_FN_FREE) {
-            uint64_t addr = (arg & ((UINT64_C(1) << TM_RAW_TINY_ADDR_BITS) - 1)) << 4;
-            put_alloc(&e, TM_OP_ALLOC + (op - TM_RAW_TINY), addr,
-                      arg >> TM_RAW_TINY_ADDR_BITS, 0);
+            put_alloc(&e, TM_OP_ALLOC + (op - TM_RAW_TINY), tm_raw_tiny_addr(arg),
+                      tm_raw_tiny_size(arg), 0);
             continue;
         }
         unsigned alloc_op = op & ~TM_RAW_SHORT;

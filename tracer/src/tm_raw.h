@@ -74,6 +74,17 @@ static inline int tm_raw_alloc_is_tiny(const void *ptr, uint64_t size, uint32_t 
     return (((uintptr_t)ptr & addr_bad) | size >> TM_RAW_TINY_SIZE_BITS | stack) == 0;
 }
 
+/* The one-word form's fields, from its low 56 bits (tm_raw_arg). */
+static inline uint64_t tm_raw_tiny_addr(uint64_t arg)
+{
+    return (arg & ((UINT64_C(1) << TM_RAW_TINY_ADDR_BITS) - 1)) << 4;
+}
+
+static inline uint64_t tm_raw_tiny_size(uint64_t arg)
+{
+    return arg >> TM_RAW_TINY_ADDR_BITS;
+}
+
 /* Words the short forms take for an allocation (size below 2^32, no
  * Python stack). */
 static inline uint32_t tm_raw_alloc_words(const void *ptr, uint64_t size, uint32_t stack)
