@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "locate.h"
 
 static const char run_help[] =
     "usage: tidemark run [-o FILE] [--stacks full|none] [--depth N]\n"
@@ -36,40 +37,15 @@ static const char run_help[] =
     "                       with every allocation (file, function, line);\n"
     "                       reports show it merged with the native stack\n"
     "\n"
-    "The preload is found beside the tidemark binary (../lib/libtidemark.so);\n"
-    "TIDEMARK_LIB overrides the path.\n";
+    "The preload and the Python package are the ones installed (or built)\n"
+    "with this tidemark binary, found relative to it; TIDEMARK_LIB and\n"
+    "TIDEMARK_PYTHONPATH (the directory holding the package) override them.\n";
 
 /* out = a/b; -1 when it does not fit. */
 static int join(char *out, size_t len, const char *a, const char *b)
 {
     int n = snprintf(out, len, "%s/%s", a, b);
     return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
-static int find_preload(char *out, size_t len)
-{
-    const char *env = getenv("TIDEMARK_LIB");
-    if (env && *env) {
-        snprintf(out, len, "%s", env);
-        return access(out, R_OK) == 0 ? 0 : -1;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
-    static const char *candidates[] = {"../lib/libtidemark.so", "libtidemark.so",
-                                       "../lib/tidemark/libtidemark.so"};
-    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++) {
-        if (join(out, len, exe, candidates[i]) == 0 && access(out, R_OK) == 0)
-            return 0;
-    }
-    if (join(out, len, exe, candidates[0]) < 0)
-        out[0] = 0;
-    return -1;
 }
 
 /* Replaces the first %p of pattern with pid. */
@@ -166,29 +142,21 @@ static void list_other_traces(const char *pattern, const char *main_trace, time_
         fprintf(stderr, "           and %d more\n", more);
 }
 
-/* --python-stacks: the tidemark package (beside the preload's lib/ as
- * python/) and its sitecustomize go first on PYTHONPATH. */
-static int add_python_path(const char *lib)
+/* --python-stacks: the package's _autostart directory goes first on
+ * PYTHONPATH.  Its sitecustomize imports the package from beside itself,
+ * so nothing else in the package's directory (all of dist-packages once
+ * installed) comes before the program's own path. */
+static int add_python_path(void)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", lib);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    char pkg[PATH_MAX], path[3 * PATH_MAX];
-    const char *env = getenv("TIDEMARK_PYTHONPATH");
-    if (env && *env)
-        snprintf(pkg, sizeof pkg, "%s", env);
-    else if (join(pkg, sizeof pkg, dir, "../python") < 0)
-        return -1;
-    const char *old = getenv("PYTHONPATH");
-    snprintf(path, sizeof path, "%s/tidemark/_autostart:%s%s%s", pkg, pkg,
-             old && *old ? ":" : "", old ? old : "");
-    if (access(pkg, R_OK) != 0) {
+    char pkg[PATH_MAX], start[PATH_MAX], path[2 * PATH_MAX];
+    if (tm_locate_python(pkg, sizeof pkg) < 0 ||
+        join(start, sizeof start, pkg, "tidemark/_autostart") < 0 || access(start, R_OK) != 0) {
         tm_error("--python-stacks: no tidemark Python package at %s (set TIDEMARK_PYTHONPATH)",
                  pkg);
         return -1;
     }
+    const char *old = getenv("PYTHONPATH");
+    snprintf(path, sizeof path, "%s%s%s", start, old && *old ? ":" : "", old ? old : "");
     return set_env("PYTHONPATH", path) || set_env("TIDEMARK_PYTHON_STACKS", "1") ? -1 : 0;
 }
 
@@ -251,7 +219,7 @@ int tm_cmd_run(int argc, char **argv)
     char **cmd = argv + optind;
 
     char lib[PATH_MAX];
-    if (find_preload(lib, sizeof lib) < 0) {
+    if (tm_locate_preload(lib, sizeof lib) < 0) {
         tm_error("cannot find the preload library (%s); build it or set TIDEMARK_LIB", lib);
         return TM_EXIT_FAIL;
     }
@@ -294,7 +262,7 @@ int tm_cmd_run(int argc, char **argv)
         return TM_EXIT_FAIL;
     if (!follow)
         unsetenv("TIDEMARK_FOLLOW_FORK");
-    if (python && add_python_path(lib) < 0)
+    if (python && add_python_path() < 0)
         return TM_EXIT_FAIL;
 
     fflush(NULL);

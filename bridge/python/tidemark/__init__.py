@@ -15,7 +15,9 @@ tidemark.ivp (C solvers), imported on first use.
 """
 import importlib
 
-__all__ = ["region", "mark", "enable_python_stacks", "bridge", "ivp"]
+from ._version import __version__
+
+__all__ = ["region", "mark", "enable_python_stacks", "bridge", "ivp", "__version__"]
 
 
 def enable_python_stacks():

@@ -1,15 +1,22 @@
 """Put on PYTHONPATH by `tidemark run --python-stacks`: records Python frames
 with every allocation from interpreter start-up, without touching the
-user's script, then runs the sitecustomize this one shadows (if any)."""
+user's script, then runs the sitecustomize this one shadows (if any).
+
+The tidemark package is imported from beside this file, not from sys.path:
+it must be the one that came with the preload (its _pystacks module shares
+a struct with it), and the directory holding it may hold much else (all of
+dist-packages, once installed) that must not come before the program's own
+path.  The program's own `import tidemark` then finds this one."""
 import importlib.machinery
 import importlib.util
 import os
 import sys
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
 
 def _chain():
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    path = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
     if spec is None or spec.loader is None:
         return
@@ -18,10 +25,24 @@ def _chain():
     spec.loader.exec_module(module)
 
 
+def _import_tidemark():
+    package = os.path.dirname(_HERE)
+    spec = importlib.util.spec_from_file_location(
+        "tidemark", os.path.join(package, "__init__.py"),
+        submodule_search_locations=[package])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tidemark"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["tidemark"]
+        raise
+    return module
+
+
 if os.environ.get("TIDEMARK_PYTHON_STACKS", "0") not in ("", "0"):
     try:
-        import tidemark
-        tidemark.enable_python_stacks()
-    except ImportError as e:  # the package is not on the path: say so once
+        _import_tidemark().enable_python_stacks()
+    except (ImportError, OSError) as e:  # a part of the package is missing: say so once
         sys.stderr.write(f"tidemark: --python-stacks: cannot import tidemark ({e})\n")
 _chain()
