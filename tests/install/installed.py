@@ -128,12 +128,14 @@ print(json.dumps({"file": tidemark.__file__, "version": tidemark.__version__,
     expect("dopri5" in got["solvers"], f"solvers: {got['solvers']}")
 
 
-def check_consumer_trace(e, exe, label):
+def check_consumer_trace(e, exe, label, trace=None):
     """The consumer runs without the tracer, then under the installed
-    tidemark with its exact region numbers."""
-    e.run(exe)
-    trace = os.path.join(e.cwd, label + ".trace")
-    e.run(e.tidemark, "run", "-o", trace, "--", exe)
+    tidemark (unless the trace was taken already) with its exact region
+    numbers."""
+    if not trace:
+        e.run(exe)
+        trace = os.path.join(e.cwd, label + ".trace")
+        e.run(e.tidemark, "run", "-o", trace, "--", exe)
     regions = {r["name"]: r for r in e.report("regions", trace)["regions"]}
     expect("work" in regions, f"{label}: regions {sorted(regions)}")
     work = regions["work"]
@@ -154,7 +156,8 @@ def consumer_sources(e):
 
 def check_cmake_consumer(e, version, prefix, cmake_args=(), refuse=True):
     """find_package(tidemark VERSION): tidemark::region compiles and links,
-    tidemark::tidemark and tidemark_PRELOAD point into the prefix; with
+    tidemark::tidemark and tidemark_PRELOAD point into the prefix, and the
+    project's own test runs its program under tidemark::tidemark; with
     refuse, a major version above is refused."""
     src, build = consumer_sources(e), os.path.join(e.cwd, "consumer-build")
     out = e.run("cmake", "-S", src, "-B", build, f"-DWANT_VERSION={version}", *cmake_args).stdout
@@ -167,6 +170,8 @@ def check_cmake_consumer(e, version, prefix, cmake_args=(), refuse=True):
               "tidemark::tidemark")
     e.run("cmake", "--build", build)
     check_consumer_trace(e, os.path.join(build, "consumer"), "cmake-consumer")
+    e.run("ctest", "--test-dir", build, "--output-on-failure")
+    check_consumer_trace(e, None, "ctest-consumer", os.path.join(build, "ctest.trace"))
     if not refuse:
         return
     major = int(version.split(".")[0]) + 1
