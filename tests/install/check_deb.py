@@ -33,7 +33,7 @@ from installed import (Env, Failed, check_cmake_consumer, check_import, check_ma
                        check_version, elf_files, expect, expect_eq)
 
 SKIP = 77
-LOCK = "/run/lock/tidemark-deb-test.lock"
+LOCK = ("/run/lock" if os.path.isdir("/run/lock") else "/var/lock") + "/tidemark-deb-test.lock"
 PYDIR = "/usr/lib/python3/dist-packages"
 APT = ["apt-get", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300"]
 
