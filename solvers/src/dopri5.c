@@ -234,6 +234,7 @@ static int integrate(tm_solver *s, double tout, double *yout)
         if (err <= 1.0) {
             d->facold = fmax(err, 1e-4);
             s->stats.steps++;
+            s->stats.order = s->stats.max_order = 5;
             keep_dense(s, d, h);
             s->t += h;
             memcpy(s->y, d->y1, (size_t)s->n * sizeof *s->y);

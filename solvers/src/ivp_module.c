@@ -6,6 +6,8 @@
  *                             tidemark.bridge.c_callback)
  *     .set_initial_value(y0, t0=0.0)  .set_tolerances(rtol, atol)
  *     .set_max_steps(n)       .integrate(t) -> ndarray   .t   .stats()
+ *     .set_linear_solver(name=None)   .set_bandwidth(lower, upper)
+ *     .set_max_order(q)       .linear_solver    (CVODE's corrector)
  *   burgers_rhs(n)            the C Burgers right-hand side for grid n
  *
  * A Python exception raised in the right-hand side stops the solver and is
@@ -180,6 +182,44 @@ static PyObject *solver_set_max_steps(Solver *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *solver_set_linear_solver(Solver *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"name", NULL};
+    const char *name = NULL;
+    if (!ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "|z:set_linear_solver", kwlist, &name))
+        return NULL;
+    int rc = tm_solver_set_linear_solver(self->s, name);
+    if (rc)
+        return solver_error(self, rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *solver_set_bandwidth(Solver *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"lower", "upper", NULL};
+    long lower, upper;
+    if (!ready(self) ||
+        !PyArg_ParseTupleAndKeywords(args, kw, "ll:set_bandwidth", kwlist, &lower, &upper))
+        return NULL;
+    int rc = tm_solver_set_bandwidth(self->s, lower, upper);
+    if (rc)
+        return solver_error(self, rc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *solver_set_max_order(Solver *self, PyObject *arg)
+{
+    long q = PyLong_AsLong(arg);
+    if (!ready(self) || (q == -1 && PyErr_Occurred()))
+        return NULL;
+    /* Out of int's range is out of every method's range too. */
+    int rc = tm_solver_set_max_order(self->s, q > INT_MAX ? INT_MAX : q < 0 ? -1 : (int)q);
+    if (rc)
+        return solver_error(self, rc);
+    Py_RETURN_NONE;
+}
+
 static PyObject *solver_integrate(Solver *self, PyObject *arg)
 {
     double t = PyFloat_AsDouble(arg);
@@ -214,8 +254,12 @@ static PyObject *solver_stats(Solver *self, PyObject *unused)
         return NULL;
     tm_solver_stats st;
     tm_solver_get_stats(self->s, &st);
-    return Py_BuildValue("{s:l,s:l,s:l}", "steps", st.steps, "rejected_steps",
-                         st.rejected_steps, "rhs_evals", st.rhs_evals);
+    return Py_BuildValue("{s:l,s:l,s:l,s:l,s:l,s:l,s:l,s:l,s:l,s:i,s:i}", "steps", st.steps,
+                         "rejected_steps", st.rejected_steps, "rhs_evals", st.rhs_evals,
+                         "nonlinear_iters", st.nonlinear_iters, "nonlinear_fails",
+                         st.nonlinear_fails, "linear_iters", st.linear_iters, "linear_fails",
+                         st.linear_fails, "jac_evals", st.jac_evals, "linear_setups",
+                         st.linear_setups, "order", st.order, "max_order", st.max_order);
 }
 
 static PyObject *solver_get_t(Solver *self, void *closure)
@@ -228,6 +272,11 @@ static PyObject *solver_get_name(Solver *self, void *closure)
     return ready(self) ? PyUnicode_FromString(tm_solver_name(self->s)) : NULL;
 }
 
+static PyObject *solver_get_linear_solver(Solver *self, void *closure)
+{
+    return ready(self) ? PyUnicode_FromString(tm_solver_linear_solver(self->s)) : NULL;
+}
+
 static PyMethodDef solver_methods[] = {
     {"set_rhs", (PyCFunction)solver_set_rhs, METH_O,
      "set_rhs(f): a C callback, or a Python f(t, y, ydot) writing ydot in place"},
@@ -238,14 +287,27 @@ static PyMethodDef solver_methods[] = {
     {"set_max_steps", (PyCFunction)solver_set_max_steps, METH_O,
      "set_max_steps(n): most steps one integrate() may take"},
     {"integrate", (PyCFunction)solver_integrate, METH_O, "integrate(t) -> y(t) (a new array)"},
+    {"set_linear_solver", (PyCFunction)(void (*)(void))solver_set_linear_solver,
+     METH_VARARGS | METH_KEYWORDS,
+     "set_linear_solver(name=None): CVODE's corrector, one of linear_solver_names "
+     "(None = the method's default); read by the next set_initial_value"},
+    {"set_bandwidth", (PyCFunction)(void (*)(void))solver_set_bandwidth,
+     METH_VARARGS | METH_KEYWORDS,
+     "set_bandwidth(lower, upper): the Jacobian's band, for 'band' and 'spgmr-band'"},
+    {"set_max_order", (PyCFunction)solver_set_max_order, METH_O,
+     "set_max_order(q): cap CVODE's order (Adams <= 12, BDF <= 5; 0 = no cap)"},
     {"stats", (PyCFunction)solver_stats, METH_NOARGS,
-     "stats() -> {'steps', 'rejected_steps', 'rhs_evals'}"},
+     "stats() -> {'steps', 'rejected_steps', 'rhs_evals', 'nonlinear_iters', "
+     "'nonlinear_fails', 'linear_iters', 'linear_fails', 'jac_evals', 'linear_setups', "
+     "'order', 'max_order'}"},
     {NULL},
 };
 
 static PyGetSetDef solver_getset[] = {
     {"t", (getter)solver_get_t, NULL, "the time of the last integrate()", NULL},
     {"name", (getter)solver_get_name, NULL, "the method", NULL},
+    {"linear_solver", (getter)solver_get_linear_solver, NULL,
+     "the corrector's linear solver the next set_initial_value uses ('none' for dopri5)", NULL},
     {NULL},
 };
 
@@ -348,6 +410,30 @@ static PyTypeObject BurgersType = {
 
 /* --- module ---------------------------------------------------------------------------- */
 
+/* A NULL-terminated C list of names as a module-level tuple. */
+static int add_names(PyObject *m, const char *attr, const char *const *names)
+{
+    Py_ssize_t n = 0;
+    while (names[n])
+        n++;
+    PyObject *list = PyTuple_New(n);
+    if (!list)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (!name) {
+            Py_DECREF(list);
+            return -1;
+        }
+        PyTuple_SET_ITEM(list, i, name);
+    }
+    if (PyModule_AddObject(m, attr, list) < 0) {
+        Py_DECREF(list);
+        return -1;
+    }
+    return 0;
+}
+
 static int ivp_exec(PyObject *m)
 {
     if (_import_array() < 0)
@@ -363,12 +449,9 @@ static int ivp_exec(PyObject *m)
             return -1;
         }
     }
-    PyObject *list = PyTuple_New(3);
-    if (!list)
+    if (add_names(m, "solver_names", tm_solver_names) < 0)
         return -1;
-    for (int i = 0; i < 3; i++)
-        PyTuple_SET_ITEM(list, i, PyUnicode_FromString(tm_solver_names[i]));
-    return PyModule_AddObject(m, "solver_names", list);
+    return add_names(m, "linear_solver_names", tm_linear_solver_names);
 }
 
 static PyModuleDef_Slot ivp_slots[] = {

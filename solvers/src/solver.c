@@ -8,6 +8,8 @@
 #include "solver_internal.h"
 
 const char *const tm_solver_names[] = {"dopri5", "cvode-adams", "cvode-bdf", NULL};
+const char *const tm_linear_solver_names[] = {"fixed-point", "dense", "band", "spgmr",
+                                              "spgmr-band", NULL};
 
 static const tm_solver_ops *const methods[] = {&tm_dopri5_ops, &tm_cvode_adams_ops,
                                                &tm_cvode_bdf_ops};
@@ -33,6 +35,8 @@ int tm_solver_create(const char *name, tm_solver **out)
             s->rtol = 1e-6;
             s->atol = 1e-12;
             s->max_steps = 500;
+            s->linear_solver = TM_LS_DEFAULT;
+            s->band_lower = s->band_upper = -1;
             *out = s;
             return 0;
         }
@@ -81,6 +85,73 @@ int tm_solver_set_max_steps(tm_solver *s, long max_steps)
     return 0;
 }
 
+/* A setting that shapes the method takes effect at the next
+ * set_initial_value; until then integrate refuses rather than run with
+ * the old one. */
+static int method_setting_changed(tm_solver *s)
+{
+    if (s->ready)
+        s->settings_changed = 1;
+    return 0;
+}
+
+int tm_solver_set_linear_solver(tm_solver *s, const char *name)
+{
+    if (!s->ops->max_order)
+        return tm_solver_fail(s, TM_SOLVER_EINVAL, "%s is explicit: it has no linear solver",
+                              s->ops->name);
+    if (!name) {
+        s->linear_solver = TM_LS_DEFAULT;
+        return method_setting_changed(s);
+    }
+    for (int i = 0; tm_linear_solver_names[i]; i++)
+        if (strcmp(name, tm_linear_solver_names[i]) == 0) {
+            s->linear_solver = i;
+            return method_setting_changed(s);
+        }
+    return tm_solver_fail(s, TM_SOLVER_EINVAL, "unknown linear solver '%s' (choose fixed-point, "
+                          "dense, band, spgmr, spgmr-band)", name);
+}
+
+int tm_solver_set_bandwidth(tm_solver *s, long lower, long upper)
+{
+    if (lower < 0 || upper < 0)
+        return tm_solver_fail(s, TM_SOLVER_EINVAL, "bandwidths must be >= 0 (lower=%ld, "
+                              "upper=%ld)", lower, upper);
+    s->band_lower = lower;
+    s->band_upper = upper;
+    return method_setting_changed(s);
+}
+
+int tm_solver_set_max_order(tm_solver *s, int order)
+{
+    if (!s->ops->max_order)
+        return tm_solver_fail(s, TM_SOLVER_EINVAL, "%s has a fixed order", s->ops->name);
+    if (order < 0 || order > s->ops->max_order)
+        return tm_solver_fail(s, TM_SOLVER_EINVAL, "%s: max order must be 1 to %d (0 = %d), "
+                              "got %d", s->ops->name, s->ops->max_order, s->ops->max_order,
+                              order);
+    s->max_order = order;
+    return method_setting_changed(s);
+}
+
+int tm_solver_linear_solver_in_use(const tm_solver *s)
+{
+    if (!s->ops->max_order)
+        return TM_LS_DEFAULT;
+    if (s->linear_solver != TM_LS_DEFAULT)
+        return s->linear_solver;
+    if (!s->ops->stiff)
+        return TM_LS_FIXED_POINT;
+    return s->band_lower >= 0 ? TM_LS_BAND : TM_LS_DENSE;
+}
+
+const char *tm_solver_linear_solver(const tm_solver *s)
+{
+    int ls = tm_solver_linear_solver_in_use(s);
+    return ls == TM_LS_DEFAULT ? "none" : tm_linear_solver_names[ls];
+}
+
 int tm_solver_set_initial_value(tm_solver *s, double t0, const double *y0, int ndim,
                                 const intptr_t *dims)
 {
@@ -98,6 +169,7 @@ int tm_solver_set_initial_value(tm_solver *s, double t0, const double *y0, int n
     for (long i = 0; i < n; i++)
         if (!isfinite(y0[i]))
             return tm_solver_fail(s, TM_SOLVER_EINVAL, "y0[%ld] is not finite (%g)", i, y0[i]);
+    s->ready = 0;
     if (n != s->n) {
         if (s->ops->release)
             s->ops->release(s);
@@ -111,10 +183,13 @@ int tm_solver_set_initial_value(tm_solver *s, double t0, const double *y0, int n
     s->ndim = ndim;
     memcpy(s->dims, dims, (size_t)ndim * sizeof *dims);
     s->t = s->tout = t0;
-    s->ready = 1;
+    s->settings_changed = 0;
     memset(&s->stats, 0, sizeof s->stats);
     s->error[0] = '\0';
-    return s->ops->init(s);
+    /* A method that failed to set up has nothing to integrate with. */
+    int rc = s->ops->init(s);
+    s->ready = rc == 0;
+    return rc;
 }
 
 int tm_solver_integrate(tm_solver *s, double t, double *yout)
@@ -123,6 +198,9 @@ int tm_solver_integrate(tm_solver *s, double t, double *yout)
         return tm_solver_fail(s, TM_SOLVER_ESTATE, "no right-hand side set");
     if (!s->ready)
         return tm_solver_fail(s, TM_SOLVER_ESTATE, "no initial value set");
+    if (s->settings_changed)
+        return tm_solver_fail(s, TM_SOLVER_ESTATE, "the linear solver, bandwidth or max order "
+                              "changed: call set_initial_value to restart with them");
     if (!isfinite(t) || t < s->tout)
         return tm_solver_fail(s, TM_SOLVER_EINVAL,
                               "can only integrate forward: t=%g is before the current t=%g",
