@@ -22,6 +22,7 @@
 #include <sunmatrix/sunmatrix_dense.h>
 #include <sunnonlinsol/sunnonlinsol_fixedpoint.h>
 
+#include "cvode_vector.h"
 #include "solver_internal.h"
 
 enum { ADAMS, BDF };
@@ -126,7 +127,9 @@ static int init(tm_solver *s)
         goto fail;
     c->y = N_VNew_Serial(s->n, c->ctx);
     c->out = N_VMake_Serial(s->n, s->y, c->ctx);   /* repointed per call */
-    if (!c->y || !c->out)
+    /* Before CVodeInit: every vector CVODE and the linear solvers clone
+     * from y inherits the compiled kernels. */
+    if (!c->y || !c->out || tm_cvode_vector_speed_up(c->y) || tm_cvode_vector_speed_up(c->out))
         goto fail;
     memcpy(N_VGetArrayPointer(c->y), s->y, (size_t)s->n * sizeof(double));
     c->mem = CVodeCreate(s->ops->variant == BDF ? CV_BDF : CV_ADAMS, c->ctx);
