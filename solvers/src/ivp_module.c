@@ -8,7 +8,8 @@
  *     .set_max_steps(n)       .integrate(t) -> ndarray   .t   .stats()
  *     .set_linear_solver(name=None)   .set_bandwidth(lower, upper)
  *     .set_max_order(q)       .linear_solver    (CVODE's corrector)
- *   burgers_rhs(n)            the C Burgers right-hand side for grid n
+ *   burgers_rhs(n)            the C Burgers right-hand side for grid n;
+ *                             .bandwidth its declared Jacobian band
  *
  * A Python exception raised in the right-hand side stops the solver and is
  * re-raised by integrate().  The GIL is released while a C right-hand side
@@ -333,6 +334,7 @@ typedef struct {
     tm_burgers b;
     tm_rhs rhs;
     PyObject *capsule;
+    PyObject *bandwidth;        /* (lower, upper), for Solver.set_bandwidth */
 } Burgers;
 
 static PyObject *burgers_new(PyTypeObject *type, PyObject *args, PyObject *kw)
@@ -350,7 +352,8 @@ static PyObject *burgers_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     tm_burgers_init(&self->b, n);
     self->rhs = (tm_rhs){.fn = tm_burgers_rhs, .user_data = &self->b, .name = "burgers_c_rhs"};
     self->capsule = PyCapsule_New(&self->rhs, TM_RHS_CAPSULE, NULL);
-    if (!self->capsule) {
+    self->bandwidth = Py_BuildValue("(ii)", TM_BURGERS_LOWER, TM_BURGERS_UPPER);
+    if (!self->capsule || !self->bandwidth) {
         Py_DECREF(self);
         return NULL;
     }
@@ -360,6 +363,7 @@ static PyObject *burgers_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 static void burgers_dealloc(Burgers *self)
 {
     Py_CLEAR(self->capsule);
+    Py_CLEAR(self->bandwidth);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -393,6 +397,8 @@ static PyObject *burgers_call(Burgers *self, PyObject *args, PyObject *kw)
 
 static PyMemberDef burgers_members[] = {
     {TM_RHS_ATTR, T_OBJECT, offsetof(Burgers, capsule), READONLY, "the tm_rhs capsule"},
+    {"bandwidth", T_OBJECT, offsetof(Burgers, bandwidth), READONLY,
+     "(lower, upper): the Jacobian band the problem declares (see tm_burgers.h)"},
     {NULL},
 };
 
