@@ -3,8 +3,10 @@
 # resolutions, timed plainly, then traced once per resolution; sweep verdict,
 # regions, leaks and plots in out/.
 #
-#   samples/demo.sh [--resolutions 101,201,...] [--runs N] [--leaky-rhs]
+#   samples/demo.sh [--resolutions 101,201,...|seed] [--runs N] [--leaky-rhs]
 #
+# seed = the seed's full range 101..20001 (about 45 minutes here, see
+# docs/user-guide.md); the default stops at 2001.
 # out/timings.txt|json, out/runtime-normalized.png   run time vs native scipy
 # out/traces/burgers.N.trace                           one trace per resolution
 # out/sweep/{memory-vs-resolution,timelines}.png, sweep.json   the verdict
@@ -20,10 +22,13 @@ while [ $# -gt 0 ]; do
     --resolutions) resolutions=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --leaky-rhs) leaky=(--leaky-rhs); shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+
+[ "$resolutions" = seed ] && resolutions=101,201,401,801,1001,2001,4001,8001,10001,20001
+began=$(date +%s)
 
 tm=build/bin/tidemark
 py=/usr/bin/python3
@@ -71,4 +76,5 @@ verdict=$?
 set -e
 echo
 echo "outputs in $out/: timings.txt runtime-normalized.png sweep/ regions.N.txt leaks.N.txt timeline.N.png traces/"
+echo "demo took $(( $(date +%s) - began )) s"
 exit $verdict
