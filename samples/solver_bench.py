@@ -8,7 +8,9 @@ Rows, each driven to the seed's output times (every 0.5 dx up to t=2):
   scipy dopri5 + C RHS   scipy ode('dopri5') calling ivp.burgers_rhs through
                          tidemark.bridge.py_callable (stepping to every output)
   dopri5 (own)           tidemark's dopri5 (dense output between steps)
-  cvode-adams, cvode-bdf SUNDIALS CVODE
+  cvode-adams            SUNDIALS CVODE, Adams with fixed-point iteration
+  cvode-bdf (band)       BDF, Newton with the problem's banded Jacobian
+  cvode-bdf (spgmr-band) BDF, Newton with GMRES, banded preconditioner
 Prints best-of-runs seconds, speed-up over scipy, steps, RHS evaluations and
 the largest relative difference from scipy's solution.
 """
@@ -41,9 +43,12 @@ def run_scipy(n, rtol, atol):
     return y, {"rhs_evals": calls[0], "steps": (calls[0] - 1) // 6}
 
 
-def run_own(name, n, rtol, atol):
+def run_own(name, n, rtol, atol, linear_solver=None):
     s = ivp.Solver(name)
     s.set_rhs(ivp.burgers_rhs(n))
+    if linear_solver:
+        s.set_bandwidth(*bp.BANDWIDTH)
+        s.set_linear_solver(linear_solver)
     s.set_tolerances(rtol, atol)
     s.set_max_steps(1000000)
     s.set_initial_value(bp.initial(n), 0.0)
@@ -62,8 +67,9 @@ def main():
     rows = [("scipy dopri5 + C RHS", lambda: run_scipy(a.n, a.rtol, a.atol)),
             ("dopri5 (own)", lambda: run_own("dopri5", a.n, a.rtol, a.atol)),
             ("cvode-adams", lambda: run_own("cvode-adams", a.n, a.rtol, a.atol))]
-    if a.n <= 1001:
-        rows.append(("cvode-bdf", lambda: run_own("cvode-bdf", a.n, a.rtol, a.atol)))
+    for ls in ("band", "spgmr-band"):
+        rows.append((f"cvode-bdf ({ls})",
+                     lambda ls=ls: run_own("cvode-bdf", a.n, a.rtol, a.atol, ls)))
     results = {}
     for name, fn in rows:
         best = None
