@@ -16,8 +16,10 @@
  *   tm_solver_free(s);
  *
  * Functions return 0 or a negative TM_SOLVER_E* code; tm_solver_error()
- * then says why in one line.  Nothing calls exit() or prints.  All memory is
- * allocated by set_initial_value: integrating allocates nothing.
+ * then says why in one line.  Nothing calls exit() or prints.  Memory is
+ * allocated by set_initial_value, and by the first integrate call where
+ * CVODE's linear solvers finish their set-up; integrating allocates
+ * nothing after that (tests/solvers/check_cycles.py).
  */
 #ifndef TM_SOLVER_H
 #define TM_SOLVER_H

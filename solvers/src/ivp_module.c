@@ -46,6 +46,14 @@ static PyObject *solver_error(Solver *self, int rc)
     return NULL;
 }
 
+/* None for a setter that succeeded, the error otherwise. */
+static PyObject *solver_done(Solver *self, int rc)
+{
+    if (rc)
+        return solver_error(self, rc);
+    Py_RETURN_NONE;
+}
+
 static int solver_init(Solver *self, PyObject *args, PyObject *kw)
 {
     const char *name;
@@ -166,10 +174,7 @@ static PyObject *solver_set_tolerances(Solver *self, PyObject *args, PyObject *k
     if (!ready(self) ||
         !PyArg_ParseTupleAndKeywords(args, kw, "dd:set_tolerances", kwlist, &rtol, &atol))
         return NULL;
-    int rc = tm_solver_set_tolerances(self->s, rtol, atol);
-    if (rc)
-        return solver_error(self, rc);
-    Py_RETURN_NONE;
+    return solver_done(self, tm_solver_set_tolerances(self->s, rtol, atol));
 }
 
 static PyObject *solver_set_max_steps(Solver *self, PyObject *arg)
@@ -177,10 +182,7 @@ static PyObject *solver_set_max_steps(Solver *self, PyObject *arg)
     long n = PyLong_AsLong(arg);
     if (!ready(self) || (n == -1 && PyErr_Occurred()))
         return NULL;
-    int rc = tm_solver_set_max_steps(self->s, n);
-    if (rc)
-        return solver_error(self, rc);
-    Py_RETURN_NONE;
+    return solver_done(self, tm_solver_set_max_steps(self->s, n));
 }
 
 static PyObject *solver_set_linear_solver(Solver *self, PyObject *args, PyObject *kw)
@@ -190,10 +192,7 @@ static PyObject *solver_set_linear_solver(Solver *self, PyObject *args, PyObject
     if (!ready(self) ||
         !PyArg_ParseTupleAndKeywords(args, kw, "|z:set_linear_solver", kwlist, &name))
         return NULL;
-    int rc = tm_solver_set_linear_solver(self->s, name);
-    if (rc)
-        return solver_error(self, rc);
-    Py_RETURN_NONE;
+    return solver_done(self, tm_solver_set_linear_solver(self->s, name));
 }
 
 static PyObject *solver_set_bandwidth(Solver *self, PyObject *args, PyObject *kw)
@@ -203,10 +202,7 @@ static PyObject *solver_set_bandwidth(Solver *self, PyObject *args, PyObject *kw
     if (!ready(self) ||
         !PyArg_ParseTupleAndKeywords(args, kw, "ll:set_bandwidth", kwlist, &lower, &upper))
         return NULL;
-    int rc = tm_solver_set_bandwidth(self->s, lower, upper);
-    if (rc)
-        return solver_error(self, rc);
-    Py_RETURN_NONE;
+    return solver_done(self, tm_solver_set_bandwidth(self->s, lower, upper));
 }
 
 static PyObject *solver_set_max_order(Solver *self, PyObject *arg)
@@ -215,10 +211,8 @@ static PyObject *solver_set_max_order(Solver *self, PyObject *arg)
     if (!ready(self) || (q == -1 && PyErr_Occurred()))
         return NULL;
     /* Out of int's range is out of every method's range too. */
-    int rc = tm_solver_set_max_order(self->s, q > INT_MAX ? INT_MAX : q < 0 ? -1 : (int)q);
-    if (rc)
-        return solver_error(self, rc);
-    Py_RETURN_NONE;
+    int order = q > INT_MAX ? INT_MAX : q < 0 ? -1 : (int)q;
+    return solver_done(self, tm_solver_set_max_order(self->s, order));
 }
 
 static PyObject *solver_integrate(Solver *self, PyObject *arg)
