@@ -5,8 +5,8 @@
 #
 #   samples/demo.sh [--resolutions 101,201,...|seed] [--runs N] [--leaky-rhs]
 #
-# seed = the seed's full range 101..20001 (about 45 minutes here, see
-# docs/user-guide.md); the default stops at 2001.
+# seed = the seed's full range 101..20001 (hours here: docs/solvers.md says
+# how long); the default stops at 2001.
 # out/timings.txt|json, out/runtime-normalized.png   run time vs native scipy
 # out/traces/burgers.N.trace                           one trace per resolution
 # out/sweep/{memory-vs-resolution,timelines}.png, sweep.json   the verdict
