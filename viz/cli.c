@@ -80,6 +80,7 @@ const char *tm_end_reason_name(int reason)
     case TM_END__EXIT: return "_exit";
     case TM_END_SIGNAL: return "signal";
     case TM_END_EXEC: return "exec";
+    case TM_END_WRITE_FAILED: return "write_failed";
     default: return "truncated";
     }
 }
@@ -143,6 +144,10 @@ int tm_trace_scan(tm_trace *t, tm_trace_hook hook, void *arg)
             break;
         case TM_EV_END:
             s->end_reason = (int)ev.size;
+            s->end_detail = (int)ev.addr;
+            break;
+        case TM_EV_LOST:
+            s->lost_events += ev.size;
             break;
         }
         if (hook && hook(t, &ev, matched == 1 ? &freed : NULL, arg))
@@ -158,6 +163,11 @@ int tm_trace_close(tm_trace *t)
         fflush(stdout);
         tm_error("%s: %s; the report covers what could be read", t->path,
                  tm_reader_error(t->reader));
+        rc = TM_EXIT_BAD_INPUT;
+    } else if (t->sum.end_reason == TM_END_WRITE_FAILED) {
+        fflush(stdout);
+        tm_error("%s: writing the trace failed: %s; the report covers what was written",
+                 t->path, strerror(t->sum.end_detail));
         rc = TM_EXIT_BAD_INPUT;
     } else if (t->sym && tm_symbolizer_warning(t->sym)[0]) {
         fflush(stdout);

@@ -40,6 +40,8 @@ typedef struct tm_summary {
     uint64_t rss_peak_bytes;
     uint64_t last_time_ns;
     int end_reason;             /* enum tm_end_reason, -1 = no END */
+    int end_detail;             /* signal number or errno, see TM_OP_END */
+    uint64_t lost_events;       /* events the tracer counted but could not record */
 } tm_summary;
 
 typedef struct tm_trace {

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -67,13 +68,24 @@ int tm_cmd_summary(int argc, char **argv)
         tm_json_ku64(&j, "rss_peak_bytes", s->rss_peak_bytes);
         tm_json_ku64(&j, "pid", tm_reader_header(t.reader)->pid);
         tm_json_kstr(&j, "end", tm_end_reason_name(s->end_reason));
+        if (s->end_reason == TM_END_SIGNAL)
+            tm_json_ku64(&j, "end_signal", (uint64_t)s->end_detail);
+        if (s->end_reason == TM_END_WRITE_FAILED)
+            tm_json_kstr(&j, "write_error", strerror(s->end_detail));
+        tm_json_ku64(&j, "lost_events", s->lost_events);
         tm_json_ku64(&j, "unmatched_frees", tm_heap_unmatched_frees(t.heap));
         tm_json_object_end(&j);
         tm_json_end(&j);
     } else {
         char a[32], b[32];
+        char how[64];
+        if (s->end_reason == TM_END_SIGNAL && s->end_detail > 0)
+            snprintf(how, sizeof how, "signal %d (%s)", s->end_detail,
+                     strsignal(s->end_detail));
+        else
+            snprintf(how, sizeof how, "%s", tm_end_reason_name(s->end_reason));
         printf("trace            %s (pid %u, ended by %s)\n", t.path,
-               tm_reader_header(t.reader)->pid, tm_end_reason_name(s->end_reason));
+               tm_reader_header(t.reader)->pid, how);
         printf("duration         %.3f s\n", tm_seconds(s->last_time_ns));
         printf("threads          %u\n", threads);
         printf("allocations      %" PRIu64 " calls, %s\n", s->alloc_calls,
@@ -85,6 +97,9 @@ int tm_cmd_summary(int argc, char **argv)
         printf("leaked           %s in %" PRIu64 " blocks%s\n",
                tm_human_bytes(leaked_bytes, b), leaked_blocks,
                leaked_blocks ? "  (tidemark leaks for where)" : "");
+        if (s->lost_events)
+            printf("lost             %" PRIu64 " events (seen but not recorded)\n",
+                   s->lost_events);
         if (s->rss_peak_bytes)
             printf("RSS peak         %s\n", tm_human_bytes(s->rss_peak_bytes, a));
     }

@@ -149,6 +149,7 @@ static void test_events_decode_exactly(void **state)
     b_u(&b, 1);
     b_op(&b, TM_OP_END);
     b_u(&b, TM_END_EXIT);
+    b_u(&b, 0);
     put_block(f, 0, &b, 0);
     fclose(f);
 

@@ -98,7 +98,7 @@ static void test_recorder_writes_checked_blocks(void **state)
     tm_record_region_begin("rhs");
     tm_record_region_end();
     tm_lock();
-    tm_record_end(TM_END_EXIT);
+    tm_record_end(TM_END_EXIT, 0);
     tm_unlock();
     assert_int_equal(tm_write_sealed(), 1);
 
@@ -174,6 +174,8 @@ static void test_recorder_writes_checked_blocks(void **state)
     assert_int_equal(*p++, TM_OP_END);
     assert_int_equal(tm_get_u(&p, end, &v), 0);
     assert_int_equal(v, TM_END_EXIT);
+    assert_int_equal(tm_get_u(&p, end, &v), 0);
+    assert_int_equal(v, 0);
     assert_ptr_equal(p, end);
     free(buf);
 }
@@ -533,7 +535,7 @@ static void test_python_on_reaches_next_allocation(void **state)
     tidemark_py_pop();
     tidemark_py_enable(NULL);
     tm_lock();
-    tm_record_end(TM_END_EXIT);
+    tm_record_end(TM_END_EXIT, 0);
     tm_unlock();
     assert_int_equal(tm_write_sealed(), 1);
 

@@ -18,7 +18,10 @@
 #include <stdint.h>
 
 #define TM_MAGIC "TIDEMARK"        /* 8 bytes, no terminator in the file */
-#define TM_FORMAT_VERSION 1
+/* Version 2 added END's detail field, reason TM_END_WRITE_FAILED and the
+ * LOST record.  The reader also reads version 1 (END without detail). */
+#define TM_FORMAT_VERSION 2
+#define TM_FORMAT_VERSION_MIN 1
 #define TM_BLOCK_MAGIC 0x4b4c4254u /* "TBLK" little-endian */
 
 /* File header: 64 bytes, little-endian. */
@@ -121,8 +124,12 @@ enum tm_op {
      * records block by the tracer; ticks convert to time by linear
      * interpolation from the file header's (start_tick, start_ns). */
     TM_OP_CLOCK = 0x71,
-    /* END: u reason (enum tm_end_reason).  The process finished tracing;
-     * nothing follows. */
+    /* LOST: u count (events), u dts.  Events the tracer saw but could not
+     * record (counted, never dropped silently); the reader sums them. */
+    TM_OP_LOST = 0x72,
+    /* END: u reason (enum tm_end_reason), u detail (version 2: the signal
+     * number for TM_END_SIGNAL, the errno for TM_END_WRITE_FAILED, else 0).
+     * The process finished tracing; nothing follows. */
     TM_OP_END = 0x7f,
 };
 
@@ -145,6 +152,7 @@ enum tm_end_reason {
     TM_END__EXIT = 1,  /* _exit() */
     TM_END_SIGNAL = 2, /* fatal signal */
     TM_END_EXEC = 3,   /* exec replaced the process image */
+    TM_END_WRITE_FAILED = 4, /* writing the trace failed; detail = errno */
 };
 
 /* Largest encoded record other than STRING and MODULE. */

@@ -141,9 +141,10 @@ int tm_reader_open(const char *path, tm_reader **out, char *errbuf, size_t errle
         close(fd);
         return -EINVAL;
     }
-    if (h.version != TM_FORMAT_VERSION) {
-        snprintf(errbuf, errlen, "%s: trace format version %u, this tidemark reads version %u",
-                 path, h.version, TM_FORMAT_VERSION);
+    if (h.version < TM_FORMAT_VERSION_MIN || h.version > TM_FORMAT_VERSION) {
+        snprintf(errbuf, errlen,
+                 "%s: trace format version %u, this tidemark reads versions %u to %u", path,
+                 h.version, TM_FORMAT_VERSION_MIN, TM_FORMAT_VERSION);
         close(fd);
         return -EPROTO;
     }
@@ -533,11 +534,22 @@ static int decode_one(tm_reader *r, tm_event *ev)
             if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0)
                 return -1;
             break;
+        case TM_OP_LOST:
+            if (tm_get_u(&q, r->end, &a) < 0 || take_ts(r, &q, ev) < 0)
+                return -1;
+            ev->kind = TM_EV_LOST;
+            ev->size = a;
+            ev->thread = TM_THREAD_UNKNOWN;
+            rc = 1;
+            break;
         case TM_OP_END:
-            if (tm_get_u(&q, r->end, &a) < 0)
+            b = 0;
+            if (tm_get_u(&q, r->end, &a) < 0 ||
+                (r->hdr.version >= 2 && tm_get_u(&q, r->end, &b) < 0))
                 return -1;
             ev->kind = TM_EV_END;
             ev->size = a;
+            ev->addr = b;
             ev->time_ns = tick_to_ns(r, r->prev_tick);
             if (r->t.last_clock_ns > ev->time_ns)
                 ev->time_ns = r->t.last_clock_ns;

@@ -32,7 +32,8 @@ enum tm_event_kind {
     TM_EV_REGION_END,       /* region, invocation: the region just closed */
     TM_EV_MARK,             /* label */
     TM_EV_RSS,              /* size = resident bytes */
-    TM_EV_END,              /* size = enum tm_end_reason */
+    TM_EV_END,              /* size = enum tm_end_reason, addr = detail */
+    TM_EV_LOST,             /* size = events the tracer could not record */
 };
 
 typedef struct tm_event {

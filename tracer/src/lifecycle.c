@@ -148,7 +148,7 @@ TM_HIDDEN int tm_finish(int reason)
         return 0;
     tm_quiet q = tm_quiet_begin();
     tm_lock();
-    tm_record_end(reason);
+    tm_record_end(reason, 0);
     tm_unlock();
     tm_writer_stop();
     tm_write_sealed();
@@ -301,7 +301,7 @@ static void on_fatal_signal(int sig)
         /* Another thread may hold the lock mid-record; give it a moment.
          * If this thread itself crashed inside the recorder, seal anyway. */
         int locked = tm_trylock_spin(20000000);
-        tm_record_end(TM_END_SIGNAL);
+        tm_record_end(TM_END_SIGNAL, sig);
         if (locked)
             tm_unlock();
         tm_write_all_sealed(2000000000ull);

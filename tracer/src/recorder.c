@@ -626,11 +626,12 @@ TM_HIDDEN int tm_try_record_rss(uint64_t bytes)
 }
 
 /* Lock held by the caller (tm_finish or the crash path). */
-TM_HIDDEN void tm_record_end(int reason)
+TM_HIDDEN void tm_record_end(int reason, int detail)
 {
-    uint8_t *p = bytes_begin(1 + 10);
+    uint8_t *p = bytes_begin(1 + 10 + 10);
     *p++ = TM_OP_END;
     p = tm_put_u(p, (uint64_t)reason);
+    p = tm_put_u(p, (uint64_t)(uint32_t)detail);
     bytes_end(p);
     seal_locked();
 }
