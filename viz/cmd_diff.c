@@ -254,8 +254,7 @@ int tm_cmd_diff(int argc, char **argv)
 
     if (json) {
         tm_json j;
-        tm_json_init(&j, stdout);
-        tm_json_object(&j);
+        tm_json_report(&j, stdout);
         totals_json(&j, "old", &s[0]);
         totals_json(&j, "new", &s[1]);
         tm_json_ki64(&j, "leaked_bytes_delta",

@@ -138,8 +138,7 @@ int tm_cmd_leaks(int argc, char **argv)
 
     if (json) {
         tm_json j;
-        tm_json_init(&j, stdout);
-        tm_json_object(&j);
+        tm_json_report(&j, stdout);
         tm_json_ku64(&j, "leaked_bytes", bytes);
         tm_json_ku64(&j, "leaked_blocks", blocks);
         tm_json_ku64(&j, "suppressed_bytes", sup_bytes);

@@ -34,8 +34,7 @@ static int feed(tm_trace *t, const tm_event *ev, const tm_block *freed, void *ar
 static void print_json(tm_trace *t, const tm_region_stats *v, size_t n)
 {
     tm_json j;
-    tm_json_init(&j, stdout);
-    tm_json_object(&j);
+    tm_json_report(&j, stdout);
     tm_json_key(&j, "regions");
     tm_json_array(&j);
     for (size_t i = 0; i < n; i++) {

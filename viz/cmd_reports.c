@@ -188,8 +188,7 @@ int tm_cmd_peak(int argc, char **argv)
     uint64_t blocks = pf.at ? tm_heap_live_blocks(t.heap) : 0;
     if (o.json) {
         tm_json j;
-        tm_json_init(&j, stdout);
-        tm_json_object(&j);
+        tm_json_report(&j, stdout);
         tm_json_ku64(&j, "peak_bytes", bytes);
         tm_json_ku64(&j, "peak_blocks", blocks);
         tm_json_kdouble(&j, "peak_time", tm_seconds(t.sum.peak_time_ns));
@@ -251,8 +250,7 @@ int tm_cmd_top(int argc, char **argv)
         tm_groups_sort_by_bytes(&g);
     if (o.json) {
         tm_json j;
-        tm_json_init(&j, stdout);
-        tm_json_object(&j);
+        tm_json_report(&j, stdout);
         tm_json_kstr(&j, "by", o.by_count ? "count" : "bytes");
         tm_json_ku64(&j, "alloc_calls", t.sum.alloc_calls);
         tm_json_ku64(&j, "bytes_allocated", t.sum.bytes_allocated);

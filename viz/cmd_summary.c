@@ -54,8 +54,7 @@ int tm_cmd_summary(int argc, char **argv)
 
     if (json) {
         tm_json j;
-        tm_json_init(&j, stdout);
-        tm_json_object(&j);
+        tm_json_report(&j, stdout);
         tm_json_kdouble(&j, "duration", tm_seconds(s->last_time_ns));
         tm_json_ku64(&j, "alloc_calls", s->alloc_calls);
         tm_json_ku64(&j, "free_calls", s->free_calls);

@@ -79,8 +79,7 @@ static void write_json(FILE *out, run *runs, int n, bool pass, char reasons[][25
                        int nreasons)
 {
     tm_json j;
-    tm_json_init(&j, out);
-    tm_json_object(&j);
+    tm_json_report(&j, out);
     tm_json_kstr(&j, "verdict", pass ? "PASS" : "FAIL");
     tm_json_key(&j, "reasons");
     tm_json_array(&j);

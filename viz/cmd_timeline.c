@@ -172,8 +172,7 @@ int tm_cmd_timeline(int argc, char **argv)
     }
     if (json) {
         tm_json j;
-        tm_json_init(&j, stdout);
-        tm_json_object(&j);
+        tm_json_report(&j, stdout);
         tm_json_kstr(&j, "output", out);
         tm_json_ku64(&j, "points", tl.heap.n);
         tm_json_ku64(&j, "rss_points", tl.rss.n);

@@ -9,6 +9,13 @@ void tm_json_init(tm_json *j, FILE *out)
     *j = (tm_json){.out = out};
 }
 
+void tm_json_report(tm_json *j, FILE *out)
+{
+    tm_json_init(j, out);
+    tm_json_object(j);
+    tm_json_ku64(j, "schema_version", TM_JSON_SCHEMA_VERSION);
+}
+
 static void indent(tm_json *j)
 {
     fputc('\n', j->out);

@@ -18,6 +18,11 @@ typedef struct tm_json {
 } tm_json;
 
 void tm_json_init(tm_json *j, FILE *out);
+/* Every report's JSON document: opens the top-level object and writes
+ * "schema_version" first.  Bump TM_JSON_SCHEMA_VERSION when a key changes
+ * meaning or goes away (adding keys does not). */
+#define TM_JSON_SCHEMA_VERSION 1
+void tm_json_report(tm_json *j, FILE *out);
 void tm_json_object(tm_json *j);        /* { */
 void tm_json_object_end(tm_json *j);    /* } */
 void tm_json_array(tm_json *j);         /* [ */
