@@ -158,16 +158,17 @@ int tm_cmd_peak(int argc, char **argv)
         return rc;
     if (argc - first != 1)
         return tm_usage_error("peak", "expected one TRACE");
-    /* Two passes: find when the peak happened, then stop there and look. */
+    /* Two passes: find when the peak happened, then stop there and look.
+     * The second pass reads on to the end after looking, so damage before
+     * or after the peak is reported once, by the pass that prints. */
     tm_trace t;
     if ((rc = tm_trace_open(&t, argv[first])))
         return rc;
     peak_find pf = {0};
-    if (tm_trace_scan(&t, find_peak, &pf)) {
-        tm_trace_close(&t);
+    int failed = tm_trace_scan(&t, find_peak, &pf);
+    tm_trace_discard(&t);
+    if (failed)
         return TM_EXIT_FAIL;
-    }
-    tm_trace_close(&t);
     if ((rc = tm_trace_open(&t, argv[first])))
         return rc;
     stop_at s = {.target = pf.at};
@@ -183,9 +184,14 @@ int tm_cmd_peak(int argc, char **argv)
         tm_trace_close(&t);
         return TM_EXIT_FAIL;
     }
-    tm_groups_sort_by_bytes(&g);
     uint64_t bytes = pf.at ? tm_heap_live_bytes(t.heap) : 0;
     uint64_t blocks = pf.at ? tm_heap_live_blocks(t.heap) : 0;
+    if (tm_trace_scan(&t, NULL, NULL)) {
+        tm_groups_free(&g);
+        tm_trace_close(&t);
+        return TM_EXIT_FAIL;
+    }
+    tm_groups_sort_by_bytes(&g);
     if (o.json) {
         tm_json j;
         tm_json_report(&j, stdout);

@@ -121,18 +121,21 @@ int tm_cmd_timeline(int argc, char **argv)
     if (!tm_gnuplot_terminal(out, 1400, 600, term, sizeof term))
         return tm_usage_error("timeline", "output must end in .png or .svg: %s", out);
 
-    /* A plot that cannot be written is said before the trace is read. */
-    FILE *probe = fopen(out, "a");
-    if (!probe) {
-        tm_error("cannot write %s: %s", out, strerror(errno));
-        return TM_EXIT_FAIL;
-    }
-    fclose(probe);
-
     tm_trace t;
     int rc = tm_trace_open(&t, argv[optind]);
     if (rc)
         return rc;
+    /* A plot that cannot be written is said before the trace is scanned;
+     * missing folders of the output path are created. */
+    int mk = tm_mkdirs_for(out);
+    FILE *probe = mk < 0 ? NULL : fopen(out, "a");
+    if (!probe) {
+        tm_error("cannot write %s: %s", out, strerror(mk < 0 ? -mk : errno));
+        tm_trace_discard(&t);
+        return TM_EXIT_FAIL;
+    }
+    fclose(probe);
+
     tm_timeline tl;
     tm_timeline_init(&tl, region);
     char dir[4096] = "";

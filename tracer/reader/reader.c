@@ -117,15 +117,20 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 int tm_reader_open(const char *path, tm_reader **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer before
+     * fstat could say it is no trace.  Regular files ignore the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         snprintf(errbuf, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
-    struct stat st;
+    struct stat st = {0};
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s: not a regular file", path);
+        snprintf(errbuf, errlen, "%s: not a regular file (%s)", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+                 S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" :
+                 S_ISSOCK(st.st_mode) ? "a socket" : "not a trace");
         close(fd);
         return -EINVAL;
     }
@@ -401,6 +406,17 @@ static int get_bytes(tm_reader *r, const uint8_t **q, const uint8_t **bytes, uin
     return 0;
 }
 
+/* True when a definition could not be stored; an id out of reach gets its
+ * own message (the caller's "malformed record" would hide why). */
+static bool define_failed(tm_reader *r, const char *kind, uint64_t id, int rc)
+{
+    if (rc == -ERANGE)
+        set_problem(r, TM_READ_DAMAGED,
+                    "%s id %llu in block %u is beyond the definitions the trace holds",
+                    kind, (unsigned long long)id, r->next_seq - 1);
+    return rc < 0;
+}
+
 /* Decodes one record.  Returns 1 when *ev is an event to hand out, 0 for a
  * definition, -1 when the block is malformed from here on. */
 static int decode_one(tm_reader *r, tm_event *ev)
@@ -476,7 +492,8 @@ static int decode_one(tm_reader *r, tm_event *ev)
             if (tm_get_u(&q, r->end, &a) < 0 || a == 0 || a > UINT32_MAX ||
                 get_bytes(r, &q, &s, &b) < 0)
                 return -1;
-            if (tm_tables_string(&r->t, (uint32_t)a, (const char *)s, (size_t)b) < 0)
+            if (define_failed(r, "string", a,
+                              tm_tables_string(&r->t, (uint32_t)a, (const char *)s, (size_t)b)))
                 return -1;
             break;
         }
@@ -484,7 +501,8 @@ static int decode_one(tm_reader *r, tm_event *ev)
             if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0 ||
                 tm_get_u(&q, r->end, &c) < 0 || a == 0 || a > UINT32_MAX || b > UINT32_MAX)
                 return -1;
-            if (tm_tables_node(&r->t, (uint32_t)a, (uint32_t)b, c) < 0)
+            if (define_failed(r, "stack node", a,
+                              tm_tables_node(&r->t, (uint32_t)a, (uint32_t)b, c)))
                 return -1;
             break;
         case TM_OP_PY_FRAME: {
@@ -498,7 +516,7 @@ static int decode_one(tm_reader *r, tm_event *ev)
             tm_py_node n = {.parent = (uint32_t)parent, .file = (uint32_t)file,
                             .func = (uint32_t)func, .line = (uint32_t)line,
                             .flags = (uint32_t)flags};
-            if (tm_tables_py_node(&r->t, (uint32_t)id, &n) < 0)
+            if (define_failed(r, "Python frame", id, tm_tables_py_node(&r->t, (uint32_t)id, &n)))
                 return -1;
             break;
         }

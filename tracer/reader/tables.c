@@ -9,14 +9,22 @@
 #include "tm_reader_internal.h"
 #include "tm_vec.h"
 
-#define ID_SLACK (1u << 20)
+/* How far an id may run ahead of the definitions of its kind seen so far.
+ * The tracer numbers each kind densely from 1, so a well-formed trace never
+ * needs more than the definitions it carries; the slack covers the ones a
+ * damaged block took with it (a 1 MiB block holds at most ~100k stack nodes)
+ * while a crafted id of 2^28 cannot make the reader allocate gigabytes:
+ * memory stays proportional to what the file defines. */
+#define ID_SLACK (1u << 18)
+#define ID_MAX (1u << 28)
 
-/* Grows an id-indexed array so `id` is addressable.  New entries are zero. */
-static int grow_ids(void **arr, uint32_t *n, size_t elem, uint32_t id)
+/* Grows an id-indexed array so `id` is addressable.  New entries are zero.
+ * `defined` counts the definitions of this kind seen before this one. */
+static int grow_ids(void **arr, uint32_t *n, size_t elem, uint32_t id, uint32_t defined)
 {
     if (id < *n)
         return 0;
-    if (id > 4u * *n + ID_SLACK || id >= (1u << 28))
+    if ((uint64_t)id > (uint64_t)defined + ID_SLACK || id >= ID_MAX)
         return -ERANGE;
     uint32_t cap = *n ? *n : 64;
     while (cap <= id)
@@ -58,7 +66,8 @@ void tm_tables_free(tm_reader_tables *t)
 
 int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len)
 {
-    int rc = grow_ids((void **)&t->strings, &t->nstrings, sizeof *t->strings, id);
+    int rc = grow_ids((void **)&t->strings, &t->nstrings, sizeof *t->strings, id,
+                      t->defined_strings);
     if (rc < 0)
         return rc;
     char *copy = malloc(len + 1);
@@ -68,6 +77,7 @@ int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len
     copy[len] = '\0';
     free(t->strings[id]);       /* a fork child's trace may repeat tables */
     t->strings[id] = copy;
+    t->defined_strings++;
     return 0;
 }
 
@@ -89,21 +99,24 @@ static int32_t module_of(const tm_reader_tables *t, uint64_t ip)
 
 int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t ip)
 {
-    int rc = grow_ids((void **)&t->nodes, &t->nnodes, sizeof *t->nodes, id);
+    int rc = grow_ids((void **)&t->nodes, &t->nnodes, sizeof *t->nodes, id, t->defined_nodes);
     if (rc < 0)
         return rc;
     t->nodes[id] = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip),
                              .defined = true};
+    t->defined_nodes++;
     return 0;
 }
 
 int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n)
 {
-    int rc = grow_ids((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes, id);
+    int rc = grow_ids((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes, id,
+                      t->defined_pynodes);
     if (rc < 0)
         return rc;
     t->pynodes[id] = *n;
     t->pynodes[id].defined = true;
+    t->defined_pynodes++;
     return 0;
 }
 

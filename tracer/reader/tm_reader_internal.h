@@ -55,8 +55,12 @@ typedef struct tm_reader_tables {
     uint64_t last_clock_ns;
     tm_py_node *pynodes;    /* by id */
     uint32_t npynodes;
+    /* Definitions seen per kind: the bound on the ids a trace may use. */
+    uint32_t defined_strings, defined_nodes, defined_pynodes;
 } tm_reader_tables;
 
+/* The definers return -ERANGE for an id the definitions seen so far cannot
+ * justify (see ID_SLACK in tables.c). */
 int tm_tables_init(tm_reader_tables *t);
 void tm_tables_free(tm_reader_tables *t);
 int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len);
