@@ -86,6 +86,21 @@ const char *tm_end_reason_name(int reason)
     }
 }
 
+const char *tm_fit_name(const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+    if (n < len || len < 4) {
+        snprintf(out, len, "%s", name);
+        return out;
+    }
+    size_t keep = len - 4;
+    while (keep > 0 && ((unsigned char)name[keep] & 0xc0) == 0x80)
+        keep--;             /* not inside a UTF-8 sequence */
+    memcpy(out, name, keep);
+    memcpy(out + keep, "...", 4);
+    return out;
+}
+
 /* --- output folders ------------------------------------------------------------ */
 
 static int mkdir_one(const char *dir)

@@ -75,6 +75,9 @@ int tm_trace_close(tm_trace *t);
 int tm_mkdirs(const char *dir);
 /* Creates the missing parent directories of file `path`; 0 or -errno. */
 int tm_mkdirs_for(const char *path);
+/* Copies name into out (size len); a name that does not fit is cut at a
+ * character boundary and ends in "...", never cut silently. */
+const char *tm_fit_name(const char *name, char *out, size_t len);
 /* Closes the trace without a word: for a first pass whose problems the
  * second pass over the same file reports. */
 void tm_trace_discard(tm_trace *t);

@@ -74,15 +74,19 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
     return optind;
 }
 
+/* The percentage is the group's share of `total`, counted in what the list
+ * is ranked by: bytes, or blocks (allocations) for top --by count. */
 static void print_groups(tm_trace *t, const tm_groups *g, const opts *o, const char *noun,
-                         const char *what, uint64_t total_bytes)
+                         const char *what, uint64_t total)
 {
     char a[32];
     for (size_t i = 0; i < g->n && (long long)i < o->limit; i++) {
         const tm_group *e = &g->v[i];
-        printf("\n%s in %" PRIu64 " %s%s (%.1f%%) %s:\n", tm_human_bytes(e->bytes, a), e->blocks,
-               noun, e->blocks == 1 ? "" : "s",
-               total_bytes ? 100.0 * (double)e->bytes / (double)total_bytes : 0.0, what);
+        uint64_t part = o->by_count ? e->blocks : e->bytes;
+        printf("\n%s in %" PRIu64 " %s%s (%.1f%%%s) %s:\n", tm_human_bytes(e->bytes, a),
+               e->blocks, noun, e->blocks == 1 ? "" : "s",
+               total ? 100.0 * (double)part / (double)total : 0.0,
+               o->by_count ? " of the count" : "", what);
         tm_stack_print(stdout, t, e->stack, o->depth > 0 ? (int)o->depth : 12, "  ");
     }
     if ((long long)g->n > o->limit)
@@ -267,7 +271,8 @@ int tm_cmd_top(int argc, char **argv)
         char a[32];
         printf("%" PRIu64 " allocations, %s in all; top stacks by %s\n", t.sum.alloc_calls,
                tm_human_bytes(t.sum.bytes_allocated, a), o.by_count ? "count" : "bytes");
-        print_groups(&t, &g, &o, "allocation", "by", t.sum.bytes_allocated);
+        print_groups(&t, &g, &o, "allocation", "by",
+                     o.by_count ? t.sum.alloc_calls : t.sum.bytes_allocated);
     }
     tm_groups_free(&g);
     return tm_trace_close(&t);
