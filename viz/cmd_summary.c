@@ -104,7 +104,12 @@ int tm_cmd_summary(int argc, char **argv)
         printf("trace            %s (pid %u, ended by %s)\n", t.path,
                tm_reader_header(t.reader)->pid, how);
         printf("duration         %.3f s\n", tm_seconds(s->last_time_ns));
-        printf("threads          %u\n", threads);
+        /* Threads are known from their records: a run that allocated
+         * nothing has none, which is not "no thread ran". */
+        if (threads)
+            printf("threads          %u\n", threads);
+        else
+            printf("threads          none recorded an event\n");
         printf("allocations      %" PRIu64 " calls, %s\n", s->alloc_calls,
                tm_human_bytes(s->bytes_allocated, a));
         printf("frees            %" PRIu64 " calls\n", s->free_calls);
@@ -119,6 +124,9 @@ int tm_cmd_summary(int argc, char **argv)
                    s->lost_events);
         if (s->rss_peak_bytes)
             printf("RSS peak         %s\n", tm_human_bytes(s->rss_peak_bytes, a));
+        else
+            printf("RSS peak         not sampled (the run ended before a sample was "
+                   "recorded, or sampling was off)\n");
     }
     return tm_trace_close(&t);
 }

@@ -133,6 +133,13 @@ for sig, num, code in (("SIGSEGV", 11, "import ctypes; ctypes.string_at(0)"),
     expect((j.get("end"), j.get("end_signal"), j.get("end_signal_name")) == ("signal", num, sig),
            f"{sig}: summary --json {j}")
 
+# --- 12: summary says when threads or RSS were not recorded, never "0" ------------
+p = run("summary", write("empty_run.trace", header() + block(0, Records().end().b)))
+lines = dict(ln.split(None, 1) if not ln.startswith(("heap", "RSS")) else (ln[:8], ln[8:].strip())
+             for ln in p.stdout.splitlines())
+expect(lines.get("threads") == "none recorded an event", f"summary threads: {p.stdout}")
+expect(lines.get("RSS peak", "").startswith("not sampled"), f"summary RSS: {p.stdout}")
+
 # --- 12: --version in --help, exit codes only 0, 2, 3 ---------------------------
 p = run("--help")
 expect(p.returncode == 0 and re.search(r"^  --version ", p.stdout, re.M), "--help lacks --version")
