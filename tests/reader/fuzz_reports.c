@@ -62,7 +62,10 @@ static int run_case(const char *trace, const char *outdir, long index)
     for (const tm_command *c = tm_commands; c->name; c++) {
         if (!strcmp(c->name, "run"))
             continue;
-        for (int json = 0; json < 2; json++) {
+        /* The plots read the trace alike with or without --json, and each
+         * run forks gnuplot: once is enough for them. */
+        int plots = !strcmp(c->name, "timeline") || !strcmp(c->name, "sweep");
+        for (int json = 0; json < (plots ? 1 : 2); json++) {
             char *argv[16], buf[4096];
             int argc = report_args(c->name, trace, outdir, json, argv, buf, sizeof buf);
             fprintf(report_to, "case %ld %s%s\r", index, c->name, json ? " --json" : "");
