@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -83,6 +84,70 @@ const char *tm_end_reason_name(int reason)
     case TM_END_WRITE_FAILED: return "write_failed";
     default: return "truncated";
     }
+}
+
+const char *tm_fit_name(const char *name, char *out, size_t len)
+{
+    size_t n = strlen(name);
+    if (n < len || len < 4) {
+        snprintf(out, len, "%s", name);
+        return out;
+    }
+    size_t keep = len - 4;
+    while (keep > 0 && ((unsigned char)name[keep] & 0xc0) == 0x80)
+        keep--;             /* not inside a UTF-8 sequence */
+    memcpy(out, name, keep);
+    memcpy(out + keep, "...", 4);
+    return out;
+}
+
+/* --- output folders ------------------------------------------------------------ */
+
+static int mkdir_one(const char *dir)
+{
+    if (mkdir(dir, 0777) == 0)
+        return 0;
+    int e = errno;
+    struct stat st;
+    if (e == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    return e == EEXIST ? -ENOTDIR : -e;
+}
+
+int tm_mkdirs(const char *dir)
+{
+    char path[4096];
+    size_t len = strlen(dir);
+    if (len == 0)
+        return 0;
+    if (len >= sizeof path)
+        return -ENAMETOOLONG;
+    memcpy(path, dir, len + 1);
+    /* Each prefix ending before a '/', then the whole path. */
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/' || p[-1] == '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir_one(path);
+        *p = '/';
+        if (rc < 0)
+            return rc;
+    }
+    return mkdir_one(path);
+}
+
+int tm_mkdirs_for(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return 0;
+    char dir[4096];
+    size_t len = (size_t)(slash - path);
+    if (len >= sizeof dir)
+        return -ENAMETOOLONG;
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    return tm_mkdirs(dir);
 }
 
 /* --- the trace scan ------------------------------------------------------------ */
@@ -178,6 +243,14 @@ int tm_trace_close(tm_trace *t)
     tm_reader_close(t->reader);
     memset(t, 0, sizeof *t);
     return rc;
+}
+
+void tm_trace_discard(tm_trace *t)
+{
+    tm_symbolizer_free(t->sym);
+    tm_heap_free(t->heap);
+    tm_reader_close(t->reader);
+    memset(t, 0, sizeof *t);
 }
 
 tm_symbolizer *tm_trace_symbolizer(tm_trace *t)

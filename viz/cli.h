@@ -13,7 +13,10 @@
 
 enum {
     TM_EXIT_OK = 0,
-    TM_EXIT_FAIL = 1,       /* the command itself failed (I/O, gnuplot...) */
+    /* The command itself failed (I/O, gnuplot, memory): the documented
+     * codes are only 0, 2 and 3, so this is 2 as well; the one stderr line
+     * says which failure it was. */
+    TM_EXIT_FAIL = 2,
     TM_EXIT_BAD_INPUT = 2,  /* usage error or unreadable/damaged trace */
     TM_EXIT_FOUND = 3,      /* --fail-on-leak found a leak, sweep said FAIL */
 };
@@ -66,6 +69,18 @@ int tm_trace_scan(tm_trace *t, tm_trace_hook hook, void *arg);
  * truncated or damaged (the report already printed is then partial),
  * else 0. */
 int tm_trace_close(tm_trace *t);
+/* Creates directory `dir` and its missing parents (like mkdir -p); 0, or
+ * a negative errno (the directory that failed is left in errno's message
+ * to the caller).  An existing directory is success. */
+int tm_mkdirs(const char *dir);
+/* Creates the missing parent directories of file `path`; 0 or -errno. */
+int tm_mkdirs_for(const char *path);
+/* Copies name into out (size len); a name that does not fit is cut at a
+ * character boundary and ends in "...", never cut silently. */
+const char *tm_fit_name(const char *name, char *out, size_t len);
+/* Closes the trace without a word: for a first pass whose problems the
+ * second pass over the same file reports. */
+void tm_trace_discard(tm_trace *t);
 
 tm_symbolizer *tm_trace_symbolizer(tm_trace *t);
 const char *tm_end_reason_name(int reason);

@@ -169,6 +169,20 @@ static void totals_json(tm_json *j, const char *key, side *s)
     tm_json_object_end(j);
 }
 
+/* One row of the totals table: old, new and the change in one unit (sizes
+ * all human-readable, counts all plain), so the columns compare at sight. */
+static void totals_row(const char *what, uint64_t o, uint64_t n, bool bytes)
+{
+    char a[32], b[32], d[40];
+    if (!bytes) {
+        printf("%-14s %14" PRIu64 " %14" PRIu64 " %+14" PRId64 "\n", what, o, n,
+               (int64_t)n - (int64_t)o);
+        return;
+    }
+    snprintf(d, sizeof d, "%s%s", n >= o ? "+" : "-", tm_human_bytes(n >= o ? n - o : o - n, a));
+    printf("%-14s %14s %14s %14s\n", what, tm_human_bytes(o, a), tm_human_bytes(n, b), d);
+}
+
 int tm_cmd_diff(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -283,17 +297,10 @@ int tm_cmd_diff(int argc, char **argv)
         tm_json_object_end(&j);
         tm_json_end(&j);
     } else {
-        char a[32], b[32];
         printf("%-14s %14s %14s %14s\n", "", "old", "new", "delta");
-        printf("%-14s %14s %14s %+14" PRId64 "\n", "leaked", tm_human_bytes(s[0].leaked_bytes, a),
-               tm_human_bytes(s[1].leaked_bytes, b),
-               (int64_t)s[1].leaked_bytes - (int64_t)s[0].leaked_bytes);
-        printf("%-14s %14s %14s %+14" PRId64 "\n", "heap peak",
-               tm_human_bytes(s[0].t.sum.peak_bytes, a), tm_human_bytes(s[1].t.sum.peak_bytes, b),
-               (int64_t)s[1].t.sum.peak_bytes - (int64_t)s[0].t.sum.peak_bytes);
-        printf("%-14s %14" PRIu64 " %14" PRIu64 " %+14" PRId64 "\n", "allocations",
-               s[0].t.sum.alloc_calls, s[1].t.sum.alloc_calls,
-               (int64_t)s[1].t.sum.alloc_calls - (int64_t)s[0].t.sum.alloc_calls);
+        totals_row("leaked", s[0].leaked_bytes, s[1].leaked_bytes, true);
+        totals_row("heap peak", s[0].t.sum.peak_bytes, s[1].t.sum.peak_bytes, true);
+        totals_row("allocations", s[0].t.sum.alloc_calls, s[1].t.sum.alloc_calls, false);
         printf("\n%zu of %zu stacks changed\n", changed, nrows);
         for (size_t i = 0, shown = 0; i < nrows && (long long)shown < limit; i++) {
             row *r = &rows[i];

@@ -74,15 +74,19 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
     return optind;
 }
 
+/* The percentage is the group's share of `total`, counted in what the list
+ * is ranked by: bytes, or blocks (allocations) for top --by count. */
 static void print_groups(tm_trace *t, const tm_groups *g, const opts *o, const char *noun,
-                         const char *what, uint64_t total_bytes)
+                         const char *what, uint64_t total)
 {
     char a[32];
     for (size_t i = 0; i < g->n && (long long)i < o->limit; i++) {
         const tm_group *e = &g->v[i];
-        printf("\n%s in %" PRIu64 " %s%s (%.1f%%) %s:\n", tm_human_bytes(e->bytes, a), e->blocks,
-               noun, e->blocks == 1 ? "" : "s",
-               total_bytes ? 100.0 * (double)e->bytes / (double)total_bytes : 0.0, what);
+        uint64_t part = o->by_count ? e->blocks : e->bytes;
+        printf("\n%s in %" PRIu64 " %s%s (%.1f%%%s) %s:\n", tm_human_bytes(e->bytes, a),
+               e->blocks, noun, e->blocks == 1 ? "" : "s",
+               total ? 100.0 * (double)part / (double)total : 0.0,
+               o->by_count ? " of the count" : "", what);
         tm_stack_print(stdout, t, e->stack, o->depth > 0 ? (int)o->depth : 12, "  ");
     }
     if ((long long)g->n > o->limit)
@@ -158,16 +162,17 @@ int tm_cmd_peak(int argc, char **argv)
         return rc;
     if (argc - first != 1)
         return tm_usage_error("peak", "expected one TRACE");
-    /* Two passes: find when the peak happened, then stop there and look. */
+    /* Two passes: find when the peak happened, then stop there and look.
+     * The second pass reads on to the end after looking, so damage before
+     * or after the peak is reported once, by the pass that prints. */
     tm_trace t;
     if ((rc = tm_trace_open(&t, argv[first])))
         return rc;
     peak_find pf = {0};
-    if (tm_trace_scan(&t, find_peak, &pf)) {
-        tm_trace_close(&t);
+    int failed = tm_trace_scan(&t, find_peak, &pf);
+    tm_trace_discard(&t);
+    if (failed)
         return TM_EXIT_FAIL;
-    }
-    tm_trace_close(&t);
     if ((rc = tm_trace_open(&t, argv[first])))
         return rc;
     stop_at s = {.target = pf.at};
@@ -183,9 +188,14 @@ int tm_cmd_peak(int argc, char **argv)
         tm_trace_close(&t);
         return TM_EXIT_FAIL;
     }
-    tm_groups_sort_by_bytes(&g);
     uint64_t bytes = pf.at ? tm_heap_live_bytes(t.heap) : 0;
     uint64_t blocks = pf.at ? tm_heap_live_blocks(t.heap) : 0;
+    if (tm_trace_scan(&t, NULL, NULL)) {
+        tm_groups_free(&g);
+        tm_trace_close(&t);
+        return TM_EXIT_FAIL;
+    }
+    tm_groups_sort_by_bytes(&g);
     if (o.json) {
         tm_json j;
         tm_json_report(&j, stdout);
@@ -261,7 +271,8 @@ int tm_cmd_top(int argc, char **argv)
         char a[32];
         printf("%" PRIu64 " allocations, %s in all; top stacks by %s\n", t.sum.alloc_calls,
                tm_human_bytes(t.sum.bytes_allocated, a), o.by_count ? "count" : "bytes");
-        print_groups(&t, &g, &o, "allocation", "by", t.sum.bytes_allocated);
+        print_groups(&t, &g, &o, "allocation", "by",
+                     o.by_count ? t.sum.alloc_calls : t.sum.bytes_allocated);
     }
     tm_groups_free(&g);
     return tm_trace_close(&t);

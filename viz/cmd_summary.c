@@ -1,10 +1,23 @@
 /* cmd_summary.c — `tidemark summary TRACE [--json]`: the totals of a trace. */
+#define _GNU_SOURCE     /* sigabbrev_np */
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+/* "SIGSEGV" for 11: the name a user looks up, beside strsignal's words. */
+static const char *signal_name(int sig)
+{
+    static char buf[16];
+    const char *abbrev = sig > 0 ? sigabbrev_np(sig) : NULL;
+    if (!abbrev)
+        return "unknown signal";
+    snprintf(buf, sizeof buf, "SIG%s", abbrev);
+    return buf;
+}
 
 static const char summary_help[] =
     "usage: tidemark summary TRACE [--json]\n"
@@ -15,7 +28,10 @@ static const char summary_help[] =
     "\n"
     "  --json    machine-readable output; keys: duration (s), alloc_calls,\n"
     "            free_calls, bytes_allocated, peak_bytes, peak_time (s),\n"
-    "            leaked_bytes, leaked_blocks, threads, rss_peak_bytes\n"
+    "            leaked_bytes, leaked_blocks, threads, rss_peak_bytes, pid, end\n"
+    "            (exit, _exit, signal, exec, write_failed, truncated),\n"
+    "            end_signal and end_signal_name (\"SIGSEGV\") when a signal\n"
+    "            ended the process, write_error, lost_events, unmatched_frees\n"
     "\n"
     "Exit status: 0, or 2 when the trace is unreadable, truncated or damaged\n"
     "(the totals then cover what could be read).\n";
@@ -67,8 +83,10 @@ int tm_cmd_summary(int argc, char **argv)
         tm_json_ku64(&j, "rss_peak_bytes", s->rss_peak_bytes);
         tm_json_ku64(&j, "pid", tm_reader_header(t.reader)->pid);
         tm_json_kstr(&j, "end", tm_end_reason_name(s->end_reason));
-        if (s->end_reason == TM_END_SIGNAL)
+        if (s->end_reason == TM_END_SIGNAL) {
             tm_json_ku64(&j, "end_signal", (uint64_t)s->end_detail);
+            tm_json_kstr(&j, "end_signal_name", signal_name(s->end_detail));
+        }
         if (s->end_reason == TM_END_WRITE_FAILED)
             tm_json_kstr(&j, "write_error", strerror(s->end_detail));
         tm_json_ku64(&j, "lost_events", s->lost_events);
@@ -77,16 +95,21 @@ int tm_cmd_summary(int argc, char **argv)
         tm_json_end(&j);
     } else {
         char a[32], b[32];
-        char how[64];
+        char how[128];
         if (s->end_reason == TM_END_SIGNAL && s->end_detail > 0)
-            snprintf(how, sizeof how, "signal %d (%s)", s->end_detail,
-                     strsignal(s->end_detail));
+            snprintf(how, sizeof how, "signal %d (%s, %s)", s->end_detail,
+                     signal_name(s->end_detail), strsignal(s->end_detail));
         else
             snprintf(how, sizeof how, "%s", tm_end_reason_name(s->end_reason));
         printf("trace            %s (pid %u, ended by %s)\n", t.path,
                tm_reader_header(t.reader)->pid, how);
         printf("duration         %.3f s\n", tm_seconds(s->last_time_ns));
-        printf("threads          %u\n", threads);
+        /* Threads are known from their records: a run that allocated
+         * nothing has none, which is not "no thread ran". */
+        if (threads)
+            printf("threads          %u\n", threads);
+        else
+            printf("threads          none recorded an event\n");
         printf("allocations      %" PRIu64 " calls, %s\n", s->alloc_calls,
                tm_human_bytes(s->bytes_allocated, a));
         printf("frees            %" PRIu64 " calls\n", s->free_calls);
@@ -101,6 +124,9 @@ int tm_cmd_summary(int argc, char **argv)
                    s->lost_events);
         if (s->rss_peak_bytes)
             printf("RSS peak         %s\n", tm_human_bytes(s->rss_peak_bytes, a));
+        else
+            printf("RSS peak         not sampled (the run ended before a sample was "
+                   "recorded, or sampling was off)\n");
     }
     return tm_trace_close(&t);
 }

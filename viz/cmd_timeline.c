@@ -9,34 +9,68 @@
 
 static const char timeline_help[] =
     "usage: tidemark timeline TRACE -o FILE.png|FILE.svg [--region NAME] [--title TEXT]\n"
-    "                         [--json]\n"
+    "                         [--keep DIR] [--json]\n"
     "\n"
     "Plots heap bytes in use (traced allocations) and RSS over time with gnuplot:\n"
-    "shaded bands for top-level regions (or for NAME with --region), dashed\n"
-    "lines for marks, the heap peak annotated.  Long traces are downsampled\n"
+    "shaded bands for top-level regions (or for NAME with --region), one lane\n"
+    "per thread that ran regions, dashed lines for marks, the heap peak\n"
+    "annotated, the legend right of the plot.  RSS moves to its own right axis\n"
+    "when its peak is over 4 times the heap peak.  Long traces are downsampled\n"
     "(at most 4000 points per curve, the maximum of each interval kept).\n"
     "\n"
-    "  -o, --output FILE  .png or .svg (required)\n"
+    "  -o, --output FILE  .png or .svg (required); missing folders are created\n"
+    "  --keep DIR         keep the data files and plot.gp in DIR (created), to\n"
+    "                     edit the plot and redraw it with 'gnuplot DIR/plot.gp'\n"
     "  --region NAME      bands for this region instead of the top-level ones\n"
     "  --title TEXT       plot title (default: the trace file name)\n"
-    "  --json             print what was plotted: output, points, bands, marks,\n"
-    "                     peak_bytes, peak_time, duration\n";
+    "  --json             print what was plotted: output, points, rss_points,\n"
+    "                     bands, lanes, marks, rss_axis (left|right), peak_bytes,\n"
+    "                     peak_time, duration\n";
 
 static const char *palette[] = {"#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1",
                                 "#d9d9d9"};
 
-void tm_timeline_panel(FILE *f, const tm_timeline *tl, tm_trace *t, const char *dir,
-                       const char *prefix, const char *title)
+/* Longest region name in the key; longer ones end in "..." (the full name
+ * is in --json's regions). */
+#define TM_KEY_NAME_MAX 40
+
+/* RSS gets its own (right) axis when the heap would be a flat line at the
+ * bottom of a shared one: an RSS peak over 4 times the heap peak. */
+static uint64_t series_max(const tm_series *s)
 {
-    double dur = tm_seconds(t->sum.last_time_ns);
-    if (dur <= 0)
-        dur = 1e-3;
-    fprintf(f, "unset object; unset arrow; unset label\n");
-    fprintf(f, "set title \"%s\"\nset xlabel \"time (s)\"\nset ylabel \"MiB\"\n", title);
-    fprintf(f, "set xrange [0:%.6f]\nset yrange [0:*]\nset grid\nset key top left opaque\n", dur);
-    /* One colour per band name, in order of appearance. */
-    uint32_t names[6] = {0};
+    uint64_t m = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].value > m)
+            m = s->v[i].value;
+    return m;
+}
+
+bool tm_timeline_rss_own_axis(const tm_timeline *tl)
+{
+    return tl->rss.n && series_max(&tl->rss) > 4 * tl->peak_bytes;
+}
+
+static void panel_axes(FILE *f, const tm_timeline *tl, double dur, const char *title)
+{
+    fprintf(f, "set title \"%s\"\nset xlabel \"time (s)\"\n", title);
+    fprintf(f, "set xrange [0:%.6f]\nset yrange [0:*]\nset grid\n", dur);
+    /* Right of the plotted area, the key never hides a curve, a band or a
+     * mark's label. */
+    fprintf(f, "set key outside right top vertical\n");
+    if (tm_timeline_rss_own_axis(tl))
+        fprintf(f, "set ylabel \"heap MiB\"\nset y2label \"RSS MiB\"\nset y2range [0:*]\n"
+                   "set y2tics\nset ytics nomirror\n");
+    else
+        fprintf(f, "set ylabel \"MiB\"\nunset y2label\nunset y2tics\nset ytics mirror\n");
+}
+
+/* Region bands, one horizontal lane per thread that ran regions, so one
+ * thread's band never hides another's.  Returns the colours' names. */
+static int panel_bands(FILE *f, const tm_timeline *tl, tm_trace *t, double dur, uint32_t *names)
+{
     int nnames = 0;
+    uint32_t *lane = calloc(tl->nbands ? tl->nbands : 1, sizeof *lane);
+    size_t nlanes = lane ? tm_timeline_lanes(tl, lane) : 1;
     for (size_t i = 0; i < tl->nbands; i++) {
         int c = 0;
         while (c < nnames && names[c] != tl->bands[i].name)
@@ -47,9 +81,36 @@ void tm_timeline_panel(FILE *f, const tm_timeline *tl, tm_trace *t, const char *
         double x0 = tm_seconds(tl->bands[i].start_ns), x1 = tm_seconds(tl->bands[i].end_ns);
         if (x1 <= x0)
             x1 = x0 + dur / 2000;
-        fprintf(f, "set object rect from %.6f, graph 0 to %.6f, graph 1 fc rgb \"%s\" "
-                   "fs solid 0.6 noborder behind\n", x0, x1, palette[c]);
+        double y0 = lane ? (double)lane[i] / (double)nlanes : 0;
+        double y1 = lane ? (double)(lane[i] + 1) / (double)nlanes : 1;
+        fprintf(f, "set object rect from %.6f, graph %.4f to %.6f, graph %.4f fc rgb \"%s\" "
+                   "fs solid 0.6 noborder behind\n", x0, y0, x1, y1, palette[c]);
     }
+    /* Lanes are named after their thread when there is more than one. */
+    for (size_t l = 0; lane && nlanes > 1 && l < nlanes; l++) {
+        size_t i = 0;
+        while (i < tl->nbands && lane[i] != l)
+            i++;
+        if (i < tl->nbands)
+            fprintf(f, "set label %zu \"thread %u\" at graph 0.005, graph %.4f left "
+                       "font \",8\" tc rgb \"#333333\" front\n", 2000 + l,
+                    tm_reader_thread_tid(t->reader, tl->bands[i].thread),
+                    ((double)l + 0.5) / (double)nlanes);
+    }
+    free(lane);
+    return nnames;
+}
+
+void tm_timeline_panel(FILE *f, const tm_timeline *tl, tm_trace *t, const char *dir,
+                       const char *prefix, const char *title)
+{
+    double dur = tm_seconds(t->sum.last_time_ns);
+    if (dur <= 0)
+        dur = 1e-3;
+    fprintf(f, "unset object; unset arrow; unset label\n");
+    panel_axes(f, tl, dur, title);
+    uint32_t names[6] = {0};
+    int nnames = panel_bands(f, tl, t, dur, names);
     for (size_t i = 0; i < tl->nmarks; i++) {
         double x = tm_seconds(tl->marks[i].t_ns);
         fprintf(f, "set arrow from %.6f, graph 0 to %.6f, graph 1 nohead lc rgb \"#777777\" "
@@ -69,12 +130,15 @@ void tm_timeline_panel(FILE *f, const tm_timeline *tl, tm_trace *t, const char *
     fprintf(f, "plot '%s/%sheap.dat' using 1:2 with steps lw 2 lc rgb \"#1f77b4\" "
                "title \"heap in use (traced)\"", dir, prefix);
     if (tl->rss.n)
-        fprintf(f, ", '%s/%srss.dat' using 1:2 with lines lw 1.5 lc rgb \"#d62728\" "
-                   "title \"RSS\"", dir, prefix);
+        fprintf(f, ", '%s/%srss.dat' using 1:2%s with lines lw 1.5 lc rgb \"#d62728\" "
+                   "title \"RSS%s\"", dir, prefix,
+                tm_timeline_rss_own_axis(tl) ? " axes x1y2" : "",
+                tm_timeline_rss_own_axis(tl) ? " (right axis)" : "");
     for (int c = 0; c < nnames; c++) {
         const char *n = tm_reader_string(t->reader, names[c]);
-        char label[64];
-        snprintf(label, sizeof label, "region %s", n ? n : "?");
+        /* The key is beside the plot: a long name would squeeze it. */
+        char name[TM_KEY_NAME_MAX + 1], label[TM_KEY_NAME_MAX + 16];
+        snprintf(label, sizeof label, "region %s", tm_fit_name(n ? n : "?", name, sizeof name));
         for (char *p = label; *p; p++)
             if (*p == '"' || *p == '\\')
                 *p = '_';
@@ -82,6 +146,23 @@ void tm_timeline_panel(FILE *f, const tm_timeline *tl, tm_trace *t, const char *
                 label);
     }
     fprintf(f, "\n");
+}
+
+/* The names of the regions drawn, in full, once each. */
+static void json_band_names(tm_json *j, const tm_timeline *tl, tm_trace *t)
+{
+    tm_json_key(j, "regions");
+    tm_json_array(j);
+    for (size_t i = 0; i < tl->nbands; i++) {
+        size_t k = 0;
+        while (k < i && tl->bands[k].name != tl->bands[i].name)
+            k++;
+        if (k == i) {
+            const char *n = tm_reader_string(t->reader, tl->bands[i].name);
+            tm_json_str(j, n ? n : "?");
+        }
+    }
+    tm_json_array_end(j);
 }
 
 static int feed(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
@@ -97,10 +178,11 @@ int tm_cmd_timeline(int argc, char **argv)
         {"region", required_argument, NULL, 'r'},
         {"title", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},
+        {"keep", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *out = NULL, *region = NULL, *title = NULL;
+    const char *out = NULL, *region = NULL, *title = NULL, *keep = NULL;
     int json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:r:t:jh", opts, NULL)) != -1) {
@@ -109,6 +191,7 @@ int tm_cmd_timeline(int argc, char **argv)
         case 'r': region = optarg; break;
         case 't': title = optarg; break;
         case 'j': json = 1; break;
+        case 'k': keep = optarg; break;
         case 'h': fputs(timeline_help, stdout); return TM_EXIT_OK;
         default: return tm_bad_option("timeline", argv);
         }
@@ -121,18 +204,21 @@ int tm_cmd_timeline(int argc, char **argv)
     if (!tm_gnuplot_terminal(out, 1400, 600, term, sizeof term))
         return tm_usage_error("timeline", "output must end in .png or .svg: %s", out);
 
-    /* A plot that cannot be written is said before the trace is read. */
-    FILE *probe = fopen(out, "a");
-    if (!probe) {
-        tm_error("cannot write %s: %s", out, strerror(errno));
-        return TM_EXIT_FAIL;
-    }
-    fclose(probe);
-
     tm_trace t;
     int rc = tm_trace_open(&t, argv[optind]);
     if (rc)
         return rc;
+    /* A plot that cannot be written is said before the trace is scanned;
+     * missing folders of the output path are created. */
+    int mk = tm_mkdirs_for(out);
+    FILE *probe = mk < 0 ? NULL : fopen(out, "a");
+    if (!probe) {
+        tm_error("cannot write %s: %s", out, strerror(mk < 0 ? -mk : errno));
+        tm_trace_discard(&t);
+        return TM_EXIT_FAIL;
+    }
+    fclose(probe);
+
     tm_timeline tl;
     tm_timeline_init(&tl, region);
     char dir[4096] = "";
@@ -146,7 +232,20 @@ int tm_cmd_timeline(int argc, char **argv)
         goto done;
     }
     tm_timeline_finish(&tl, &t);
-    if (tm_plot_tmpdir(dir, sizeof dir) < 0 || tm_timeline_write_data(&tl, &t, dir, "") < 0) {
+    if (keep) {
+        int mk = tm_mkdirs(keep);
+        if (mk < 0) {
+            tm_error("cannot create %s: %s", keep, strerror(-mk));
+            rc = TM_EXIT_FAIL;
+            goto done;
+        }
+        snprintf(dir, sizeof dir, "%s", keep);
+    } else if (tm_plot_tmpdir(dir, sizeof dir) < 0) {
+        rc = TM_EXIT_FAIL;
+        goto done;
+    }
+    if (tm_timeline_write_data(&tl, &t, dir, "") < 0) {
+        tm_error("cannot write the plot data in %s: %s", dir, strerror(errno));
         rc = TM_EXIT_FAIL;
         goto done;
     }
@@ -154,6 +253,7 @@ int tm_cmd_timeline(int argc, char **argv)
     snprintf(script, sizeof script, "%s/plot.gp", dir);
     FILE *f = fopen(script, "w");
     if (!f) {
+        tm_error("cannot write %s: %s", script, strerror(errno));
         rc = TM_EXIT_FAIL;
         goto done;
     }
@@ -177,7 +277,10 @@ int tm_cmd_timeline(int argc, char **argv)
         tm_json_ku64(&j, "points", tl.heap.n);
         tm_json_ku64(&j, "rss_points", tl.rss.n);
         tm_json_ku64(&j, "bands", tl.nbands);
+        tm_json_ku64(&j, "lanes", tm_timeline_lanes(&tl, NULL));
         tm_json_ku64(&j, "marks", tl.nmarks);
+        tm_json_kstr(&j, "rss_axis", tm_timeline_rss_own_axis(&tl) ? "right" : "left");
+        json_band_names(&j, &tl, &t);
         tm_json_ku64(&j, "peak_bytes", tl.peak_bytes);
         tm_json_kdouble(&j, "peak_time", tm_seconds(tl.peak_ns));
         tm_json_kdouble(&j, "duration", tm_seconds(t.sum.last_time_ns));
@@ -187,7 +290,7 @@ int tm_cmd_timeline(int argc, char **argv)
         printf("timeline written to %s\n", out);
     }
 done:
-    if (dir[0])
+    if (dir[0] && !keep)
         tm_plot_rmdir(dir);
     tm_timeline_free(&tl);
     int crc = tm_trace_close(&t);

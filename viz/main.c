@@ -25,9 +25,13 @@ static void usage(FILE *out)
           out);
     for (const tm_command *c = tm_commands; c->name; c++)
         fprintf(out, "  %-9s %s\n", c->name, c->summary);
-    fputs("\n'tidemark COMMAND --help' describes a command.  Every report takes --json.\n"
-          "Exit status: 0 ok, 2 bad input or damaged trace, 3 leak found\n"
-          "(--fail-on-leak) or sweep verdict FAIL; run returns the command's status.\n",
+    fputs("\noptions:\n"
+          "  -h, --help     this list ('tidemark COMMAND --help' describes a command)\n"
+          "  --version      the tidemark version and the trace format it writes\n"
+          "\nEvery report takes --json.\n"
+          "Exit status: 0 ok, 2 bad usage, bad input, a damaged trace or a failed\n"
+          "output (one line on stderr says which), 3 leak found (--fail-on-leak) or\n"
+          "sweep verdict FAIL; run returns the command's status.\n",
           out);
 }
 

@@ -14,6 +14,7 @@
 #define MAX_POINTS 4000
 #define MAX_BANDS 2000
 #define MAX_MARKS 200
+#define NO_THREAD UINT32_MAX    /* the reader's thread of RSS, END... events */
 
 void tm_timeline_init(tm_timeline *tl, const char *region)
 {
@@ -29,6 +30,7 @@ void tm_timeline_free(tm_timeline *tl)
     free(tl->rss.v);
     free(tl->bands);
     free(tl->marks);
+    free(tl->open);
     memset(tl, 0, sizeof *tl);
 }
 
@@ -64,33 +66,95 @@ static int series_add(tm_series *s, uint64_t t, uint64_t value)
     return 0;
 }
 
+/* Bands looked back over for one to extend: neighbours in time of the
+ * same region and thread, when several threads interleave theirs. */
+#define BAND_LOOKBACK 64
+
+static tm_band *band_to_extend(tm_band *v, size_t n, const tm_band *b, uint64_t gap)
+{
+    for (size_t k = n, seen = 0; k > 0 && seen < BAND_LOOKBACK; k--, seen++) {
+        tm_band *o = &v[k - 1];
+        if (o->name == b->name && o->thread == b->thread && b->start_ns >= o->end_ns &&
+            b->start_ns - o->end_ns < gap)
+            return o;
+    }
+    return NULL;
+}
+
 static void merge_bands(tm_timeline *tl)
 {
     tl->band_gap_ns *= 2;
     size_t k = 0;
     for (size_t i = 0; i < tl->nbands; i++) {
-        if (k > 0 && tl->bands[k - 1].name == tl->bands[i].name &&
-            tl->bands[i].start_ns - tl->bands[k - 1].end_ns < tl->band_gap_ns)
-            tl->bands[k - 1].end_ns = tl->bands[i].end_ns;
+        tm_band *o = band_to_extend(tl->bands, k, &tl->bands[i], tl->band_gap_ns);
+        if (o)
+            o->end_ns = tl->bands[i].end_ns > o->end_ns ? tl->bands[i].end_ns : o->end_ns;
         else
             tl->bands[k++] = tl->bands[i];
     }
     tl->nbands = k;
 }
 
-static int add_band(tm_timeline *tl, uint32_t name, uint64_t start, uint64_t end)
+static int add_band(tm_timeline *tl, uint32_t name, uint32_t thread, uint64_t start,
+                    uint64_t end)
 {
-    if (tl->nbands && tl->bands[tl->nbands - 1].name == name &&
-        start - tl->bands[tl->nbands - 1].end_ns < tl->band_gap_ns) {
-        tl->bands[tl->nbands - 1].end_ns = end;
+    tm_band b = {.start_ns = start, .end_ns = end, .name = name, .thread = thread};
+    tm_band *o = band_to_extend(tl->bands, tl->nbands, &b, tl->band_gap_ns);
+    /* Merging doubles the gap each round: after some 64 rounds every band
+     * of one name and thread is one band, so the loop ends. */
+    for (int round = 0; !o && tl->nbands >= MAX_BANDS && round < 64; round++) {
+        merge_bands(tl);
+        o = band_to_extend(tl->bands, tl->nbands, &b, tl->band_gap_ns);
+    }
+    if (o) {
+        o->end_ns = end;
         return 0;
     }
-    while (tl->nbands >= MAX_BANDS)
-        merge_bands(tl);
+    if (tl->nbands >= MAX_BANDS)
+        return 0;       /* more distinct (region, thread) pairs than bands */
     if (tm_vec_room(&tl->bands, &tl->capbands, tl->nbands, sizeof *tl->bands, 64))
         return -ENOMEM;
-    tl->bands[tl->nbands++] = (tm_band){.start_ns = start, .end_ns = end, .name = name};
+    tl->bands[tl->nbands++] = b;
     return 0;
+}
+
+static tm_open_band *open_band(tm_timeline *tl, uint32_t thread)
+{
+    if (thread == NO_THREAD)
+        return NULL;
+    if (thread >= tl->nopen) {
+        size_t n = tl->nopen ? tl->nopen : 8;
+        while (n <= thread)
+            n *= 2;
+        tm_open_band *v = realloc(tl->open, n * sizeof *v);
+        if (!v)
+            return NULL;
+        memset(v + tl->nopen, 0, (n - tl->nopen) * sizeof *v);
+        tl->open = v;
+        tl->nopen = n;
+    }
+    return &tl->open[thread];
+}
+
+size_t tm_timeline_lanes(const tm_timeline *tl, uint32_t *lane)
+{
+    uint32_t seen[64];
+    size_t nseen = 0, nlanes = 0;
+    for (size_t i = 0; i < tl->nbands; i++) {
+        size_t k = 0;
+        while (k < nseen && seen[k] != tl->bands[i].thread)
+            k++;
+        if (k == nseen) {
+            nlanes++;
+            if (nseen < 64)
+                seen[nseen++] = tl->bands[i].thread;
+            else
+                k = 63;     /* threads past 64 share the last lane */
+        }
+        if (lane)
+            lane[i] = (uint32_t)k;
+    }
+    return nlanes < 64 ? nlanes : 64;
 }
 
 static bool band_wanted(tm_timeline *tl, tm_trace *t, const tm_event *ev)
@@ -119,18 +183,21 @@ int tm_timeline_event(tm_timeline *tl, tm_trace *t, const tm_event *ev)
         rc = series_add(&tl->rss, ev->time_ns, ev->size);
         break;
     case TM_EV_REGION_BEGIN:
-        if (!tl->open_name && band_wanted(tl, t, ev)) {
-            tl->open_name = ev->region;
-            tl->open_start = ev->time_ns;
-            tl->open_tid = ev->thread;
+    case TM_EV_REGION_END: {
+        if (!band_wanted(tl, t, ev))
+            break;
+        tm_open_band *o = open_band(tl, ev->thread);
+        if (!o) {
+            if (ev->thread != NO_THREAD)
+                rc = -ENOMEM;
+        } else if (ev->kind == TM_EV_REGION_BEGIN && !o->name) {
+            *o = (tm_open_band){.name = ev->region, .start = ev->time_ns};
+        } else if (ev->kind == TM_EV_REGION_END && o->name == ev->region) {
+            rc = add_band(tl, ev->region, ev->thread, o->start, ev->time_ns);
+            o->name = 0;
         }
         break;
-    case TM_EV_REGION_END:
-        if (tl->open_name == ev->region && tl->open_tid == ev->thread && band_wanted(tl, t, ev)) {
-            rc = add_band(tl, ev->region, tl->open_start, ev->time_ns);
-            tl->open_name = 0;
-        }
-        break;
+    }
     case TM_EV_MARK:
         if (tl->nmarks < MAX_MARKS) {
             if (tm_vec_room(&tl->marks, &tl->capmarks, tl->nmarks, sizeof *tl->marks, 16))
@@ -138,7 +205,7 @@ int tm_timeline_event(tm_timeline *tl, tm_trace *t, const tm_event *ev)
             tm_label *m = &tl->marks[tl->nmarks++];
             const char *s = tm_reader_string(t->reader, ev->label);
             m->t_ns = ev->time_ns;
-            snprintf(m->text, sizeof m->text, "%s", s ? s : "?");
+            tm_fit_name(s ? s : "?", m->text, sizeof m->text);
         }
         break;
     }
@@ -149,9 +216,12 @@ int tm_timeline_event(tm_timeline *tl, tm_trace *t, const tm_event *ev)
 
 void tm_timeline_finish(tm_timeline *tl, tm_trace *t)
 {
-    if (tl->open_name)
-        add_band(tl, tl->open_name, tl->open_start, t->sum.last_time_ns);
-    tl->open_name = 0;
+    for (size_t i = 0; i < tl->nopen; i++)
+        if (tl->open[i].name) {
+            add_band(tl, tl->open[i].name, (uint32_t)i, tl->open[i].start,
+                     t->sum.last_time_ns);
+            tl->open[i].name = 0;
+        }
 }
 
 /* gnuplot strings are double-quoted: keep labels printable and quote-free. */
@@ -185,11 +255,12 @@ int tm_timeline_write_data(const tm_timeline *tl, tm_trace *t, const char *dir,
         return -1;
     for (size_t i = 0; i < tl->nbands; i++) {
         const char *n = tm_reader_string(t->reader, tl->bands[i].name);
-        char label[64];
-        snprintf(label, sizeof label, "%s", n ? n : "?");
+        char label[TM_LABEL_MAX];
+        tm_fit_name(n ? n : "?", label, sizeof label);
         clean_label(label);
-        fprintf(f, "%.6f %.6f \"%s\"\n", tm_seconds(tl->bands[i].start_ns),
-                tm_seconds(tl->bands[i].end_ns), label);
+        fprintf(f, "%.6f %.6f \"%s\" %u\n", tm_seconds(tl->bands[i].start_ns),
+                tm_seconds(tl->bands[i].end_ns), label,
+                tm_reader_thread_tid(t->reader, tl->bands[i].thread));
     }
     fclose(f);
     snprintf(path, sizeof path, "%s/%smarks.dat", dir, prefix);
@@ -197,7 +268,7 @@ int tm_timeline_write_data(const tm_timeline *tl, tm_trace *t, const char *dir,
     if (!f)
         return -1;
     for (size_t i = 0; i < tl->nmarks; i++) {
-        char label[64];
+        char label[TM_LABEL_MAX];
         snprintf(label, sizeof label, "%s", tl->marks[i].text);
         clean_label(label);
         fprintf(f, "%.6f \"%s\"\n", tm_seconds(tl->marks[i].t_ns), label);

@@ -96,22 +96,23 @@ for name, args, msg in [
 ]:
     check(name, run(*args), 2, msg)
 check("unknown option", run("summary", "--bogus", real), 2, "option '--bogus'")
-p = run("timeline", real, "-o", "/nonexistent/dir/plot.png")
-lines = [l for l in p.stderr.splitlines() if l.strip()]
-if p.returncode != 1 or len(lines) != 1 or "cannot write" not in lines[0]:
-    failures.append(f"unwritable plot: exit {p.returncode}, stderr {lines}")
+# A folder of the output path that is a file: no folder can be made there.
+check("unwritable plot", run("timeline", real, "-o", os.path.join(real, "dir", "plot.png")),
+      2, "cannot write")
 check("run missing program", run("run", "-o", os.path.join(WORK, "x.%p.trace"), "--",
                                   "/nonexistent/prog"), 127, "/nonexistent/prog")
 
-# Fuzz: a thousand truncations and mutations of a smaller real trace; exit
-# 0 or 2, never a crash or a hang, and stdout always parses.
+# Fuzz, as separate processes: truncations and mutations of a smaller real
+# trace; exit 0 or 2, never a crash or a hang, and stdout always parses.
+# reader.fuzz (fuzz.py) covers every truncation point and checksum-correct
+# mutations in one process; this pass keeps the JSON check, kept short.
 small = os.path.join(WORK, "small.trace")
 p = run("run", "-o", small, "--", sys.executable, "-c",
         "for i in range(3000): x = bytearray(64 + i % 50)", env=env)
 data = open(small, "rb").read()
 rng = random.Random(1234)
 fuzzed = os.path.join(WORK, "fuzz.trace")
-for i in range(1000):
+for i in range(300):
     b = bytearray(data)
     kind = i % 3
     if kind == 0:

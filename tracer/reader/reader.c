@@ -46,6 +46,7 @@ struct tm_reader {
     enum tm_read_state state;
     char error[256];
     bool ended;                 /* END record seen */
+    bool ids_checked;
     bool blocks_done;           /* no more blocks in the file */
 
     pending win[WINDOW];
@@ -68,6 +69,7 @@ struct tm_reader {
 
 static void set_problem(tm_reader *r, enum tm_read_state st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static int reader_next(tm_reader *r, tm_event *ev);
 
 static void set_problem(tm_reader *r, enum tm_read_state st, const char *fmt, ...)
 {
@@ -117,15 +119,20 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 int tm_reader_open(const char *path, tm_reader **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer before
+     * fstat could say it is no trace.  Regular files ignore the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         snprintf(errbuf, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
-    struct stat st;
+    struct stat st = {0};
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s: not a regular file", path);
+        snprintf(errbuf, errlen, "%s: not a regular file (%s)", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+                 S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" :
+                 S_ISSOCK(st.st_mode) ? "a socket" : "not a trace");
         close(fd);
         return -EINVAL;
     }
@@ -401,6 +408,17 @@ static int get_bytes(tm_reader *r, const uint8_t **q, const uint8_t **bytes, uin
     return 0;
 }
 
+/* True when a definition could not be stored; an id out of range gets its
+ * own message (the caller's "malformed record" would hide why). */
+static bool define_failed(tm_reader *r, const char *kind, uint64_t id, int rc)
+{
+    if (rc == -ERANGE)
+        set_problem(r, TM_READ_DAMAGED,
+                    "%s id %llu in block %u is out of range (ids are below 2^28)",
+                    kind, (unsigned long long)id, r->next_seq - 1);
+    return rc < 0;
+}
+
 /* Decodes one record.  Returns 1 when *ev is an event to hand out, 0 for a
  * definition, -1 when the block is malformed from here on. */
 static int decode_one(tm_reader *r, tm_event *ev)
@@ -476,7 +494,8 @@ static int decode_one(tm_reader *r, tm_event *ev)
             if (tm_get_u(&q, r->end, &a) < 0 || a == 0 || a > UINT32_MAX ||
                 get_bytes(r, &q, &s, &b) < 0)
                 return -1;
-            if (tm_tables_string(&r->t, (uint32_t)a, (const char *)s, (size_t)b) < 0)
+            if (define_failed(r, "string", a,
+                              tm_tables_string(&r->t, (uint32_t)a, (const char *)s, (size_t)b)))
                 return -1;
             break;
         }
@@ -484,7 +503,8 @@ static int decode_one(tm_reader *r, tm_event *ev)
             if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0 ||
                 tm_get_u(&q, r->end, &c) < 0 || a == 0 || a > UINT32_MAX || b > UINT32_MAX)
                 return -1;
-            if (tm_tables_node(&r->t, (uint32_t)a, (uint32_t)b, c) < 0)
+            if (define_failed(r, "stack node", a,
+                              tm_tables_node(&r->t, (uint32_t)a, (uint32_t)b, c)))
                 return -1;
             break;
         case TM_OP_PY_FRAME: {
@@ -498,7 +518,7 @@ static int decode_one(tm_reader *r, tm_event *ev)
             tm_py_node n = {.parent = (uint32_t)parent, .file = (uint32_t)file,
                             .func = (uint32_t)func, .line = (uint32_t)line,
                             .flags = (uint32_t)flags};
-            if (tm_tables_py_node(&r->t, (uint32_t)id, &n) < 0)
+            if (define_failed(r, "Python frame", id, tm_tables_py_node(&r->t, (uint32_t)id, &n)))
                 return -1;
             break;
         }
@@ -565,7 +585,29 @@ static int decode_one(tm_reader *r, tm_event *ev)
     return rc;
 }
 
+/* Once, after the last record: ids far beyond what the whole trace defined
+ * mean a corrupt trace (kept sparse while reading, so memory stayed small). */
+static void check_ids(tm_reader *r)
+{
+    uint32_t id, n;
+    const char *kind = tm_tables_unjustified(&r->t, &id, &n);
+    if (kind)
+        set_problem(r, TM_READ_DAMAGED,
+                    "%s id %u is beyond the definitions the trace holds (%u of them)", kind, id,
+                    n);
+}
+
 int tm_reader_next(tm_reader *r, tm_event *ev)
+{
+    int rc = reader_next(r, ev);
+    if (rc == 0 && !r->ids_checked) {
+        r->ids_checked = true;
+        check_ids(r);
+    }
+    return rc;
+}
+
+static int reader_next(tm_reader *r, tm_event *ev)
 {
     while (!r->ended) {
         if (r->p >= r->end) {
@@ -604,7 +646,7 @@ const tm_reader_tables *tm_reader_tables_of(const tm_reader *r) { return &r->t; 
 
 const char *tm_reader_string(const tm_reader *r, uint32_t id)
 {
-    return id < r->t.nstrings ? r->t.strings[id] : NULL;
+    return tm_tables_string_of(&r->t, id);
 }
 
 uint32_t tm_reader_string_bound(const tm_reader *r) { return r->t.nstrings; }
@@ -618,21 +660,20 @@ uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread)
 
 uint32_t tm_reader_stack_parent(const tm_reader *r, uint32_t node)
 {
-    return node < r->t.nnodes ? r->t.nodes[node].parent : 0;
+    const tm_node *nd = tm_tables_node_of(&r->t, node);
+    return nd ? nd->parent : 0;
 }
 
 int tm_reader_stack(const tm_reader *r, uint32_t node, tm_frame_addr *out, int max)
 {
     if (node == 0)
         return 0;
-    if (node >= r->t.nnodes || !r->t.nodes[node].defined)
+    if (!tm_tables_node_of(&r->t, node))
         return -ENOENT;
     int n = 0;
     /* The depth bound also stops a cycle a corrupt trace could create. */
-    while (node != 0 && node < r->t.nnodes && n < max && n < 4096) {
-        const tm_node *nd = &r->t.nodes[node];
-        if (!nd->defined)
-            break;
+    const tm_node *nd;
+    while (node != 0 && n < max && n < 4096 && (nd = tm_tables_node_of(&r->t, node))) {
         out[n].ip = nd->ip;
         out[n].module = nd->module;
         n++;
@@ -643,9 +684,9 @@ int tm_reader_stack(const tm_reader *r, uint32_t node, tm_frame_addr *out, int m
 
 int tm_reader_pyframe(const tm_reader *r, uint32_t node, tm_pyframe *out)
 {
-    if (node == 0 || node >= r->t.npynodes || !r->t.pynodes[node].defined)
+    const tm_py_node *n = node ? tm_tables_py_node_of(&r->t, node) : NULL;
+    if (!n)
         return -ENOENT;
-    const tm_py_node *n = &r->t.pynodes[node];
     const char *file = tm_reader_string(r, n->file), *func = tm_reader_string(r, n->func);
     *out = (tm_pyframe){.file = file ? file : "?", .function = func ? func : "?",
                         .line = n->line, .parent = n->parent, .entry = n->flags & 1};

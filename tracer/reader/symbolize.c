@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tm_reader_internal.h"
 
@@ -120,6 +121,14 @@ static void warn(tm_symbolizer *s, const char *fmt, const char *path)
         snprintf(s->warning, sizeof s->warning, fmt, path);
 }
 
+/* True when path exists and is not a regular file; a missing file is left
+ * to libdwfl, whose failure gives the usual "cannot read" warning. */
+static int is_special_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
 static mod_state *module_state(tm_symbolizer *s, int32_t index)
 {
     uint32_t n = tm_reader_module_count(s->reader);
@@ -145,6 +154,12 @@ static mod_state *module_state(tm_symbolizer *s, int32_t index)
     ms->is_self = strncmp(ms->base, "libtidemark.so", 14) == 0;
     if (mod->path[0] != '/')
         return ms;                      /* [vdso] and friends */
+    if (is_special_file(mod->path)) {
+        /* The path comes from the trace: a FIFO or a device there must not
+         * be opened (a FIFO would block the report, a device could act). */
+        warn(s, "%s is not a regular file: its frames are not symbolized", mod->path);
+        return ms;
+    }
     ms->dwfl = dwfl_begin(&callbacks);
     if (!ms->dwfl)
         return ms;

@@ -9,15 +9,24 @@
 #include "tm_reader_internal.h"
 #include "tm_vec.h"
 
-#define ID_SLACK (1u << 20)
+/* How far an id may run ahead of the definitions of its kind seen so far
+ * and still be stored in the dense, id-indexed array.  The tracer numbers
+ * each kind densely from 1, mostly in order; a fork child's trace repeats
+ * the stack tables in hash order, and a damaged block takes definitions
+ * with it.  An id further ahead goes to a sparse map instead, so a crafted
+ * id of 2^28 costs one map entry, not a 2 GB array: memory follows what the
+ * file defines, never the values of its ids. */
+#define ID_SLACK (1u << 18)
+#define ID_MAX (1u << 28)
 
-/* Grows an id-indexed array so `id` is addressable.  New entries are zero. */
-static int grow_ids(void **arr, uint32_t *n, size_t elem, uint32_t id)
+/* Grows an id-indexed array so `id` is addressable.  New entries are zero.
+ * Returns 1 when the id is too far ahead for the array (store it sparse). */
+static int grow_ids(void **arr, uint32_t *n, size_t elem, uint32_t id, uint32_t defined)
 {
     if (id < *n)
         return 0;
-    if (id > 4u * *n + ID_SLACK || id >= (1u << 28))
-        return -ERANGE;
+    if ((uint64_t)id > (uint64_t)defined + ID_SLACK)
+        return 1;
     uint32_t cap = *n ? *n : 64;
     while (cap <= id)
         cap *= 2;
@@ -30,10 +39,111 @@ static int grow_ids(void **arr, uint32_t *n, size_t elem, uint32_t id)
     return 0;
 }
 
+/* --- the sparse map ------------------------------------------------------------ */
+
+static size_t sparse_entry(const tm_sparse *m)
+{
+    return 8 + ((m->elem + 7) & ~(size_t)7);
+}
+
+static uint32_t sparse_hash(uint32_t id, uint32_t cap)
+{
+    return (id * 2654435761u) & (cap - 1);
+}
+
+/* The value slot of id, or NULL when absent. */
+static void *sparse_find(const tm_sparse *m, uint32_t id)
+{
+    if (!m->cap)
+        return NULL;
+    size_t es = sparse_entry(m);
+    for (uint32_t h = sparse_hash(id, m->cap);; h = (h + 1) & (m->cap - 1)) {
+        uint8_t *e = m->slots + (size_t)h * es;
+        uint32_t k;
+        memcpy(&k, e, 4);
+        if (k == id)
+            return e + 8;
+        if (k == 0)
+            return NULL;
+    }
+}
+
+static int sparse_grow(tm_sparse *m)
+{
+    uint32_t cap = m->cap ? 2 * m->cap : 64;
+    size_t es = sparse_entry(m);
+    uint8_t *slots = calloc(cap, es);
+    if (!slots)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < m->cap; i++) {
+        const uint8_t *e = m->slots + (size_t)i * es;
+        uint32_t k;
+        memcpy(&k, e, 4);
+        if (!k)
+            continue;
+        uint32_t h = sparse_hash(k, cap), taken;
+        for (;; h = (h + 1) & (cap - 1)) {
+            memcpy(&taken, slots + (size_t)h * es, 4);
+            if (!taken)
+                break;
+        }
+        memcpy(slots + (size_t)h * es, e, es);
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    return 0;
+}
+
+/* The value slot of id, added (zeroed) when absent; NULL on ENOMEM. */
+static void *sparse_put(tm_sparse *m, uint32_t id)
+{
+    void *v = sparse_find(m, id);
+    if (v)
+        return v;
+    if (2 * (m->count + 1) > m->cap && sparse_grow(m) < 0)
+        return NULL;
+    size_t es = sparse_entry(m);
+    uint32_t h = sparse_hash(id, m->cap);
+    for (;; h = (h + 1) & (m->cap - 1)) {
+        uint32_t k;
+        memcpy(&k, m->slots + (size_t)h * es, 4);
+        if (!k)
+            break;
+    }
+    uint8_t *e = m->slots + (size_t)h * es;
+    memcpy(e, &id, 4);
+    m->count++;
+    return e + 8;
+}
+
+/* Where the definition of `id` goes: its dense slot, or a sparse one. */
+static void *slot_for(void **arr, uint32_t *n, size_t elem, tm_sparse *m, uint32_t id,
+                      uint32_t defined, int *rc)
+{
+    *rc = 0;
+    if (id >= ID_MAX) {
+        *rc = -ERANGE;
+        return NULL;
+    }
+    int g = grow_ids(arr, n, elem, id, defined);
+    if (g < 0) {
+        *rc = g;
+        return NULL;
+    }
+    void *v = g == 0 ? (char *)*arr + (size_t)id * elem : sparse_put(m, id);
+    if (!v)
+        *rc = -ENOMEM;
+    return v;
+}
+
 int tm_tables_init(tm_reader_tables *t)
 {
     memset(t, 0, sizeof *t);
     t->tid_cap = 64;
+    t->sparse_strings.elem = sizeof(char *);
+    t->sparse_nodes.elem = sizeof(tm_node);
+    t->sparse_pynodes.elem = sizeof(tm_py_node);
     t->tid_index = calloc(t->tid_cap, sizeof *t->tid_index);
     return t->tid_index ? 0 : -ENOMEM;
 }
@@ -43,6 +153,15 @@ void tm_tables_free(tm_reader_tables *t)
     for (uint32_t i = 0; i < t->nstrings; i++)
         free(t->strings[i]);
     free(t->strings);
+    size_t es = sparse_entry(&t->sparse_strings);
+    for (uint32_t i = 0; i < t->sparse_strings.cap; i++) {
+        char *str;
+        memcpy(&str, t->sparse_strings.slots + (size_t)i * es + 8, sizeof str);
+        free(str);
+    }
+    free(t->sparse_strings.slots);
+    free(t->sparse_nodes.slots);
+    free(t->sparse_pynodes.slots);
     free(t->nodes);
     free(t->pynodes);
     for (uint32_t i = 0; i < t->nmodules; i++)
@@ -58,16 +177,21 @@ void tm_tables_free(tm_reader_tables *t)
 
 int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len)
 {
-    int rc = grow_ids((void **)&t->strings, &t->nstrings, sizeof *t->strings, id);
-    if (rc < 0)
+    int rc;
+    char **slot = slot_for((void **)&t->strings, &t->nstrings, sizeof *t->strings,
+                           &t->sparse_strings, id, t->defined_strings, &rc);
+    if (!slot)
         return rc;
     char *copy = malloc(len + 1);
     if (!copy)
         return -ENOMEM;
     memcpy(copy, s, len);
     copy[len] = '\0';
-    free(t->strings[id]);       /* a fork child's trace may repeat tables */
-    t->strings[id] = copy;
+    free(*slot);                /* a fork child's trace may repeat tables */
+    *slot = copy;
+    t->defined_strings++;
+    if (id > t->max_string)
+        t->max_string = id;
     return 0;
 }
 
@@ -89,22 +213,73 @@ static int32_t module_of(const tm_reader_tables *t, uint64_t ip)
 
 int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t ip)
 {
-    int rc = grow_ids((void **)&t->nodes, &t->nnodes, sizeof *t->nodes, id);
-    if (rc < 0)
+    int rc;
+    tm_node *slot = slot_for((void **)&t->nodes, &t->nnodes, sizeof *t->nodes,
+                             &t->sparse_nodes, id, t->defined_nodes, &rc);
+    if (!slot)
         return rc;
-    t->nodes[id] = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip),
-                             .defined = true};
+    *slot = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip), .defined = true};
+    t->defined_nodes++;
+    if (id > t->max_node)
+        t->max_node = id;
     return 0;
 }
 
 int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n)
 {
-    int rc = grow_ids((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes, id);
-    if (rc < 0)
+    int rc;
+    tm_py_node *slot = slot_for((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes,
+                                &t->sparse_pynodes, id, t->defined_pynodes, &rc);
+    if (!slot)
         return rc;
-    t->pynodes[id] = *n;
-    t->pynodes[id].defined = true;
+    *slot = *n;
+    slot->defined = true;
+    t->defined_pynodes++;
+    if (id > t->max_pynode)
+        t->max_pynode = id;
     return 0;
+}
+
+const char *tm_tables_string_of(const tm_reader_tables *t, uint32_t id)
+{
+    if (id < t->nstrings && t->strings[id])
+        return t->strings[id];
+    char **v = sparse_find(&t->sparse_strings, id);
+    return v ? *v : NULL;
+}
+
+const tm_node *tm_tables_node_of(const tm_reader_tables *t, uint32_t id)
+{
+    if (id < t->nnodes && t->nodes[id].defined)
+        return &t->nodes[id];
+    const tm_node *v = sparse_find(&t->sparse_nodes, id);
+    return v && v->defined ? v : NULL;
+}
+
+const tm_py_node *tm_tables_py_node_of(const tm_reader_tables *t, uint32_t id)
+{
+    if (id < t->npynodes && t->pynodes[id].defined)
+        return &t->pynodes[id];
+    const tm_py_node *v = sparse_find(&t->sparse_pynodes, id);
+    return v && v->defined ? v : NULL;
+}
+
+/* Ids are dense from 1, so a whole trace defines at least as many of a
+ * kind as its highest id, give or take what damaged blocks took. */
+const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint32_t *defined)
+{
+    const struct { const char *kind; uint32_t max, n; } k[] = {
+        {"string", t->max_string, t->defined_strings},
+        {"stack node", t->max_node, t->defined_nodes},
+        {"Python frame", t->max_pynode, t->defined_pynodes},
+    };
+    for (int i = 0; i < 3; i++)
+        if ((uint64_t)k[i].max > (uint64_t)k[i].n + ID_SLACK) {
+            *id = k[i].max;
+            *defined = k[i].n;
+            return k[i].kind;
+        }
+    return NULL;
 }
 
 void tm_tables_map_reset(tm_reader_tables *t)

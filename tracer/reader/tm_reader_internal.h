@@ -36,6 +36,14 @@ typedef struct tm_thread_state {
     tm_open_region *regions;
 } tm_thread_state;
 
+/* Definitions whose id runs ahead of the dense array (see tables.c): an
+ * open-addressing map of id -> value, `elem` bytes each. */
+typedef struct tm_sparse {
+    uint8_t *slots;         /* cap entries: u32 id (0 = empty), pad, value */
+    uint32_t cap, count;
+    size_t elem;
+} tm_sparse;
+
 typedef struct tm_reader_tables {
     char **strings;         /* by id; NULL = undefined */
     uint32_t nstrings;      /* ids below this are addressable */
@@ -55,8 +63,15 @@ typedef struct tm_reader_tables {
     uint64_t last_clock_ns;
     tm_py_node *pynodes;    /* by id */
     uint32_t npynodes;
+    /* Definitions seen per kind, the highest id of each, and the ones kept
+     * sparse because their id ran ahead of the dense array. */
+    uint32_t defined_strings, defined_nodes, defined_pynodes;
+    uint32_t max_string, max_node, max_pynode;
+    tm_sparse sparse_strings, sparse_nodes, sparse_pynodes;
 } tm_reader_tables;
 
+/* The definers return -ERANGE for an id of 2^28 or more; an id far ahead
+ * of the definitions seen is kept sparse (see ID_SLACK in tables.c). */
 int tm_tables_init(tm_reader_tables *t);
 void tm_tables_free(tm_reader_tables *t);
 int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len);
@@ -68,6 +83,15 @@ int tm_tables_module(tm_reader_tables *t, uint64_t bias, uint64_t start, uint64_
 /* Dense index of a thread id, adding it on first sight; negative on ENOMEM. */
 int64_t tm_tables_thread(tm_reader_tables *t, uint32_t tid);
 int tm_tables_region_push(tm_reader_tables *t, uint32_t thread, uint32_t name, uint64_t inv);
+
+/* The definition of an id, or NULL when the trace did not define it. */
+const char *tm_tables_string_of(const tm_reader_tables *t, uint32_t id);
+const tm_node *tm_tables_node_of(const tm_reader_tables *t, uint32_t id);
+const tm_py_node *tm_tables_py_node_of(const tm_reader_tables *t, uint32_t id);
+/* After the last record: the kind ("string", "stack node", "Python frame")
+ * whose highest id the definitions read cannot justify, with that id and
+ * the count; NULL when every kind is consistent. */
+const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint32_t *defined);
 
 const tm_reader_tables *tm_reader_tables_of(const tm_reader *r);
 
