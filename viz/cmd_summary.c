@@ -15,10 +15,24 @@ static const char summary_help[] =
     "\n"
     "  --json    machine-readable output; keys: duration (s), alloc_calls,\n"
     "            free_calls, bytes_allocated, peak_bytes, peak_time (s),\n"
-    "            leaked_bytes, leaked_blocks, threads, rss_peak_bytes\n"
+    "            leaked_bytes, leaked_blocks, threads, rss_peak_bytes,\n"
+    "            python_stacks (walker, hook or off)\n"
     "\n"
     "Exit status: 0, or 2 when the trace is unreadable, truncated or damaged\n"
     "(the totals then cover what could be read).\n";
+
+/* How Python frames were recorded: the preload interns a marker string
+ * "tidemark:python_stacks=walker|hook" (docs/trace-format.md). */
+static const char *python_stacks_mode(const tm_reader *r)
+{
+    static const char prefix[] = "tidemark:python_stacks=";
+    for (uint32_t id = 1; id < tm_reader_string_bound(r); id++) {
+        const char *str = tm_reader_string(r, id);
+        if (str && !strncmp(str, prefix, sizeof prefix - 1))
+            return str + sizeof prefix - 1;
+    }
+    return "off";
+}
 
 int tm_cmd_summary(int argc, char **argv)
 {
@@ -73,6 +87,7 @@ int tm_cmd_summary(int argc, char **argv)
             tm_json_kstr(&j, "write_error", strerror(s->end_detail));
         tm_json_ku64(&j, "lost_events", s->lost_events);
         tm_json_ku64(&j, "unmatched_frees", tm_heap_unmatched_frees(t.heap));
+        tm_json_kstr(&j, "python_stacks", python_stacks_mode(t.reader));
         tm_json_object_end(&j);
         tm_json_end(&j);
     } else {

@@ -247,6 +247,10 @@ static const struct {
 } frame_walker = {walk_frames, code_names, code_line};
 #endif
 
+/* Which way in was taken goes into the trace as a string, for `tidemark
+ * summary` (docs/trace-format.md). */
+#define MODE_MARKER "tidemark:python_stacks="
+
 static PyObject *enable(PyObject *mod, PyObject *unused)
 {
 #ifdef TM_UNSUPPORTED_BUILD
@@ -258,7 +262,10 @@ static PyObject *enable(PyObject *mod, PyObject *unused)
     /* 3.11-3.13: read the frames at allocation time; nothing to install. */
     void (*set_walker)(const void *) =
         (void (*)(const void *))dlsym(RTLD_DEFAULT, "tidemark_py_set_walker");
-    if (set_walker && !getenv("TIDEMARK_PYTHON_HOOK")) {
+    uint32_t (*intern)(const char *) =
+        (uint32_t(*)(const char *))dlsym(RTLD_DEFAULT, "tidemark_py_intern");
+    if (set_walker && intern && !getenv("TIDEMARK_PYTHON_HOOK")) {
+        intern(MODE_MARKER "walker");
         set_walker(&frame_walker);
         return PyLong_FromLong(2);
     }
@@ -273,6 +280,7 @@ static PyObject *enable(PyObject *mod, PyObject *unused)
         if (!api.enable || !api.intern || !api.pop || !api.c_call || !push)
             return PyLong_FromLong(0);  /* not running under the tracer */
         api.push = push;
+        api.intern(MODE_MARKER "hook");
         api.enable(line_of);
     }
     if (!code_ids && !(code_ids = PyDict_New()))

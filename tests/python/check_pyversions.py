@@ -60,6 +60,12 @@ regions = {r["name"]: r for r in report("regions")["regions"]}
 r = regions.get("pyversions")
 if not r or r["invocations"] != 1 or r["allocs"]["total"] < 1:
     failures.append(f"region: {r}")
+# 3.11 and later are walked; older ones use the profile hook.
+version = subprocess.run([py, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                         capture_output=True, text=True).stdout.strip()
+mode = report("summary").get("python_stacks")
+if mode != ("walker" if version == "True" else "hook"):
+    failures.append(f"summary python_stacks: {mode} (version >= 3.11: {version})")
 if failures:
     sys.exit("\n".join(failures))
 print(f"ok: {py}: Python frames name every leak site")
