@@ -31,10 +31,24 @@ static const char summary_help[] =
     "            leaked_bytes, leaked_blocks, threads, rss_peak_bytes, pid, end\n"
     "            (exit, _exit, signal, exec, write_failed, truncated),\n"
     "            end_signal and end_signal_name (\"SIGSEGV\") when a signal\n"
-    "            ended the process, write_error, lost_events, unmatched_frees\n"
+    "            ended the process, write_error, lost_events, unmatched_frees,\n"
+    "            python_stacks (walker, hook or off)\n"
     "\n"
     "Exit status: 0, or 2 when the trace is unreadable, truncated or damaged\n"
     "(the totals then cover what could be read).\n";
+
+/* How Python frames were recorded: the preload interns a marker string
+ * "tidemark:python_stacks=walker|hook" (docs/trace-format.md). */
+static const char *python_stacks_mode(const tm_reader *r)
+{
+    static const char prefix[] = "tidemark:python_stacks=";
+    for (uint32_t id = 1; id < tm_reader_string_bound(r); id++) {
+        const char *str = tm_reader_string(r, id);
+        if (str && !strncmp(str, prefix, sizeof prefix - 1))
+            return str + sizeof prefix - 1;
+    }
+    return "off";
+}
 
 int tm_cmd_summary(int argc, char **argv)
 {
@@ -91,6 +105,7 @@ int tm_cmd_summary(int argc, char **argv)
             tm_json_kstr(&j, "write_error", strerror(s->end_detail));
         tm_json_ku64(&j, "lost_events", s->lost_events);
         tm_json_ku64(&j, "unmatched_frees", tm_heap_unmatched_frees(t.heap));
+        tm_json_kstr(&j, "python_stacks", python_stacks_mode(t.reader));
         tm_json_object_end(&j);
         tm_json_end(&j);
     } else {

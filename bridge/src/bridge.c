@@ -9,7 +9,6 @@
  *                             as a Python f(t, y, out=None) -> ydot for
  *                             scipy's solvers; arrays are checked and passed
  *                             through preallocated tm_array structs.
- *   region(name), mark(label) the region API for Python code.
  *   call_rhs(obj, t, y, ydot) calls a tm_rhs from C (tests, benchmarks).
  *   copy_rhs()                a trivial C right-hand side: ydot = y.
  *
@@ -437,87 +436,6 @@ static PyTypeObject PyCallableType = {
     .tp_members = pycallable_members,
 };
 
-/* --- region and mark ----------------------------------------------------------- */
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *name;
-    const char *cname;
-} Region;
-
-static PyObject *region_new(PyTypeObject *type, PyObject *args, PyObject *kw)
-{
-    PyObject *name;
-    if (!PyArg_ParseTuple(args, "U:region", &name))
-        return NULL;
-    Region *self = (Region *)type->tp_alloc(type, 0);
-    if (!self)
-        return NULL;
-    Py_INCREF(name);
-    self->name = name;
-    self->cname = PyUnicode_AsUTF8(name);
-    if (!self->cname) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
-static void region_dealloc(Region *self)
-{
-    Py_CLEAR(self->name);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *region_enter(Region *self, PyObject *unused)
-{
-    tidemark_region_begin(self->cname);
-    Py_INCREF(self);
-    return (PyObject *)self;
-}
-
-static PyObject *region_exit(Region *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    tidemark_region_end();
-    Py_RETURN_FALSE;
-}
-
-static PyMethodDef region_methods[] = {
-    {"__enter__", (PyCFunction)region_enter, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)(void (*)(void))region_exit, METH_FASTCALL, NULL},
-    {NULL},
-};
-
-static PyMemberDef region_members[] = {
-    {"name", T_OBJECT, offsetof(Region, name), READONLY, NULL},
-    {NULL},
-};
-
-static PyTypeObject RegionType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tidemark.region",
-    .tp_doc = PyDoc_STR("with tidemark.region(name): ... — a traced region (nestable, per "
-                        "thread); reusable, each `with` is one invocation."),
-    .tp_basicsize = sizeof(Region),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = region_new,
-    .tp_dealloc = (destructor)region_dealloc,
-    .tp_methods = region_methods,
-    .tp_members = region_members,
-};
-
-static PyObject *bridge_mark(PyObject *mod, PyObject *arg)
-{
-    const char *label = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
-    if (!label) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "mark(label) needs a str");
-        return NULL;
-    }
-    tidemark_mark(label);
-    Py_RETURN_NONE;
-}
-
 /* --- helpers for tests and benchmarks -------------------------------------------- */
 
 static int copy_rhs_fn(double t, const tm_array *y, tm_array *ydot, void *user_data)
@@ -575,7 +493,6 @@ static PyObject *bridge_call_rhs(PyObject *mod, PyObject *const *args, Py_ssize_
 /* --- module ------------------------------------------------------------------------- */
 
 static PyMethodDef bridge_methods[] = {
-    {"mark", bridge_mark, METH_O, "mark(label): a point on the trace timeline"},
     {"copy_rhs", bridge_copy_rhs, METH_NOARGS, "a trivial C right-hand side: ydot = y"},
     {"call_rhs", (PyCFunction)(void (*)(void))bridge_call_rhs, METH_FASTCALL,
      "call_rhs(c_rhs, t, y, ydot): call a C right-hand side from C"},
@@ -586,9 +503,9 @@ static int bridge_exec(PyObject *m)
 {
     if (_import_array() < 0)
         return -1;
-    PyTypeObject *types[] = {&CCallbackType, &PyCallableType, &RegionType};
-    const char *names[] = {"c_callback", "py_callable", "region"};
-    for (int i = 0; i < 3; i++) {
+    PyTypeObject *types[] = {&CCallbackType, &PyCallableType};
+    const char *names[] = {"c_callback", "py_callable"};
+    for (int i = 0; i < 2; i++) {
         if (PyType_Ready(types[i]) < 0)
             return -1;
         Py_INCREF(types[i]);
@@ -608,7 +525,7 @@ static PyModuleDef_Slot bridge_slots[] = {
 static struct PyModuleDef bridge_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tidemark._bridge",
-    .m_doc = "C callback bridge and region API (see tidemark.bridge)",
+    .m_doc = "C callback bridge (see tidemark.bridge)",
     .m_size = 0,
     .m_methods = bridge_methods,
     .m_slots = bridge_slots,

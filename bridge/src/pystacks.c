@@ -14,14 +14,29 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <frameobject.h>
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-/* 3.11's frame layout, for the instruction pointer a line is cached by. */
+#if defined(Py_GIL_DISABLED) || defined(Py_DEBUG)
+/* Free-threaded and debug builds lay objects and frames out differently
+ * (and free-threaded ones have no GIL to keep a shadow stack consistent):
+ * enable() refuses them rather than read them wrongly. */
+#define TM_UNSUPPORTED_BUILD 1
+#elif PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000
+/* 3.11 to 3.13: the interpreter's frame layout, compiled from this
+ * interpreter's own internal headers, for the frame walker. */
 #define Py_BUILD_CORE 1
 #include "internal/pycore_frame.h"
 #undef Py_BUILD_CORE
-#define TM_HAVE_PREV_INSTR 1
+#define TM_HAVE_WALKER 1
+#if PY_VERSION_HEX < 0x030C0000
+#define TM_HAVE_PREV_INSTR 1    /* the profile hook's line cache (3.11) */
+#endif
 #endif
 
+/* Qualified names (Class.method) came with 3.11; before, the plain name. */
+#if PY_VERSION_HEX >= 0x030B0000
+#define CODE_QUALNAME(code) ((code)->co_qualname)
+#else
+#define CODE_QUALNAME(code) ((code)->co_name)
+#endif
 
 static struct {
     void (*set_walker)(const void *);
@@ -95,7 +110,7 @@ static int profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
                 return -1;
             }
             const char *file = PyUnicode_AsUTF8(code->co_filename);
-            const char *func = PyUnicode_AsUTF8(code->co_qualname);
+            const char *func = PyUnicode_AsUTF8(CODE_QUALNAME(code));
             if (!file || !func) {
                 Py_DECREF(code);
                 return -1;
@@ -129,8 +144,8 @@ static int profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     return 0;
 }
 
-#ifdef TM_HAVE_PREV_INSTR
-/* --- the 3.11 frame walker: read at allocation time, no hook --------------------- */
+#ifdef TM_HAVE_WALKER
+/* --- the frame walker (3.11-3.13): read at allocation time, no hook ---------------- */
 
 typedef struct tm_py_ref {
     void *code;
@@ -139,24 +154,62 @@ typedef struct tm_py_ref {
     int entry;
 } tm_py_ref;
 
+/* What changed between versions: where a thread's innermost frame is, the
+ * frame's code object and instruction, and how the first frame of one run
+ * of the interpreter loop is known.  3.11 flags it (is_entry); from 3.12
+ * each run of the loop pushes a shim frame owned by the C stack, and the
+ * frame just above one is the entry frame.  3.12 points at the last
+ * instruction started (prev_instr), 3.13 at the one executing (instr_ptr);
+ * either lies inside the line being run. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define TOP_FRAME(ts) ((ts)->current_frame)
+#define FRAME_CODE(f) (PyCode_Check((f)->f_executable) ? (PyCodeObject *)(f)->f_executable : NULL)
+#define FRAME_INSTR(f) ((f)->instr_ptr)
+#else
+#define TOP_FRAME(ts) ((ts)->cframe ? (ts)->cframe->current_frame : NULL)
+#define FRAME_CODE(f) ((f)->f_code)
+#define FRAME_INSTR(f) ((f)->prev_instr)
+#endif
+
+static int is_shim(const _PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return f->owner == FRAME_OWNED_BY_CSTACK;
+#else
+    (void)f;
+    return 0;
+#endif
+}
+
+static int is_entry(const _PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return !f->previous || is_shim(f->previous);
+#else
+    return f->is_entry;
+#endif
+}
+
 /* Runs inside malloc, in any thread, with or without the GIL: it only
  * reads the calling thread's own frames, which cannot change meanwhile. */
 static int walk_frames(tm_py_ref *out, int max)
 {
     PyThreadState *ts = PyGILState_GetThisThreadState();
-    if (!ts || !ts->cframe)
+    if (!ts)
         return 0;
     int n = 0;
-    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f && n < max; f = f->previous) {
-        if (_PyFrame_IsIncomplete(f))
+    for (_PyInterpreterFrame *f = TOP_FRAME(ts); f && n < max; f = f->previous) {
+        if (is_shim(f) || _PyFrame_IsIncomplete(f))
             continue;
-        PyCodeObject *code = f->f_code;
+        PyCodeObject *code = FRAME_CODE(f);
+        if (!code)
+            continue;
         uint64_t key = (uint64_t)(uintptr_t)code * 0x9e3779b97f4a7c15ull ^
                        (uint64_t)(uintptr_t)code->co_qualname ^
                        (uint64_t)(uintptr_t)code->co_filename << 1 ^
                        (uint64_t)code->co_firstlineno << 48;
-        out[n++] = (tm_py_ref){.code = code, .instr = f->prev_instr, .key = key | 1,
-                               .entry = f->is_entry};
+        out[n++] = (tm_py_ref){.code = code, .instr = FRAME_INSTR(f), .key = key | 1,
+                               .entry = is_entry(f)};
     }
     return n;
 }
@@ -194,13 +247,25 @@ static const struct {
 } frame_walker = {walk_frames, code_names, code_line};
 #endif
 
+/* Which way in was taken goes into the trace as a string, for `tidemark
+ * summary` (docs/trace-format.md). */
+#define MODE_MARKER "tidemark:python_stacks="
+
 static PyObject *enable(PyObject *mod, PyObject *unused)
 {
-#ifdef TM_HAVE_PREV_INSTR
-    /* 3.11: read the frames at allocation time; nothing to install. */
+#ifdef TM_UNSUPPORTED_BUILD
+    PyErr_SetString(PyExc_RuntimeError,
+                    "free-threaded and debug builds of CPython are not supported");
+    return NULL;
+#endif
+#ifdef TM_HAVE_WALKER
+    /* 3.11-3.13: read the frames at allocation time; nothing to install. */
     void (*set_walker)(const void *) =
         (void (*)(const void *))dlsym(RTLD_DEFAULT, "tidemark_py_set_walker");
-    if (set_walker && !getenv("TIDEMARK_PYTHON_HOOK")) {
+    uint32_t (*intern)(const char *) =
+        (uint32_t(*)(const char *))dlsym(RTLD_DEFAULT, "tidemark_py_intern");
+    if (set_walker && intern && !getenv("TIDEMARK_PYTHON_HOOK")) {
+        intern(MODE_MARKER "walker");
         set_walker(&frame_walker);
         return PyLong_FromLong(2);
     }
@@ -215,6 +280,7 @@ static PyObject *enable(PyObject *mod, PyObject *unused)
         if (!api.enable || !api.intern || !api.pop || !api.c_call || !push)
             return PyLong_FromLong(0);  /* not running under the tracer */
         api.push = push;
+        api.intern(MODE_MARKER "hook");
         api.enable(line_of);
     }
     if (!code_ids && !(code_ids = PyDict_New()))

@@ -41,9 +41,10 @@ def enable_python_stacks():
 
 def __getattr__(name):
     # Imported on first use: the bridge loads NumPy, which a program traced
-    # with --python-stacks should not pay for unless it uses it.
+    # with --python-stacks should not pay for unless it uses it.  The region
+    # API has a module of its own, without NumPy.
     if name in ("region", "mark"):
-        return getattr(importlib.import_module("._bridge", __name__), name)
+        return getattr(importlib.import_module("._regions", __name__), name)
     if name in ("bridge", "ivp"):
         return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'tidemark' has no attribute {name!r}")

@@ -25,8 +25,17 @@ def _chain():
     spec.loader.exec_module(module)
 
 
-def _import_tidemark():
+def _package_dir():
+    # The package built for this interpreter: build/python/<X.Y>/tidemark
+    # beside the system python3's, when there is one (their compiled
+    # modules are specific to the interpreter version).
     package = os.path.dirname(_HERE)
+    own = os.path.join(os.path.dirname(package), "%d.%d" % sys.version_info[:2], "tidemark")
+    return own if os.path.isdir(own) else package
+
+
+def _import_tidemark():
+    package = _package_dir()
     spec = importlib.util.spec_from_file_location(
         "tidemark", os.path.join(package, "__init__.py"),
         submodule_search_locations=[package])
@@ -43,6 +52,6 @@ def _import_tidemark():
 if os.environ.get("TIDEMARK_PYTHON_STACKS", "0") not in ("", "0"):
     try:
         _import_tidemark().enable_python_stacks()
-    except (ImportError, OSError) as e:  # a part of the package is missing: say so once
+    except (ImportError, OSError, RuntimeError) as e:  # a part of the package is missing: say so once
         sys.stderr.write(f"tidemark: --python-stacks: cannot import tidemark ({e})\n")
 _chain()
