@@ -121,7 +121,29 @@ def case_python_libs(c, counter):
     c.run(["/usr/bin/python3", "-c", check], output=os.path.join(c.work, "maps.trace"))
 
 
+# Through a signal frame: the careful walk reads the interrupted code's
+# registers from the ucontext (on the thread's stack, the fast walk hands
+# over at the trampoline; on an alternate stack the walk starts careful).
+def case_signal(c, mode):
+    c.run([c.prog("host_sig"), mode], output=os.path.join(c.work, mode + ".trace"))
+    leaks = c.report("leaks", trace=os.path.join(c.work, mode + ".trace"))
+    mine = [g for g in leaks["groups"] if functions(g)[:1] == ["sig_leak"]]
+    expect_eq([(g["blocks"], g["bytes"]) for g in mine], [(1, 77)], f"{mode}: leak in the handler")
+    names = functions(mine[0])
+    expect_eq(names[1], "on_signal", f"{mode}: the handler")
+    expect("interrupted_here" in names, f"{mode}: the interrupted code in {names}")
+    expect_eq(names[names.index("interrupted_here") + 1], "main", f"{mode}: its caller")
+
+
+def case_signal_careful(c):
+    os.environ["TIDEMARK_UNWIND"] = "careful"
+    case_signal(c, "main")
+
+
 CASES = {
+    "signal": lambda c: case_signal(c, "main"),
+    "signal_alt": lambda c: case_signal(c, "alt"),
+    "signal_careful": case_signal_careful,
     "fds": case_fds,
     "fds_rlimit": case_fds_rlimit,
     "libs": case_libs,
