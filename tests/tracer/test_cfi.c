@@ -2,14 +2,18 @@
  * libdw as an oracle: at every address covered by every FDE of libc and
  * libpython, as loaded in this process, both must give the same rule
  * (CFA register and offset, return address at CFA - 8 or the outermost
- * frame, where the caller's rbp is) or both refuse it.  Prints the number
- * of addresses checked; exits 1 on any difference (the first few shown).
+ * frame, where the caller's rbp is) or both refuse it.  libunwind, a
+ * second oracle, must find the same FDE range for each FDE's first
+ * address.  Prints the number of addresses checked; exits 1 on any
+ * difference (the first few shown).
  */
 #define _GNU_SOURCE
+#define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <fcntl.h>
+#include <libunwind.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +149,14 @@ static long check_module(const char *want, long *pcs, long *kinds)
             fprintf(stderr, "test_cfi: %s: FDE %zu unreadable\n", m.path, i);
             bad++;
             continue;
+        }
+        unw_proc_info_t pi;
+        if (unw_get_proc_info_by_ip(unw_local_addr_space, lo, &pi, NULL) != 0 ||
+            pi.start_ip != lo || pi.end_ip != hi) {
+            if (bad++ < 10)
+                fprintf(stderr, "test_cfi: %s+0x%lx: FDE to +0x%lx, libunwind's +0x%lx..+0x%lx\n",
+                        m.path, (unsigned long)(lo - m.bias), (unsigned long)(hi - m.bias),
+                        (unsigned long)(pi.start_ip - m.bias), (unsigned long)(pi.end_ip - m.bias));
         }
         for (uintptr_t pc = lo; pc < hi; pc++, checked++) {
             tm_cfi_rule mine = tm_cfi_eval(m.hdr, pc), seen = as_oracle_sees(mine);
