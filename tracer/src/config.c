@@ -144,7 +144,8 @@ TM_HIDDEN void tm_config_load(tm_config *cfg)
     cfg->rss_interval_ms =
         parse_int("TIDEMARK_RSS_INTERVAL_MS", getenv("TIDEMARK_RSS_INTERVAL_MS"), 0, 3600000, 10);
     const char *uw = getenv("TIDEMARK_UNWIND");
-    cfg->unwind_libunwind = uw && strcmp(uw, "libunwind") == 0;
+    /* "libunwind" is the old name of the careful walk, which once was libunwind's. */
+    cfg->unwind_careful = uw && (strcmp(uw, "careful") == 0 || strcmp(uw, "libunwind") == 0);
     const char *py = getenv("TIDEMARK_PYTHON_STACKS");
     cfg->python_stacks = py && *py && strcmp(py, "0") != 0;
     const char *ff = getenv("TIDEMARK_FOLLOW_FORK");

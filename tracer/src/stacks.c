@@ -147,7 +147,7 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
 {
     int n = w->n;
     while (n > 0 && w->ip[n - 1] >= self_start && w->ip[n - 1] < self_end)
-        n--; /* the tracer's own frames (libunwind fallback) */
+        n--; /* the tracer's own frames (walks start at the hook's caller: a safety net) */
     int base = n > depth ? n - depth : 0;
     int from = base;
     if (base == w->node_base) {

@@ -100,7 +100,7 @@ typedef struct tm_config {
     int depth;
     int rss_interval_ms;
     int follow_fork;
-    int unwind_libunwind;    /* TIDEMARK_UNWIND=libunwind: no fast walker */
+    int unwind_careful;      /* TIDEMARK_UNWIND=careful (or libunwind): no fast walker */
     int python_stacks;       /* TIDEMARK_PYTHON_STACKS=1: Python frames too */
 } tm_config;
 

@@ -49,14 +49,15 @@ typedef struct tm_memo_disc {
 
 /* One thread's latest walk, outermost frame first.  ip[] are return
  * addresses as found on the stack; sp[] is the stack pointer just above each
- * return-address slot, known for all positions or (libunwind fallback, a
+ * return-address slot, known for all positions or (careful walk, a
  * stack set from outside) 0 for all.  node[] caches
  * the trie node of each position for the frames interned last time, counted
  * from node_base. */
 typedef struct tm_walk {
     void *next_spare;          /* first: the link among spare states (tm_spares) */
     uintptr_t lo, hi;          /* this thread's stack */
-    int fast;                  /* stack bounds known: the fast walk may run */
+    int bounded;               /* stack bounds known */
+    int fast;                  /* bounded, and not TIDEMARK_UNWIND=careful: the fast walk may run */
     int n;
     int node_base, node_n;
     int bp0_used;              /* the latest walk read the caller's rbp */

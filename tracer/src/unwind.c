@@ -4,10 +4,10 @@
  * Python stack, most of a traced run's overhead.  Two things make it cheap:
  *
  * 1. Rules cached per return address.  The first time a return address is
- *    seen, libdw reads the module's .eh_frame and we keep the three numbers
- *    a step needs (CFA = rsp|rbp + offset, where the caller's rbp is saved);
- *    after that a step is one hash probe and two loads.  Lookups are
- *    lock-free; inserts happen on the (rare) miss path.
+ *    seen, the module's in-memory .eh_frame is read (cfi.c) and we keep the
+ *    three numbers a step needs (CFA = rsp|rbp + offset, where the caller's
+ *    rbp is saved); after that a step is one hash probe and two loads.
+ *    Lookups are lock-free; inserts happen on the (rare) miss path.
  *
  * 2. Reuse of the unchanged outer stack.  Each thread keeps its previous
  *    walk, outermost frame first, with the stack address of every return
@@ -17,22 +17,22 @@
  *    same return address, which we check (one load per frame).
  *
  * Anything unusual (no CFI, signal frames, expressions, a stack pointer
- * outside the thread's stack) falls back to libunwind for that event.
+ * outside the thread's stack) takes the careful walk below for that event.
+ * Neither opens a file nor loads a library into the traced process: no
+ * libunwind (its memory validation keeps a pipe open in the program's low
+ * descriptors), no libdw (it opens the module files and loads libelf, libz,
+ * liblzma, libbz2).
  */
 #define _GNU_SOURCE
-#define UNW_LOCAL_ONLY
-#include <dwarf.h>
-#include <elfutils/libdw.h>
-#include <fcntl.h>
-#include <gelf.h>
-#include <libunwind.h>
-#include <link.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdlib.h>
+#include <signal.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/ucontext.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "tm_cfi.h"
 #include "tm_internal.h"
 #include "tm_unwind.h"
 
@@ -43,9 +43,9 @@ static void walk_release(void *p);
 
 /* --- rule cache ------------------------------------------------------------ */
 
-enum rule_kind { RULE_EMPTY = 0, RULE_OK, RULE_END, RULE_BAD };
-enum { BP_SAME = 0, BP_AT, BP_UNDEF };
-enum { DW_RBP = 6, DW_RSP = 7, DW_RA = 16 };
+enum rule_kind { RULE_EMPTY = 0, RULE_OK, RULE_END, RULE_BAD, RULE_SIGNAL };
+enum { BP_SAME = TM_BP_SAME, BP_AT = TM_BP_AT, BP_UNDEF = TM_BP_UNDEF };
+enum { DW_RBP = TM_DW_RBP, DW_RSP = TM_DW_RSP };
 
 typedef struct rule {
     uintptr_t ra;          /* key: the return address; written last */
@@ -79,163 +79,33 @@ static inline const rule *rule_find(const rule *t, uintptr_t ra)
     return NULL;
 }
 
-/* --- module CFI (miss path) ---------------------------------------------------- */
+/* --- rules from the module's CFI (miss path) ------------------------------------ */
 
-#define MAX_CFI_MODULES 1024
-
-typedef struct cfi_module {
-    uintptr_t bias;
-    uintptr_t lo, hi;
-    Elf *elf;
-    Dwarf_CFI *cfi;
-    int fd;
-} cfi_module;
-
-static cfi_module *mods;
-static int nmods;
-
-typedef struct find_arg {
-    uintptr_t pc;
-    uintptr_t bias, lo, hi;
-    char path[4096];
-    int found;
-} find_arg;
-
-static int find_module(struct dl_phdr_info *info, size_t size, void *p)
-{
-    find_arg *a = p;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    int hit = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
-        lo = s < lo ? s : lo;
-        hi = e > hi ? e : hi;
-        if (a->pc >= s && a->pc < e)
-            hit = 1;
-    }
-    if (!hit)
-        return 0;
-    a->bias = info->dlpi_addr;
-    a->lo = lo;
-    a->hi = hi;
-    const char *name = info->dlpi_name;
-    if (!name || !*name) {
-        ssize_t n = readlink("/proc/self/exe", a->path, sizeof a->path - 1);
-        a->path[n > 0 ? n : 0] = 0;
-    } else {
-        size_t n = tm_strlen(name);
-        if (n >= sizeof a->path)
-            n = sizeof a->path - 1;
-        memcpy(a->path, name, n);
-        a->path[n] = 0;
-    }
-    a->found = 1;
-    return 1;
-}
-
-static Dwarf_CFI *cfi_for(uintptr_t pc, uintptr_t *bias)
-{
-    for (int i = 0; i < nmods; i++)
-        if (pc >= mods[i].lo && pc < mods[i].hi) {
-            *bias = mods[i].bias;
-            return mods[i].cfi;
-        }
-    if (!mods) {
-        mods = tm_pages(MAX_CFI_MODULES * sizeof *mods);
-        if (!mods)
-            return NULL;
-        elf_version(EV_CURRENT);
-    }
-    static find_arg a; /* miss path is serialized by miss_lock */
-    memset(&a, 0, sizeof a);
-    a.pc = pc;
-    dl_iterate_phdr(find_module, &a);
-    if (!a.found)
-        return NULL;
-    /* Met for the first time since the rules were cleared: it may be new
-     * to the module map too.  Added there before this rule is in the
-     * table, so no thread records a stack through it before the map has
-     * it (the others wait for miss_lock, or find no rule yet). */
-    tm_modules_sync();
-    if (nmods >= MAX_CFI_MODULES)
-        return NULL;
-    cfi_module *m = &mods[nmods];
-    m->bias = a.bias;
-    m->lo = a.lo;
-    m->hi = a.hi;
-    m->fd = a.path[0] == '/' ? open(a.path, O_RDONLY | O_CLOEXEC) : -1;
-    if (m->fd >= 0) {
-        m->elf = elf_begin(m->fd, ELF_C_READ_MMAP, NULL);
-        m->cfi = m->elf ? dwarf_getcfi_elf(m->elf) : NULL;
-    }
-    nmods++; /* remembered even without CFI, so we do not retry */
-    *bias = m->bias;
-    return m->cfi;
-}
-
-/* Reads the rule for return address ra from the module's CFI. */
+/* Reads the rule for return address ra from the in-memory .eh_frame of
+ * its module (cfi.c): the call is inside the instruction before ra. */
 static rule compute_rule(uintptr_t ra)
 {
+    tm_cfi_rule c = tm_cfi_rule_at(ra - 1);
+    /* Met for the first time since the rules were cleared: the module may
+     * be new to the module map too.  Added there before this rule is in
+     * the table, so no thread records a stack through it before the map
+     * has it (the others wait for miss_lock, or find no rule yet). */
+    tm_modules_sync();
     rule r = {.ra = ra, .kind_bp = RULE_BAD};
-    uintptr_t bias;
-    Dwarf_CFI *cfi = cfi_for(ra - 1, &bias);
-    Dwarf_Frame *f = NULL;
-    if (!cfi || dwarf_cfi_addrframe(cfi, ra - 1 - bias, &f) != 0)
-        return r;
-    Dwarf_Addr start, end;
-    bool signal_frame = false;
-    Dwarf_Op *ops, mem[3];
-    size_t n;
-    if (dwarf_frame_info(f, &start, &end, &signal_frame) != DW_RA || signal_frame)
-        goto out;
-    /* Where the return address lives: undefined marks the outermost
-     * frame; anything but "CFA - 8" is unusual here. */
-    if (dwarf_frame_register(f, DW_RA, mem, &ops, &n) != 0)
-        goto out;
-    if (n == 0 && ops == mem) {
+    switch (c.kind) {
+    case TM_CFI_OK:
+        r.cfa_reg = c.cfa_reg;
+        r.cfa_off = c.cfa_off;
+        r.bp_off = c.bp_off;
+        r.kind_bp = (uint8_t)(RULE_OK | c.bp_rule << 4);
+        break;
+    case TM_CFI_END:
         r.kind_bp = RULE_END;
-        goto out;
+        break;
+    case TM_CFI_SIGNAL:
+        r.kind_bp = RULE_SIGNAL;
+        break;
     }
-    if (!(n == 2 && ops[0].atom == DW_OP_call_frame_cfa && ops[1].atom == DW_OP_plus_uconst &&
-          (int64_t)ops[1].number == -8))
-        goto out;
-    if (dwarf_frame_cfa(f, &ops, &n) != 0 || n != 1)
-        goto out;
-    uint64_t reg;
-    int64_t off;
-    if (ops[0].atom == DW_OP_bregx) {
-        reg = ops[0].number;
-        off = (int64_t)ops[0].number2;
-    } else if (ops[0].atom >= DW_OP_breg0 && ops[0].atom <= DW_OP_breg31) {
-        reg = ops[0].atom - DW_OP_breg0;
-        off = (int64_t)ops[0].number;
-    } else {
-        goto out;
-    }
-    if ((reg != DW_RSP && reg != DW_RBP) || off < 0 || off > INT32_MAX)
-        goto out;
-    int bp_rule;
-    int64_t bp_off = 0;
-    if (dwarf_frame_register(f, DW_RBP, mem, &ops, &n) != 0)
-        goto out;
-    if (n == 0)
-        bp_rule = ops == NULL ? BP_SAME : BP_UNDEF;
-    else if (n == 2 && ops[0].atom == DW_OP_call_frame_cfa && ops[1].atom == DW_OP_plus_uconst &&
-             (int64_t)ops[1].number >= INT16_MIN && (int64_t)ops[1].number < 0) {
-        bp_rule = BP_AT;
-        bp_off = (int64_t)ops[1].number;
-    } else {
-        goto out;
-    }
-    r.cfa_reg = (uint8_t)reg;
-    r.cfa_off = (int32_t)off;
-    r.bp_off = (int16_t)bp_off;
-    r.kind_bp = (uint8_t)(RULE_OK | bp_rule << 4);
-out:
-    free(f); /* allocated by libdw; our free passes it through */
     return r;
 }
 
@@ -298,19 +168,11 @@ TM_HIDDEN void tm_unwind_invalidate(void)
     tm_spin_acquire(&miss_lock);
     /* Readers may still be in the old table: it stays mapped. */
     __atomic_store_n(&rules, fresh, __ATOMIC_RELEASE);
-    for (int i = 0; i < nmods; i++) {
-        if (mods[i].elf)
-            elf_end(mods[i].elf);
-        if (mods[i].fd >= 0)
-            close(mods[i].fd);
-    }
-    nmods = 0;
     tm_spin_release(&miss_lock);
 }
 
 TM_HIDDEN int tm_unwind_init(void)
 {
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     if (!walk_key_made && pthread_key_create(&walk_key, walk_release) == 0)
         walk_key_made = 1;
     if (!rules)
@@ -390,27 +252,135 @@ TM_HIDDEN tm_walk *tm_walk_new_self(void)
         w = tm_pages(sizeof *w);
     if (!w)
         return NULL;
-    w->fast = !tm_cfg.unwind_libunwind && stack_bounds(w) == 0;
+    w->bounded = stack_bounds(w) == 0;
+    w->fast = w->bounded && !tm_cfg.unwind_careful;
     if (walk_key_made)
         pthread_setspecific(walk_key, w);
     tm_self.walk = w;
     return w;
 }
 
-/* libunwind for the whole stack: no slot addresses, so nothing to reuse
- * next time. */
-static int walk_slow(tm_walk *w)
+/* --- the careful walk ----------------------------------------------------------------
+ *
+ * For what the fast walk does not follow: a signal frame, a stack pointer
+ * off the thread's stack (a handler on the alternate signal stack), code
+ * without usable CFI, TIDEMARK_UNWIND=careful.  Every read is checked:
+ * inside the thread's stack or the alternate signal stack a load, anywhere
+ * else process_vm_readv on this process, which fails instead of faulting.
+ * Where the CFI gives no rule the frame pointer chain is followed.  No
+ * slot addresses are kept (sp[] = 0), so nothing is reused from it. */
+
+typedef struct span {
+    uintptr_t lo, hi;
+} span;
+
+typedef struct careful {
+    span stacks[2];
+    int n;
+} careful;
+
+static careful careful_spans(const tm_walk *w)
 {
-    void **raw = (void **)w->tmp_ip;
-    int n = unw_backtrace(raw, TM_WALK_MAX);
-    /* The tracer's own frames come first; they are dropped by address when
-     * the stack is interned. */
-    for (int i = 0; i < n; i++) {
-        w->ip[n - 1 - i] = (uintptr_t)raw[i];
-        w->sp[n - 1 - i] = 0;
+    careful c = {.n = 0};
+    if (w->bounded)
+        c.stacks[c.n++] = (span){w->lo, w->hi};
+    stack_t alt;
+    if (sigaltstack(NULL, &alt) == 0 && !(alt.ss_flags & SS_DISABLE) && alt.ss_size)
+        c.stacks[c.n++] = (span){(uintptr_t)alt.ss_sp, (uintptr_t)alt.ss_sp + alt.ss_size};
+    return c;
+}
+
+/* The word at a, or -1 when it cannot be read. */
+static int read_word(const careful *c, uintptr_t a, uintptr_t *out)
+{
+    for (int i = 0; i < c->n; i++)
+        if (a >= c->stacks[i].lo && a + 8 <= c->stacks[i].hi && a + 8 > a) {
+            *out = *(const uintptr_t *)a;
+            return 0;
+        }
+    struct iovec local = {out, 8}, remote = {(void *)a, 8};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 8 ? 0 : -1;
+}
+
+/* The registers of the next frame out. */
+typedef struct regs {
+    uintptr_t ip, sp, bp;
+    int bp_valid;
+} regs;
+
+/* A signal trampoline's caller: the interrupted code, whose registers the
+ * kernel saved in the ucontext at sp.  Its ip is not a return address:
+ * plus one, so that the usual minus one (rule lookup, symbolization)
+ * lands on the interrupted instruction. */
+static int step_signal(const careful *c, regs *r)
+{
+    const size_t g = offsetof(ucontext_t, uc_mcontext.gregs);
+    uintptr_t ip, sp, bp;
+    if (read_word(c, r->sp + g + REG_RIP * 8, &ip) || read_word(c, r->sp + g + REG_RSP * 8, &sp) ||
+        read_word(c, r->sp + g + REG_RBP * 8, &bp))
+        return -1;
+    *r = (regs){.ip = ip + 1, .sp = sp, .bp = bp, .bp_valid = 1};
+    return 0;
+}
+
+/* Through the frame record at rbp: saved rbp, then the return address. */
+static int step_frame_pointer(const careful *c, regs *r)
+{
+    uintptr_t fp = r->bp, ip, bp;
+    if (!r->bp_valid || fp < r->sp || (fp & 7) || read_word(c, fp, &bp) || read_word(c, fp + 8, &ip))
+        return -1;
+    *r = (regs){.ip = ip, .sp = fp + 16, .bp = bp, .bp_valid = 1};
+    return 0;
+}
+
+/* One step by the rule found for r->ip: 1 at the outermost frame. */
+static int step_careful(const careful *c, const rule *u, regs *r)
+{
+    int kind = u->kind_bp & 15;
+    if (kind == RULE_END)
+        return 1;
+    if (kind == RULE_SIGNAL)
+        return step_signal(c, r);
+    if (kind != RULE_OK || (u->cfa_reg == DW_RBP && !r->bp_valid))
+        return step_frame_pointer(c, r);
+    uintptr_t cfa = (u->cfa_reg == DW_RSP ? r->sp : r->bp) + (uintptr_t)u->cfa_off, ip, bp = r->bp;
+    if (cfa <= r->sp || read_word(c, cfa - 8, &ip))
+        return -1;
+    switch (u->kind_bp >> 4) {
+    case BP_AT:
+        if (read_word(c, cfa + u->bp_off, &bp))
+            return -1;
+        break;
+    case BP_UNDEF:
+        r->bp_valid = 0;
+        break;
     }
-    w->n = n;
-    tm_modules_sync(); /* no rules were looked up: see cfi_for */
+    r->ip = ip;
+    r->sp = cfa;
+    r->bp = bp;
+    return 0;
+}
+
+static int walk_careful(tm_walk *w, const rule *t, walk_start s)
+{
+    careful c = careful_spans(w);
+    regs r = {.ip = s.ip, .sp = s.sp, .bp = s.bp, .bp_valid = 1};
+    int k = 0;
+    while (k < TM_WALK_MAX && r.ip != 0) {
+        w->tmp_ip[k++] = r.ip;
+        uintptr_t sp = r.sp;
+        const rule *u = rule_lookup(w, t, r.ip);
+        int signal = (u->kind_bp & 15) == RULE_SIGNAL;
+        if (step_careful(&c, u, &r) != 0)
+            break;
+        if (r.sp <= sp && !signal)
+            break; /* no progress: only a signal frame may move to another stack */
+    }
+    for (int i = 0; i < k; i++) {
+        w->ip[k - 1 - i] = w->tmp_ip[i];
+        w->sp[k - 1 - i] = 0;
+    }
+    w->n = k;
     return 0;
 }
 
@@ -448,12 +418,25 @@ static int join_outer(tm_walk *w, int j, int k)
     return j + 1;
 }
 
+/* The shared rule table, and this thread's cache made valid for it. */
+static const rule *rules_for(tm_walk *w)
+{
+    const rule *t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
+    if (tm_unlikely(w->rcache_table != t)) {
+        memset(w->rcache, 0, sizeof w->rcache);
+        if (w->rcache_table) /* not the first walk: the pages are still untouched */
+            tm_unwind_memo_clear(w);
+        w->rcache_table = t;
+    }
+    return t;
+}
+
 TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
 {
-    if (!w->fast)
-        return walk_slow(w);
-
     walk_start s = start_at(frame);
+    if (!w->fast)
+        return walk_careful(w, rules_for(w), s);
+
     uintptr_t ip = s.ip, sp = s.sp, bp = s.bp;
     int bp_valid = 1, bp_initial = 1;
     w->bp0_used = 0;
@@ -466,17 +449,11 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
     /* A position of the previous walk whose slot changed: every candidate
      * further in includes it in its check and would fail. */
     int changed = -1;
-    const rule *t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
-    if (tm_unlikely(w->rcache_table != t)) {
-        memset(w->rcache, 0, sizeof w->rcache);
-        if (w->rcache_table) /* not the first walk: the pages are still untouched */
-            tm_unwind_memo_clear(w);
-        w->rcache_table = t;
-    }
+    const rule *t = rules_for(w);
 
     for (;;) {
         if (sp < w->lo || sp > w->hi || k == TM_WALK_MAX)
-            return walk_slow(w);
+            return walk_careful(w, t, s);
         /* Same return address in the same slot as last time?  Then the rest
          * of the stack is the previous one, provided every outer slot still
          * holds the same return address.  If one does not, this activation
@@ -501,12 +478,12 @@ TM_HIDDEN int tm_unwind_walk_from(tm_walk *w, const void *frame)
         if (kind == RULE_END)
             break;
         if (kind != RULE_OK || (r->cfa_reg == DW_RBP && !bp_valid))
-            return walk_slow(w);
+            return walk_careful(w, t, s);
         if (r->cfa_reg == DW_RBP && bp_initial)
             w->bp0_used = 1; /* the walk depends on the caller's rbp */
         uintptr_t cfa = (r->cfa_reg == DW_RSP ? sp : bp) + (uintptr_t)r->cfa_off;
         if (cfa <= sp || cfa > w->hi)
-            return walk_slow(w);
+            return walk_careful(w, t, s);
         switch (r->kind_bp >> 4) {
         case BP_AT:
             bp = *(const uintptr_t *)(cfa + r->bp_off);

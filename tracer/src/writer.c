@@ -321,12 +321,14 @@ TM_HIDDEN int tm_writer_start(void)
     if (tm_cfg.rss_interval_ms > 0 && wr.statm_fd < 0) {
         int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
-            /* Keep low descriptor numbers for the program. */
+            /* Keep low descriptor numbers for the program: a low one
+             * could be the one it may not open (RLIMIT_NOFILE). */
             int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
-            if (high >= 0) {
-                close(fd);
-                fd = high;
-            }
+            close(fd);
+            fd = high;
+            if (fd < 0)
+                tm_diag("no high descriptor for /proc/self/statm (RLIMIT_NOFILE?): "
+                        "no RSS samples", NULL, NULL);
         }
         wr.statm_fd = fd;
     }
