@@ -50,7 +50,19 @@ def case_python_planted(c):
     expect_eq([(g["blocks"], g["bytes"]) for g in big], [(3, 3000003)], "the planted leak")
 
 
-CASES = {"python_clean": case_python_clean, "python_planted": case_python_planted}
+# A sweep of fewer than three distinct values is refused with one line.
+def case_sweep_distinct(c):
+    c.run([c.prog("exact")])
+    for labels in (("--label", "5"), ("--label", "5", "--label", "5", "--label", "7")):
+        n = len(labels) // 2
+        p = subprocess.run([c.tm, "sweep", *([c.trace] * n), *labels, "-o", c.work + "/sw"],
+                           capture_output=True, text=True, timeout=120)
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        expect_eq((p.returncode, len(lines)), (2, 1), f"sweep {labels}: exit, stderr lines")
+        expect("at least 3" in lines[0], f"the reason: {lines}")
+
+
+CASES = {"sweep_distinct": case_sweep_distinct, "python_clean": case_python_clean, "python_planted": case_python_planted}
 
 
 def main():
