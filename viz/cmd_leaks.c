@@ -1,5 +1,6 @@
 /* cmd_leaks.c — `tidemark leaks TRACE`: the blocks still allocated when the
- * process ended, grouped by allocation stack, largest first. */
+ * process ended, grouped by allocation site (or stack), largest first, after
+ * the built-in and the user's suppressions. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -7,19 +8,29 @@
 
 #include "cli.h"
 #include "groups.h"
+#include "sites.h"
 #include "suppress.h"
 
 static const char leaks_help[] =
     "usage: tidemark leaks TRACE [--json] [--region NAME] [--suppressions FILE]\n"
     "                            [--fail-on-leak] [--limit N] [--depth N]\n"
+    "                            [--group-by site|stack] [--no-default-suppressions]\n"
     "\n"
     "Blocks still allocated when the traced process ended, grouped by the\n"
-    "stack that allocated them, largest first.\n"
+    "site that allocated them (the first frame outside the allocator), largest\n"
+    "first.  One-time memory of the C, loader, Python and NumPy runtimes is\n"
+    "suppressed by built-in rules, listed with what each suppressed.\n"
     "\n"
     "  --json               machine-readable: leaked_bytes, leaked_blocks,\n"
-    "                       suppressed_bytes, suppressed_blocks, groups:\n"
-    "                       [{bytes, blocks, stack: [{function, file, line,\n"
-    "                       module, address}]}]\n"
+    "                       suppressed_bytes, suppressed_blocks,\n"
+    "                       default_suppressions, group_by, suppressed_by:\n"
+    "                       [{rule, bytes, blocks}], groups: [{bytes, blocks,\n"
+    "                       stacks, stack: [{function, file, line, module,\n"
+    "                       address}]}]\n"
+    "  --group-by site|stack  one group per allocation site, with the distinct\n"
+    "                       stacks reaching it folded in (default), or one per\n"
+    "                       full stack\n"
+    "  --no-default-suppressions  report the runtimes' one-time memory too\n"
     "  --region NAME        only blocks allocated while NAME was the innermost\n"
     "                       open region of the allocating thread\n"
     "  --suppressions FILE  LeakSanitizer format: 'leak:PATTERN' lines; a\n"
@@ -65,10 +76,12 @@ int tm_cmd_leaks(int argc, char **argv)
         {"depth", required_argument, NULL, 'd'},
         {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
         {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
+        {"group-by", required_argument, NULL, 'g'},
+        {"no-default-suppressions", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    int json = 0, fail_on_leak = 0, c;
+    int json = 0, fail_on_leak = 0, by_site = 1, defaults = 1, c;
     long long limit = -1, depth = -1;
     const char *region = NULL, *supp_path = NULL;
     optind = 1;
@@ -78,6 +91,12 @@ int tm_cmd_leaks(int argc, char **argv)
         case 'r': region = optarg; break;
         case 's': supp_path = optarg; break;
         case 'f': fail_on_leak = 1; break;
+        case 'g':
+            if (strcmp(optarg, "site") && strcmp(optarg, "stack"))
+                return tm_usage_error("leaks", "--group-by wants site or stack, got '%s'", optarg);
+            by_site = !strcmp(optarg, "site");
+            break;
+        case 'D': defaults = 0; break;
         case 'n':
             if ((limit = tm_parse_count(optarg)) < 0)
                 return tm_usage_error("leaks", "--limit wants a number, got '%s'", optarg);
@@ -122,17 +141,39 @@ int tm_cmd_leaks(int argc, char **argv)
     }
     tm_groups_sort_by_bytes(&groups);
 
+    tm_default_rule *rules;
+    int nrules = tm_default_rules(&rules);
+    for (int r = 0; r < nrules; r++)
+        rules[r].bytes = rules[r].blocks = 0;
     uint64_t bytes = 0, blocks = 0, sup_bytes = 0, sup_blocks = 0;
     for (size_t i = 0; i < groups.n; i++) {
         tm_group *g = &groups.v[i];
-        g->suppressed = tm_suppressions_match(&supp, &t, g->stack) + 1;
+        int rule = defaults ? tm_default_match(&t, g->stack) : -1;
+        if (rule >= 0) {
+            rules[rule].bytes += g->bytes;
+            rules[rule].blocks += g->blocks;
+            g->suppressed = 1;
+        } else {
+            g->suppressed = tm_suppressions_match(&supp, &t, g->stack) + 1;
+            tm_suppressions_count(&supp, g->suppressed - 1, g->bytes, g->blocks);
+        }
         if (g->suppressed) {
             sup_bytes += g->bytes;
             sup_blocks += g->blocks;
         } else {
             bytes += g->bytes;
             blocks += g->blocks;
+            g->stacks = 1;
         }
+    }
+    if (by_site) {
+        tm_groups sites;
+        if (tm_groups_fold_sites(&groups, &t, &sites) < 0) {
+            tm_error("%s: out of memory grouping leaks", t.path);
+            goto fail;
+        }
+        tm_groups_free(&groups);
+        groups = sites;
     }
     size_t shown = 0, max_shown = limit >= 0 ? (size_t)limit : json ? SIZE_MAX : 10;
 
@@ -144,6 +185,29 @@ int tm_cmd_leaks(int argc, char **argv)
         tm_json_ku64(&j, "suppressed_bytes", sup_bytes);
         tm_json_ku64(&j, "suppressed_blocks", sup_blocks);
         tm_json_kstr(&j, "region", region);
+        tm_json_kbool(&j, "default_suppressions", defaults);
+        tm_json_kstr(&j, "group_by", by_site ? "site" : "stack");
+        tm_json_key(&j, "suppressed_by");
+        tm_json_array(&j);
+        for (int r = 0; r < nrules; r++) {
+            if (!rules[r].blocks)
+                continue;
+            tm_json_object(&j);
+            tm_json_kstr(&j, "rule", rules[r].name);
+            tm_json_ku64(&j, "bytes", rules[r].bytes);
+            tm_json_ku64(&j, "blocks", rules[r].blocks);
+            tm_json_object_end(&j);
+        }
+        for (int k = 0; k < supp.count; k++) {
+            if (!supp.hits[k])
+                continue;
+            tm_json_object(&j);
+            tm_json_kstr(&j, "rule", supp.patterns[k]);
+            tm_json_ku64(&j, "bytes", supp.bytes[k]);
+            tm_json_ku64(&j, "blocks", supp.blocks[k]);
+            tm_json_object_end(&j);
+        }
+        tm_json_array_end(&j);
         tm_json_key(&j, "groups");
         tm_json_array(&j);
         for (size_t i = 0; i < groups.n && shown < max_shown; i++) {
@@ -154,6 +218,7 @@ int tm_cmd_leaks(int argc, char **argv)
             tm_json_object(&j);
             tm_json_ku64(&j, "bytes", g->bytes);
             tm_json_ku64(&j, "blocks", g->blocks);
+            tm_json_ku64(&j, "stacks", g->stacks);
             tm_json_key(&j, "stack");
             tm_stack_json(&j, &t, g->stack, depth > 0 ? (int)depth : 0);
             tm_json_object_end(&j);
@@ -165,17 +230,32 @@ int tm_cmd_leaks(int argc, char **argv)
         char a[32];
         printf("%s leaked in %" PRIu64 " blocks%s%s%s\n", tm_human_bytes(bytes, a), blocks,
                region ? " in region '" : "", region ? region : "", region ? "'" : "");
-        if (sup_blocks)
-            printf("(%s in %" PRIu64 " blocks suppressed)\n", tm_human_bytes(sup_bytes, a),
+        if (sup_blocks) {
+            printf("(%s in %" PRIu64 " blocks suppressed:", tm_human_bytes(sup_bytes, a),
                    sup_blocks);
+            const char *sep = " ";
+            for (int r = 0; r < nrules; r++, sep = rules[r - 1].blocks ? ", " : sep)
+                if (rules[r].blocks)
+                    printf("%s%s %s/%" PRIu64, sep, rules[r].name,
+                           tm_human_bytes(rules[r].bytes, a), rules[r].blocks);
+            for (int k = 0; k < supp.count; k++, sep = ", ")
+                if (supp.hits[k])
+                    printf("%sleak:%s %s/%" PRIu64, sep, supp.patterns[k],
+                           tm_human_bytes(supp.bytes[k], a), supp.blocks[k]);
+            printf(")\n");
+        }
         for (size_t i = 0; i < groups.n && shown < max_shown; i++) {
             const tm_group *g = &groups.v[i];
             if (g->suppressed)
                 continue;
             shown++;
-            printf("\n%s in %" PRIu64 " block%s (%.1f%%) allocated at:\n",
-                   tm_human_bytes(g->bytes, a), g->blocks, g->blocks == 1 ? "" : "s",
+            printf("\n%s in %" PRIu64 " block%s (%.1f%%) allocated at", tm_human_bytes(g->bytes, a),
+                   g->blocks, g->blocks == 1 ? "" : "s",
                    bytes ? 100.0 * (double)g->bytes / (double)bytes : 0.0);
+            if (by_site && g->stacks > 1)
+                printf(" one site, reached by %" PRIu64 " stacks (largest shown;"
+                       " --group-by stack for each)", g->stacks);
+            printf(":\n");
             tm_stack_print(stdout, &t, g->stack, depth > 0 ? (int)depth : 12, "  ");
         }
         size_t rest = 0;

@@ -12,7 +12,7 @@
 #include "timeline.h"
 
 static const char sweep_help[] =
-    "usage: tidemark sweep TRACE... -o DIR [--label N]... [--json]\n"
+    "usage: tidemark sweep TRACE... -o DIR [--param NAME] [--label N]... [--json]\n"
     "\n"
     "For traces of one program at different resolutions (read from the first\n"
     "mark 'resolution=N' of each trace, or given in order with --label),\n"
@@ -26,6 +26,9 @@ static const char sweep_help[] =
     "else PASS.\n"
     "\n"
     "  -o, --output DIR  where the plots and sweep.json go (created)\n"
+    "  --param NAME      the swept parameter, read from the first mark\n"
+    "                    'NAME=VALUE' of each trace (default resolution); at\n"
+    "                    least 3 distinct values are needed, else exit 2\n"
     "  --label N         resolution of the next trace, in order (repeat)\n"
     "  --json            print sweep.json instead of the table\n"
     "\n"
@@ -50,6 +53,7 @@ typedef struct hooks {
     tm_regions *regions;
     tm_timeline *tl;
     double *resolution;
+    const char *param;
 } hooks;
 
 static int feed(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
@@ -57,8 +61,9 @@ static int feed(tm_trace *t, const tm_event *ev, const tm_block *freed, void *ar
     hooks *h = arg;
     if (ev->kind == TM_EV_MARK && *h->resolution <= 0) {
         const char *s = tm_reader_string(t->reader, ev->label);
-        if (s && !strncmp(s, "resolution=", 11))
-            *h->resolution = strtod(s + 11, NULL);
+        size_t n = strlen(h->param);
+        if (s && !strncmp(s, h->param, n) && s[n] == '=')
+            *h->resolution = strtod(s + n + 1, NULL);
     }
     return tm_regions_event(h->regions, ev, freed) || tm_timeline_event(h->tl, t, ev);
 }
@@ -183,10 +188,11 @@ int tm_cmd_sweep(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"label", required_argument, NULL, 'l'},
         {"json", no_argument, NULL, 'j'},
+        {"param", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *outdir = NULL;
+    const char *outdir = NULL, *param = "resolution";
     double labels[MAX_RUNS];
     int nlabels = 0, json = 0, c;
     optind = 1;
@@ -203,6 +209,7 @@ int tm_cmd_sweep(int argc, char **argv)
             break;
         }
         case 'j': json = 1; break;
+        case 'p': param = optarg; break;
         case 'h': fputs(sweep_help, stdout); return TM_EXIT_OK;
         default: return tm_bad_option("sweep", argv);
         }
@@ -231,7 +238,8 @@ int tm_cmd_sweep(int argc, char **argv)
             goto done;
         tm_regions_init(&r->regions);
         tm_timeline_init(&r->tl, NULL);
-        hooks h = {.regions = &r->regions, .tl = &r->tl, .resolution = &r->resolution};
+        hooks h = {.regions = &r->regions, .tl = &r->tl, .resolution = &r->resolution,
+                   .param = param};
         if (tm_trace_scan(&r->trace, feed, &h) || r->regions.oom || r->tl.oom) {
             rc = TM_EXIT_FAIL;
             opened++;
@@ -249,14 +257,24 @@ int tm_cmd_sweep(int argc, char **argv)
             goto done;
         }
         if (r->resolution <= 0) {
-            tm_error("%s: no resolution (a mark 'resolution=N' in the trace, or --label N)",
-                     r->path);
+            tm_error("%s: no value of %s (a mark '%s=N' in the trace, or --label N)", r->path,
+                     param, param);
             rc = TM_EXIT_BAD_INPUT;
             opened++;
             goto done;
         }
     }
     qsort(runs, (size_t)n, sizeof *runs, by_resolution);
+    /* A trend needs three points: fewer distinct values prove nothing. */
+    int distinct = 1;
+    for (int i = 1; i < n; i++)
+        distinct += runs[i].resolution != runs[i - 1].resolution;
+    if (distinct < 3) {
+        tm_error("sweep: %d distinct value%s of %s; at least 3 are needed", distinct,
+                 distinct == 1 ? "" : "s", param);
+        rc = TM_EXIT_BAD_INPUT;
+        goto done;
+    }
 
     char reasons[16][256];
     int nreasons = 0;

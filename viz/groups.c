@@ -61,6 +61,16 @@ int tm_groups_add(tm_groups *g, uint64_t stack, uint64_t bytes, uint64_t blocks)
     return 0;
 }
 
+tm_group *tm_groups_find(tm_groups *g, uint64_t stack)
+{
+    if (!g->icap)
+        return NULL;
+    for (size_t k = slot(stack, g->icap); g->index[k]; k = (k + 1) & (g->icap - 1))
+        if (g->v[g->index[k] - 1].stack == stack)
+            return &g->v[g->index[k] - 1];
+    return NULL;
+}
+
 static int cmp3(uint64_t a1, uint64_t b1, uint64_t a2, uint64_t b2, uint64_t s1, uint64_t s2)
 {
     if (a1 != b1)

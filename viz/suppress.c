@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sites.h"
 #include "suppress.h"
 
 /* Glob with only `*`, matching the whole of text. */
@@ -84,7 +85,9 @@ int tm_suppressions_load(tm_suppressions *s, const char *path)
         s->count++;
     }
     fclose(f);
-    if (rc == TM_EXIT_OK && !(s->hits = calloc((size_t)s->count + 1, sizeof *s->hits)))
+    if (rc == TM_EXIT_OK && (!(s->hits = calloc((size_t)s->count + 1, sizeof *s->hits)) ||
+                             !(s->bytes = calloc((size_t)s->count + 1, sizeof *s->bytes)) ||
+                             !(s->blocks = calloc((size_t)s->count + 1, sizeof *s->blocks))))
         rc = TM_EXIT_FAIL;
     if (rc != TM_EXIT_OK)
         tm_suppressions_free(s);
@@ -97,7 +100,17 @@ void tm_suppressions_free(tm_suppressions *s)
         free(s->patterns[i]);
     free(s->patterns);
     free(s->hits);
+    free(s->bytes);
+    free(s->blocks);
     memset(s, 0, sizeof *s);
+}
+
+void tm_suppressions_count(tm_suppressions *s, int k, uint64_t bytes, uint64_t blocks)
+{
+    if (k >= 0 && k < s->count) {
+        s->bytes[k] += bytes;
+        s->blocks[k] += blocks;
+    }
 }
 
 int tm_suppressions_match(tm_suppressions *s, tm_trace *t, tm_stack_key stack)
@@ -115,6 +128,117 @@ int tm_suppressions_match(tm_suppressions *s, tm_trace *t, tm_stack_key stack)
                 return k;
             }
         }
+    }
+    return -1;
+}
+
+/* --- built-in suppressions ----------------------------------------------------- */
+
+/* A rule matches when (a) some frame's function matches one of `through`
+ * (or `through` is empty) and (b) the allocation site -- the first frame
+ * outside the allocator, see sites.h -- is in a module matching one of
+ * `site_modules` (or that list is empty).  Patterns as for
+ * --suppressions.  Each rule names only code that runs once per process
+ * (start-up, library load, import), so a leak made by the program's own
+ * code -- its C extension's init, its functions, its regions -- has its
+ * site in its own module or passes through none of these frames. */
+typedef struct rule_def {
+    const char *const *through;
+    const char *const *site_modules;    /* the site's module, or an allocator
+                                           frame's before it (ld.so's malloc) */
+    const char *const *site_functions;  /* and the site's function */
+    const char *const *allocators;      /* the innermost frame's function */
+} rule_def;
+
+static const char *const python_startup[] = {
+    "^Py_InitializeFromConfig$", "^_Py_PreInitializeFromPyArgv$", "^Py_PreInitialize",
+    "^Py_InitializeEx$", "^Py_Initialize$", "^_Py_InitializeMain$", "^Py_FinalizeEx$", NULL};
+static const char *const glibc_one_time[] = {
+    "^setlocale$", "^_nl_find_locale$", "^__gconv_open$", "^__gconv_find_transform$",
+    "^__wcsmbs_load_conv$", "^tzset_internal$", "^_IO_file_doallocate$",
+    "^register_printf_", "^__libc_dlopen_mode$", "^__add_to_environ$", NULL};
+static const char *const loader_module[] = {"^ld-linux", "^ld-", NULL};
+static const char *const dl_init[] = {"^_dl_init$", NULL};
+static const char *const runtime_libraries[] = {
+    "^libgfortran", "^libquadmath", "^libopenblas", "^libgomp", "^libstdc++", "^libgcc_s",
+    NULL};
+/* How CPython 3.11 runs an import: the IMPORT_NAME path calls importlib
+ * through PyObject_CallMethodObjArgs (its own frames are static, unnamed
+ * in a stripped libpython), extension modules run PyModule_ExecDef or
+ * their PyInit_ function. */
+static const char *const python_import[] = {
+    "^PyImport_", "^PyModule_ExecDef$", "^PyObject_CallMethodObjArgs$", "^PyInit_", NULL};
+static const char *const python_runtime[] = {"^libpython", "^python", NULL};
+static const char *const numpy_modules[] = {
+    "^_multiarray_umath", "^_multiarray_tests", "^_umath_linalg", "^lapack_lite",
+    "^_pocketfft", "^mtrand", "^_generator", "^bit_generator", "^_mt19937", "^_pcg64",
+    "^_philox", "^_sfc64", "^_bounded_integers", "^_common.cpython", "^libopenblas",
+    "^libscipy_openblas", NULL};
+
+static const char *const pyinit[] = {"^PyInit_", NULL};
+static const char *const python_object_allocators[] = {
+    "^PyType_GenericAlloc$", "^_PyObject_GC_New", "^PyObject_Malloc$", "^PyObject_Calloc$",
+    "^_PyObject_New", NULL};
+
+static const rule_def rule_defs[] = {
+    {python_startup, NULL, NULL, NULL},
+    {glibc_one_time, NULL, NULL, NULL},
+    {NULL, loader_module, NULL, NULL},
+    {dl_init, runtime_libraries, NULL, NULL},
+    {python_import, python_runtime, NULL, NULL},
+    {python_import, numpy_modules, NULL, NULL},
+    /* A module's types and objects made by its PyInit_ through Python's
+     * own allocator; an init that calls malloc itself stays reported. */
+    {NULL, NULL, pyinit, python_object_allocators},
+};
+
+static tm_default_rule default_rules[] = {
+    {"python-startup", "interpreter start-up and shut-down (Py_InitializeFromConfig...)", 0, 0},
+    {"glibc-one-time", "glibc's locale, iconv, time zone, stdio buffers, printf tables", 0, 0},
+    {"dynamic-loader", "the loader's own records of loaded libraries", 0, 0},
+    {"runtime-library-init", "constructors of libgfortran, libquadmath, OpenBLAS...", 0, 0},
+    {"python-import", "interpreter objects of imported modules (code, functions, dicts)", 0, 0},
+    {"numpy-import", "NumPy's own modules initialising at import", 0, 0},
+    {"python-module-init", "Python objects and types an extension's PyInit_ creates", 0, 0},
+};
+
+int tm_default_rules(tm_default_rule **rules)
+{
+    *rules = default_rules;
+    return (int)(sizeof default_rules / sizeof *default_rules);
+}
+
+static bool any_match(const char *const *patterns, const char *text)
+{
+    for (; patterns && *patterns; patterns++)
+        if (tm_pattern_match(*patterns, text))
+            return true;
+    return false;
+}
+
+int tm_default_match(tm_trace *t, tm_stack_key stack)
+{
+    static tm_frame frames[TM_MAX_FRAMES];
+    int n = tm_stack_frames(t, stack, frames, TM_MAX_FRAMES);
+    int site = tm_site_frame(frames, n);
+    if (site < 0)
+        return -1;
+    for (int r = 0; r < (int)(sizeof rule_defs / sizeof *rule_defs); r++) {
+        const rule_def *d = &rule_defs[r];
+        bool module = !d->site_modules;
+        for (int i = 0; i <= site && !module; i++)
+            module = any_match(d->site_modules, frames[i].module);
+        if (!module)
+            continue;
+        if (d->site_functions && !any_match(d->site_functions, frames[site].function))
+            continue;
+        if (d->allocators && !any_match(d->allocators, frames[0].function))
+            continue;
+        bool through = !d->through;
+        for (int i = 0; i < n && !through; i++)
+            through = any_match(d->through, frames[i].function);
+        if (through)
+            return r;
     }
     return -1;
 }

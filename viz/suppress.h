@@ -6,6 +6,7 @@
 #define TM_SUPPRESS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cli.h"
 
@@ -13,13 +14,30 @@ typedef struct tm_suppressions {
     char **patterns;
     int count;
     unsigned *hits;         /* groups each pattern suppressed */
+    uint64_t *bytes, *blocks;   /* and what they held */
 } tm_suppressions;
+
+/* The built-in set: one-time memory of the C runtime, the dynamic loader
+ * and the Python/NumPy runtimes, kept until exit by design.  Each rule is
+ * narrow on purpose (see suppress.c): user code's leaks stay reported. */
+typedef struct tm_default_rule {
+    const char *name;
+    const char *why;
+    uint64_t bytes, blocks;     /* what it suppressed in this report */
+} tm_default_rule;
+
+/* Number of built-in rules and the table (counters reset by the caller). */
+int tm_default_rules(tm_default_rule **rules);
+/* Index of the built-in rule matching the stack, or -1. */
+int tm_default_match(tm_trace *t, tm_stack_key stack);
 
 /* Loads FILE; on error prints "FILE:LINE: reason" and returns 2. */
 int tm_suppressions_load(tm_suppressions *s, const char *path);
 void tm_suppressions_free(tm_suppressions *s);
 /* Index of the first pattern matching a frame of the stack, or -1. */
 int tm_suppressions_match(tm_suppressions *s, tm_trace *t, tm_stack_key stack);
+/* Counts a suppressed group's bytes and blocks to its pattern. */
+void tm_suppressions_count(tm_suppressions *s, int k, uint64_t bytes, uint64_t blocks);
 /* Exposed for the unit tests. */
 bool tm_pattern_match(const char *pattern, const char *text);
 

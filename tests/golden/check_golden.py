@@ -29,7 +29,8 @@ def reports(tmp):
         "regions": ["regions", TRACE],
         "diff": ["diff", TRACE, TRACE],
         "timeline": ["timeline", TRACE, "-o", png],
-        "sweep": ["sweep", TRACE, "-o", os.path.join(tmp, "sweep")],
+        "sweep": ["sweep", TRACE, TRACE, TRACE, "--label", "1", "--label", "2",
+                  "--label", "3", "-o", os.path.join(tmp, "sweep")],
     }
 
 

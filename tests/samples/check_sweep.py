@@ -25,7 +25,7 @@ def expect(cond, msg):
 
 def traces(leaky):
     out = []
-    for n in (21, 41):
+    for n in (21, 31, 41):
         t = os.path.join(work, f"{'leaky' if leaky else 'ok'}.{n}.trace")
         cmd = [tm, "run", "-o", t, "--", sys.executable, bench, "--resolutions", str(n),
                "--runs", "1", "--impls", "scipy_dopri5_bridge"] + (["--leaky-rhs"] if leaky else [])
@@ -40,7 +40,7 @@ p = subprocess.run([tm, "sweep", "--json", "-o", os.path.join(work, "ok"), *ok],
 expect(p.returncode == 0, f"sweep of the real RHS: exit {p.returncode} {p.stderr}")
 s = json.loads(p.stdout)
 expect(s["verdict"] == "PASS", f"verdict {s['verdict']}: {s['reasons']}")
-expect([r["resolution"] for r in s["runs"]] == [21, 41], "resolutions from the marks")
+expect([r["resolution"] for r in s["runs"]] == [21, 31, 41], "resolutions from the marks")
 for r in s["runs"]:
     rhs = [g for g in r["regions"] if g["name"] == "burgers_rhs"]
     expect(len(rhs) == 1 and rhs[0]["invocations"] > 100,
