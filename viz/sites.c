@@ -39,6 +39,35 @@ static bool unknown(const tm_frame *f)
     return !f->function || !strcmp(f->function, "??");
 }
 
+static bool starts_with(const char *s, const char *prefix)
+{
+    return s && !strncmp(s, prefix, strlen(prefix));
+}
+
+/* Where a process or thread starts: the profile hook puts the Python
+ * frames outside these. */
+static const char *const entry_functions[] = {
+    "_start", "__libc_start_main", "__libc_start_call_main", "start_thread",
+    "clone", "clone3", "__clone3", "__clone",
+};
+
+/* Native code that only carries a call from Python to C: the interpreter
+ * itself, libffi, the ctypes module and the process and thread entry
+ * points.  A frame there is a site only when no Python frame lies
+ * further out. */
+static bool pass_through(const tm_frame *f)
+{
+    const char *m = f->module ? strrchr(f->module, '/') : NULL;
+    m = m ? m + 1 : f->module;
+    if (starts_with(m, "python3") || starts_with(m, "libpython3") ||
+        starts_with(m, "libffi.so") || starts_with(m, "_ctypes."))
+        return true;
+    for (size_t i = 0; f->function && i < sizeof entry_functions / sizeof *entry_functions; i++)
+        if (!strcmp(f->function, entry_functions[i]))
+            return true;
+    return false;
+}
+
 int tm_site_frame(const tm_frame *frames, int n)
 {
     if (n <= 0)
@@ -53,7 +82,20 @@ int tm_site_frame(const tm_frame *frames, int n)
         else if (!unknown(&frames[i]) && last >= 0)
             break;
     int site = last + 1;
-    return site < n ? site : n - 1;
+    if (site >= n)
+        return n - 1;
+    /* Python called the allocation through the interpreter or ctypes:
+     * the site is the first frame outward that is neither (the Python
+     * line, or a C extension's function), not libffi's call-out. */
+    int python = site;
+    while (python < n && strcmp(frames[python].kind, "python"))
+        python++;
+    if (python == n)
+        return site;
+    int i = site;
+    while (i < python && pass_through(&frames[i]))
+        i++;
+    return i;
 }
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "sites.h"
 #include "suppress.h"
 #include "tm_reader.h"
 
@@ -358,6 +359,47 @@ static void test_suppression_patterns(void **state)
     assert_false(tm_pattern_match("x", NULL));
 }
 
+static tm_frame nat(const char *fn, const char *module)
+{
+    return (tm_frame){.kind = "native", .function = fn, .module = module};
+}
+
+static tm_frame pyf(const char *fn, const char *file, int line)
+{
+    return (tm_frame){.kind = "python", .function = fn, .file = file, .line = line};
+}
+
+/* The site of an allocation: past the allocator; past the interpreter,
+ * libffi and the process entry only when a Python frame lies outward. */
+static void test_site_frame(void **state)
+{
+    (void)state;
+    tm_frame ctypes[] = {
+        nat("malloc", "libc.so.6"), nat("??", "libffi.so.8"), nat("ffi_call", "libffi.so.8"),
+        nat("PyCFuncPtr_call", "_ctypes.cpython-311-x86_64-linux-gnu.so"),
+        nat("_PyEval_EvalFrameDefault", "python3.11"), pyf("leak", "a.py", 7),
+        pyf("<module>", "a.py", 9),
+    };
+    assert_int_equal(tm_site_frame(ctypes, 7), 5);
+    /* Without Python frames the first frame past malloc is the site. */
+    assert_int_equal(tm_site_frame(ctypes, 5), 1);
+    /* The profile hook appends the Python frames after _start. */
+    tm_frame hook[] = {
+        nat("malloc", "libc.so.6"), nat("PyCFuncPtr_call", "_ctypes.so"),
+        nat("pymain_main", "libpython3.10.so.1.0"),
+        nat("__libc_start_main", "libc.so.6"), nat("_start", "python3.10"),
+        pyf("leak", "a.py", 3),
+    };
+    assert_int_equal(tm_site_frame(hook, 6), 5);
+    /* A C extension called from Python is its own site. */
+    tm_frame ext[] = {
+        nat("PyMem_Malloc", "python3.11"), nat("grow", "_mine.so"),
+        nat("_PyEval_EvalFrameDefault", "python3.11"), pyf("f", "a.py", 1),
+    };
+    assert_int_equal(tm_site_frame(ext, 4), 1);
+    assert_int_equal(tm_site_frame(ext, 0), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_heap_realloc_fail_restores),
         cmocka_unit_test(test_heap_matches_reference),
         cmocka_unit_test(test_suppression_patterns),
+        cmocka_unit_test(test_site_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
