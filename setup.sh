@@ -8,6 +8,7 @@ packages=(
   libunwind-dev libdw-dev libelf-dev libzstd-dev
   libsundials-dev libcmocka-dev gnuplot-nox fonts-dejavu-core
   python3 python3-dev python3-numpy python3-scipy
+  libjemalloc2  # tests: another allocator preloaded with the tracer
 )
 
 missing=()

@@ -302,8 +302,10 @@ EXPORT void _exit(int status)
 {
     if (tm_unlikely(!tm_real.free))
         tm_resolve_real();
-    tm_self.busy = 1;
-    tm_finish(TM_END__EXIT);
+    if (tm_is_traced_process()) { /* a vfork child shares our state: hands off */
+        tm_self.busy = 1;
+        tm_finish(TM_END__EXIT);
+    }
     tm_real._exit(status);
 }
 

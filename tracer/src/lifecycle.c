@@ -7,6 +7,7 @@
  * written and an END record closes the trace.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -72,7 +73,26 @@ static int open_trace(pid_t pid, int force_pid)
     return fd;
 }
 
+/* Another allocator preloaded before us (LD_PRELOAD=libjemalloc.so:...)
+ * takes every call to malloc before it reaches our hooks: nothing can be
+ * recorded, and the user is told why, once.  (After us it is fine: our
+ * hooks record and hand over to it.) */
+static void check_allocator_order(uintptr_t self_lo, uintptr_t self_hi)
+{
+    uintptr_t first = (uintptr_t)dlsym(RTLD_DEFAULT, "malloc");
+    if (!first || (first >= self_lo && first < self_hi))
+        return;
+    Dl_info info;
+    const char *who = dladdr((void *)first, &info) && info.dli_fname && *info.dli_fname
+                          ? info.dli_fname
+                          : "a library";
+    tm_diag("malloc comes from ", who,
+            ", loaded before the tracer: no allocation is recorded (put libtidemark.so first in "
+            "LD_PRELOAD, as tidemark run does)");
+}
+
 static void install_signal_handlers(void);
+static void register_last_exit(void);
 static void atfork_prepare(void);
 static void atfork_parent(void);
 static void atfork_child(void);
@@ -94,6 +114,7 @@ static int start(void)
     uintptr_t lo, hi;
     tm_modules_self_range(&lo, &hi);
     tm_stacks_set_self_range(lo, hi);
+    check_allocator_order(lo, hi);
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     install_signal_handlers();
     return 0;
@@ -128,6 +149,7 @@ __attribute__((constructor)) static void tm_constructor(void)
     if (!tm_real.free)
         tm_resolve_real();
     constructed = 1;
+    register_last_exit();
     if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_OFF) {
         tm_ensure_started(); /* starts the writer too */
         return;
@@ -140,8 +162,19 @@ __attribute__((constructor)) static void tm_constructor(void)
     }
 }
 
+/* Is this the process the trace is of?  Not in the child of a vfork (or
+ * of a clone that shares memory), which runs on the parent's memory, its
+ * thread state included, until it execs or _exits: it must leave the
+ * parent's trace as it is.  A system call, not a cached pid. */
+TM_HIDDEN int tm_is_traced_process(void)
+{
+    return (pid_t)syscall(SYS_getpid) == trace_pid;
+}
+
 TM_HIDDEN int tm_finish(int reason)
 {
+    if (!tm_is_traced_process())
+        return 0;
     int expected = TM_STATE_ON;
     if (!__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
@@ -156,9 +189,35 @@ TM_HIDDEN int tm_finish(int reason)
     return 1;
 }
 
+/* The trace ends when the process really ends: after every atexit handler
+ * and every ELF destructor, which may still free (a library's destructor
+ * freeing what its constructor allocated).  exit() runs its handlers
+ * last-registered first, and __libc_start_main registers the dynamic
+ * linker's destructor pass only after the preloaded libraries'
+ * constructors have run: a handler registered from our constructor runs
+ * after all of them.  It is registered for no DSO (a NULL handle), since
+ * our own destructor would otherwise run it through __cxa_finalize.  The
+ * destructor below is the fallback for a process that never got there. */
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+static int finish_at_last_exit;
+
+static void at_last_exit(void *unused)
+{
+    (void)unused;
+    tm_finish(TM_END_EXIT);
+}
+
+static void register_last_exit(void)
+{
+    tm_quiet q = tm_quiet_begin();
+    finish_at_last_exit = __cxa_atexit(at_last_exit, NULL, NULL) == 0;
+    tm_quiet_end(q);
+}
+
 __attribute__((destructor)) static void tm_destructor(void)
 {
-    tm_finish(TM_END_EXIT);
+    if (!finish_at_last_exit)
+        tm_finish(TM_END_EXIT);
 }
 
 /* --- fork ----------------------------------------------------------------- */
@@ -294,10 +353,12 @@ static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SI
 static void on_fatal_signal(int sig)
 {
     int saved = errno;
-    tm_self.busy = 1;
     int expected = TM_STATE_ON;
-    if (__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
+    /* (Not in a vfork child: the trace is its parent's.) */
+    if (tm_is_traced_process() &&
+        __atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
+        tm_self.busy = 1;
         /* Another thread may hold the lock mid-record; give it a moment.
          * If this thread itself crashed inside the recorder, seal anyway. */
         int locked = tm_trylock_spin(20000000);

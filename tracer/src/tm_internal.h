@@ -170,6 +170,7 @@ TM_HIDDEN void tm_resolve_real(void);
 /* Finishes the trace: END record, everything buffered written.  1 when
  * this call finished it (it was on). */
 TM_HIDDEN int tm_finish(int reason);
+TM_HIDDEN int tm_is_traced_process(void);
 /* Around an exec (exec.c): tm_exec_begin finishes the trace and says
  * whether it did; tm_exec_failed, given that, goes on in a new trace. */
 TM_HIDDEN int tm_exec_begin(void);
