@@ -6,7 +6,7 @@ implementations, run time normalized to native scipy.
         [--resolutions 101,201,...] [--runs 3] [--impls native,...] [--out DIR]
         [--leaky-rhs]
 
-Implementations (DESIGN.md, context/000):
+Implementations (docs/design.md, "The reference workload"):
   native               scipy ode('dopri5') calling the NumPy right-hand side
   scipy_dopri5_bridge  scipy ode('dopri5') calling the C-wrapped callback:
                        NumPy RHS -> tidemark.bridge.c_callback ->

@@ -1,4 +1,4 @@
-"""The seed benchmark problem (DESIGN.md): inviscid Burgers' equation
+"""The reference workload (docs/design.md): inviscid Burgers' equation
 
     u_t + (u^2/2)_x = 0,  x in [0, 2], t in [0, 2],  u0 = 0.5 - 0.25 sin(pi x),
 

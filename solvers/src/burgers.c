@@ -1,4 +1,4 @@
-/* burgers.c — the seed's Burgers right-hand side in C (DESIGN.md;
+/* burgers.c — the seed's Burgers right-hand side in C (docs/design.md;
  * samples/burgers/burgers_problem.py is the reference it must match):
  * udot = -(F[i+1/2] - F[i-1/2]) / dx with the Rusanov flux, the global
  * max|u| as dissipation speed, and the periodic boundary flux joining the

@@ -5,7 +5,7 @@
         [--runs 5] [--quick] [--no-heaptrack] [--json FILE] [--build build]
         [--baseline OTHER_BUILD]
 
-Workloads (BENCHMARKS.md): A, the allocation-heavy Python loop with
+Workloads (docs/performance.md): A, the allocation-heavy Python loop with
 PYTHONMALLOC=malloc; B, the seed's Burgers run at N=1001 (scipy's dopri5,
 rtol = atol = 1e-15, the NumPy right-hand side).  Modes: plain, the whole
 process under `tidemark run --stacks none` and `--stacks full`, and

@@ -1,6 +1,6 @@
 /* tm_internal.h — shared internals of libtidemark.so.
  *
- * Phases (STYLE.md): hooks.c is the thin interposition layer; recorder.c
+ * Phases (docs/contributing.md): hooks.c is the thin interposition layer; recorder.c
  * owns the event stream (one lock-protected chunk of raw records being
  * filled, a ring of sealed chunks; lock.c is the lock); writer.c encodes
  * (encode.c), compresses and writes sealed chunks from its own thread and
