@@ -1,6 +1,7 @@
 /* cmd_leaks.c — `tidemark leaks TRACE`: the blocks still allocated when the
  * process ended, grouped by allocation site (or stack), largest first, after
  * the built-in and the user's suppressions. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -63,6 +64,23 @@ static int add_block(const tm_block *b, void *arg)
         return 1;
     }
     return 0;
+}
+
+int tm_leaks_after_defaults(tm_trace *t, const char *region, uint64_t *bytes, uint64_t *blocks)
+{
+    tm_groups groups;
+    tm_groups_init(&groups);
+    collect col = {.region = region, .trace = t, .groups = &groups};
+    tm_heap_foreach(t->heap, add_block, &col);
+    *bytes = *blocks = 0;
+    for (size_t i = 0; i < groups.n && !col.oom; i++) {
+        if (tm_default_match(t, groups.v[i].stack) >= 0)
+            continue;
+        *bytes += groups.v[i].bytes;
+        *blocks += groups.v[i].blocks;
+    }
+    tm_groups_free(&groups);
+    return col.oom ? -ENOMEM : 0;
 }
 
 int tm_cmd_leaks(int argc, char **argv)

@@ -16,6 +16,7 @@ typedef struct opts {
     long long limit;
     long long depth;
     int by_count;
+    const char *region;         /* peak --region */
 } opts;
 
 /* Parses --json --limit --depth [--by]; returns the index of the first
@@ -28,6 +29,7 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
         {"limit", required_argument, NULL, 'n'},
         {"depth", required_argument, NULL, 'd'},
         {"by", required_argument, NULL, 'b'},
+        {"region", required_argument, NULL, 'r'},
         {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
         {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
         {"help", no_argument, NULL, 'h'},
@@ -36,8 +38,15 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
     int c;
     *o = (opts){.limit = -1, .depth = -1};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "jn:d:b:h", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jn:d:b:r:h", lo, NULL)) != -1) {
         switch (c) {
+        case 'r':
+            if (strcmp(cmd, "peak")) {
+                *exit_code = tm_usage_error(cmd, "--region is for peak only");
+                return -1;
+            }
+            o->region = optarg;
+            break;
         case 'j': o->json = 1; break;
         case 'n':
             if ((o->limit = tm_parse_count(optarg)) < 0) {
@@ -112,45 +121,99 @@ static void json_groups(tm_json *j, tm_trace *t, const tm_groups *g, const opts 
 /* --- peak --------------------------------------------------------------------------- */
 
 static const char peak_help[] =
-    "usage: tidemark peak TRACE [--json] [--limit N] [--depth N]\n"
+    "usage: tidemark peak TRACE [--json] [--limit N] [--depth N] [--region NAME]\n"
     "\n"
     "The stacks holding memory at the heap peak (the moment the most traced\n"
     "bytes were live), largest first.\n"
     "\n"
-    "  --json   {peak_bytes, peak_blocks, peak_time (s), stacks: [{bytes, blocks,\n"
-    "           stack: [{function, file, line, module, address}]}]}\n"
+    "  --json   {peak_bytes, peak_blocks, peak_time (s), region, stacks: [{bytes,\n"
+    "           blocks, stack: [{function, file, line, module, address}]}]}\n"
+    "  --region NAME   the peak of the memory allocated in region NAME (in its\n"
+    "           invocations or in regions nested in them), and the stacks\n"
+    "           holding it then\n"
     "  --limit N, --depth N   stacks shown (text default 10) and frames per stack\n"
     "  --native-only, --python-only   frames of one kind only (traces taken with\n"
     "                       --python-stacks show both, merged)\n";
 
-typedef struct stop_at {
-    uint64_t n, target;
-} stop_at;
+/* Both passes of peak: the first finds the event at the peak, the second
+ * stops there.  With --region the live bytes that count are those
+ * allocated in the region's invocations (inclusive), followed through the
+ * regions analysis. */
+typedef struct peak_scan {
+    uint64_t n, at, bytes, time_ns;     /* events seen; the peak's event and size */
+    uint64_t target;                    /* second pass: stop after this event */
+    const char *region;
+    tm_regions reg;
+    uint32_t ids[16];                   /* string ids naming the region */
+    int nids;
+    tm_trace *t;
+    tm_groups *groups;
+    uint64_t blocks, live;
+} peak_scan;
+
+static int64_t region_live(const peak_scan *p)
+{
+    int64_t v = 0;
+    for (int i = 0; i < p->nids; i++)
+        v += tm_regions_name_live(&p->reg, p->ids[i]);
+    return v;
+}
+
+/* Follows regions for --region; non-zero when memory ran out. */
+static int peak_regions(peak_scan *p, tm_trace *t, const tm_event *ev, const tm_block *freed)
+{
+    if (!p->region)
+        return 0;
+    if (ev->kind == TM_EV_REGION_BEGIN && tm_trace_region_is(t, ev->region, p->region)) {
+        bool known = false;
+        for (int i = 0; i < p->nids; i++)
+            known |= p->ids[i] == ev->region;
+        if (!known && p->nids < 16)
+            p->ids[p->nids++] = ev->region;
+    }
+    return tm_regions_event(&p->reg, ev, freed);
+}
 
 static int count_until(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
 {
-    stop_at *s = arg;
-    return ++s->n >= s->target;
+    peak_scan *p = arg;
+    if (peak_regions(p, t, ev, freed))
+        return 1;
+    return ++p->n >= p->target;
 }
-
-typedef struct peak_find {
-    uint64_t n, at, bytes;
-} peak_find;
 
 static int find_peak(tm_trace *t, const tm_event *ev, const tm_block *freed, void *arg)
 {
-    peak_find *p = arg;
+    peak_scan *p = arg;
+    if (peak_regions(p, t, ev, freed))
+        return 1;
     p->n++;
-    if (ev->kind == TM_EV_ALLOC && tm_heap_live_bytes(t->heap) > p->bytes) {
-        p->bytes = tm_heap_live_bytes(t->heap);
+    if (ev->kind != TM_EV_ALLOC)
+        return 0;
+    uint64_t live = p->region ? (uint64_t)region_live(p) : tm_heap_live_bytes(t->heap);
+    if (live > p->bytes) {
+        p->bytes = live;
         p->at = p->n;
+        p->time_ns = ev->time_ns;
     }
     return 0;
 }
 
 static int add_live(const tm_block *b, void *arg)
 {
-    return tm_groups_add(arg, tm_view_key(b->stack, b->pystack), b->size, 1) < 0;
+    peak_scan *p = arg;
+    if (p->region) {
+        uint32_t chain[256];
+        int n = tm_regions_chain(&p->reg, b->region, b->invocation, chain, 256), in = 0;
+        for (int i = 0; i < n && !in; i++)
+            for (int k = 0; k < p->nids && !in; k++)
+                in = tm_regions_node_name(&p->reg, chain[i]) == p->ids[k];
+        if (!in)
+            return 0;
+    }
+    p->blocks++;
+    p->live += b->size;
+    return tm_groups_add(p->groups, tm_view_key(b->stack, b->pystack), b->size, 1) < 0;
 }
 
 int tm_cmd_peak(int argc, char **argv)
@@ -168,47 +231,66 @@ int tm_cmd_peak(int argc, char **argv)
     tm_trace t;
     if ((rc = tm_trace_open(&t, argv[first])))
         return rc;
-    peak_find pf = {0};
-    int failed = tm_trace_scan(&t, find_peak, &pf);
+    peak_scan pf = {.region = o.region};
+    tm_regions_init(&pf.reg);
+    int failed = tm_trace_scan(&t, find_peak, &pf) || pf.reg.oom;
+    bool known = !o.region || tm_trace_has_region(&t, o.region);
+    tm_regions_free(&pf.reg);
     tm_trace_discard(&t);
     if (failed)
         return TM_EXIT_FAIL;
+    if (!known) {
+        tm_error("%s: no region named '%s' in the trace", argv[first], o.region);
+        return TM_EXIT_BAD_INPUT;
+    }
     if ((rc = tm_trace_open(&t, argv[first])))
         return rc;
-    stop_at s = {.target = pf.at};
-    if (pf.at && tm_trace_scan(&t, count_until, &s)) {
-        tm_trace_close(&t);
-        return TM_EXIT_FAIL;
-    }
     tm_groups g;
     tm_groups_init(&g);
-    if (pf.at && tm_heap_foreach(t.heap, add_live, &g)) {
-        tm_error("%s: out of memory", t.path);
+    peak_scan s = {.target = pf.at, .region = o.region, .t = &t, .groups = &g};
+    tm_regions_init(&s.reg);
+    if (pf.at && (tm_trace_scan(&t, count_until, &s) || s.reg.oom)) {
+        tm_regions_free(&s.reg);
         tm_groups_free(&g);
         tm_trace_close(&t);
         return TM_EXIT_FAIL;
     }
-    uint64_t bytes = pf.at ? tm_heap_live_bytes(t.heap) : 0;
-    uint64_t blocks = pf.at ? tm_heap_live_blocks(t.heap) : 0;
+    if (pf.at && tm_heap_foreach(t.heap, add_live, &s)) {
+        tm_error("%s: out of memory", t.path);
+        tm_regions_free(&s.reg);
+        tm_groups_free(&g);
+        tm_trace_close(&t);
+        return TM_EXIT_FAIL;
+    }
+    tm_regions_free(&s.reg);
+    uint64_t bytes = s.live, blocks = s.blocks;
     if (tm_trace_scan(&t, NULL, NULL)) {
         tm_groups_free(&g);
         tm_trace_close(&t);
         return TM_EXIT_FAIL;
     }
+    uint64_t when = o.region ? pf.time_ns : t.sum.peak_time_ns;
     tm_groups_sort_by_bytes(&g);
     if (o.json) {
         tm_json j;
         tm_json_report(&j, stdout);
         tm_json_ku64(&j, "peak_bytes", bytes);
         tm_json_ku64(&j, "peak_blocks", blocks);
-        tm_json_kdouble(&j, "peak_time", tm_seconds(t.sum.peak_time_ns));
+        tm_json_kdouble(&j, "peak_time", tm_seconds(when));
+        if (o.region)
+            tm_json_kstr(&j, "region", o.region);
         json_groups(&j, &t, &g, &o, "blocks");
         tm_json_object_end(&j);
         tm_json_end(&j);
     } else {
         char a[32];
-        printf("heap peak: %s in %" PRIu64 " blocks at %.3f s\n", tm_human_bytes(bytes, a),
-               blocks, tm_seconds(t.sum.peak_time_ns));
+        if (o.region)
+            printf("peak of region '%s' (with the regions nested in it): %s in %" PRIu64
+                   " blocks at %.3f s\n",
+                   o.region, tm_human_bytes(bytes, a), blocks, tm_seconds(when));
+        else
+            printf("heap peak: %s in %" PRIu64 " blocks at %.3f s\n", tm_human_bytes(bytes, a),
+                   blocks, tm_seconds(when));
         print_groups(&t, &g, &o, "block", "live at the peak, allocated at", bytes);
     }
     tm_groups_free(&g);

@@ -11,6 +11,7 @@ const tm_command tm_commands[] = {
     {"peak", "the stacks holding memory at the heap peak", tm_cmd_peak},
     {"top", "the most allocating stacks (--by bytes|count)", tm_cmd_top},
     {"regions", "per region: invocations, allocations and net bytes per invocation", tm_cmd_regions},
+    {"kept", "memory a region's invocations kept past their end, by site", tm_cmd_kept},
     {"diff", "two traces compared by stack: leaks, peak, allocations", tm_cmd_diff},
     {"timeline", "plot heap and RSS over time with region bands and marks", tm_cmd_timeline},
     {"sweep", "memory against resolution over several traces, and the verdict", tm_cmd_sweep},

@@ -31,6 +31,11 @@ int tm_default_rules(tm_default_rule **rules);
 /* Index of the built-in rule matching the stack, or -1. */
 int tm_default_match(tm_trace *t, tm_stack_key stack);
 
+/* What `leaks` would report for the trace's live heap after the built-in
+ * rules (blocks allocated in region `region` only, when not NULL): 0, or
+ * -ENOMEM. */
+int tm_leaks_after_defaults(tm_trace *t, const char *region, uint64_t *bytes, uint64_t *blocks);
+
 /* Loads FILE; on error prints "FILE:LINE: reason" and returns 2. */
 int tm_suppressions_load(tm_suppressions *s, const char *path);
 void tm_suppressions_free(tm_suppressions *s);

@@ -42,7 +42,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name, args in reports(tmp).items():
             p = subprocess.run([tm, *args, "--json"], capture_output=True, text=True)
-            if p.returncode != 0:
+            # sweep's verdict on small.trace is FAIL (region cb keeps 64 B in
+            # two of three invocations for good): exit 3, the JSON still printed.
+            if p.returncode != (3 if name == "sweep" else 0):
                 failures.append(f"{name}: exit {p.returncode}: {p.stderr.strip()}")
                 continue
             # Paths differ between checkouts; the numbers must not.
