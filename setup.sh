@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libunwind-dev libdw-dev libelf-dev libzstd-dev
   libsundials-dev libcmocka-dev gnuplot-nox fonts-dejavu-core
+  chromium  # headless, loads the HTML reports in the tests
   python3 python3-dev python3-numpy python3-scipy
   libjemalloc2  # tests: another allocator preloaded with the tracer
 )

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "regions.h"
+#include "report_data.h"
 #include "timeline.h"
 
 const tm_command tm_commands[] = {
@@ -15,5 +16,6 @@ const tm_command tm_commands[] = {
     {"diff", "two traces compared by stack: leaks, peak, allocations", tm_cmd_diff},
     {"timeline", "plot heap and RSS over time with region bands and marks", tm_cmd_timeline},
     {"sweep", "memory against resolution over several traces, and the verdict", tm_cmd_sweep},
+    {"report", "one self-contained HTML file: flame graphs, timeline, regions, sweep", tm_cmd_report},
     {0},
 };

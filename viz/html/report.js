@@ -1,0 +1,631 @@
+// report.js — the script of `tidemark report`'s page (compiled into the
+// binary by embed.cmake; no library, nothing fetched).  It reads the JSON in
+// #tm-data (written by viz/report_data.c and cmd_report.c), builds the
+// frame tree of each trace and draws on canvases: flame graph, timeline,
+// sweep charts.  State lives in the URL's hash (#trace=0&view=peak...), so a
+// view can be linked and the tests can open one directly.  What the page
+// shows is also written, as JSON, into #tm-selftest for the tests to read,
+// and every error into #tm-errors.
+(function () {
+  'use strict';
+  var errors = [];
+  function fail(msg) {
+    errors.push(String(msg));
+    var e = document.getElementById('tm-errors');
+    e.textContent = errors.join('\n');
+    e.style.display = 'block';
+  }
+  window.addEventListener('error', function (e) {
+    fail('error: ' + e.message + ' (line ' + e.lineno + ')');
+  });
+
+  // --- helpers -------------------------------------------------------------
+  function el(tag, attrs, kids) {
+    var e = document.createElement(tag);
+    for (var k in attrs || {}) {
+      if (k === 'text') e.textContent = attrs[k];
+      else if (k === 'cls') e.className = attrs[k];
+      else if (k.slice(0, 2) === 'on') e.addEventListener(k.slice(2), attrs[k]);
+      else e.setAttribute(k, attrs[k]);
+    }
+    (kids || []).forEach(function (c) {
+      if (c != null) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+    });
+    return e;
+  }
+  function bytes(v) {
+    if (v == null || !isFinite(v)) return '-';
+    var neg = v < 0, a = Math.abs(v), u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'], i = 0;
+    while (a >= 1024 && i < 4) { a /= 1024; i++; }
+    var s = i === 0 ? String(Math.round(a)) : a.toFixed(a < 10 ? 2 : a < 100 ? 1 : 0);
+    return (neg ? '-' : '') + s + ' ' + u[i];
+  }
+  function count(v) { return v == null ? '-' : Math.round(v).toLocaleString('en-US'); }
+  function fixed(v, d) { return v == null || !isFinite(v) ? '-' : Number(v).toFixed(d); }
+  function secs(v) { return v < 1 ? (v * 1000).toFixed(1) + ' ms' : v.toFixed(3) + ' s'; }
+  function hashColor(s, sat, light) {
+    var h = 0;
+    for (var i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0;
+    return 'hsl(' + (Math.abs(h) % 360) + ',' + sat + '%,' + light + '%)';
+  }
+  function canvas(w, h) {
+    var c = el('canvas'), r = window.devicePixelRatio || 1;
+    c.width = w * r; c.height = h * r;
+    c.style.width = w + 'px'; c.style.height = h + 'px';
+    var g = c.getContext('2d');
+    g.scale(r, r);
+    g.font = '11px system-ui, sans-serif';
+    return {c: c, g: g, w: w, h: h};
+  }
+  var tip = null;
+  function showTip(ev, lines) {
+    if (!tip) { tip = el('div', {id: 'tm-tip'}); document.body.appendChild(tip); }
+    tip.textContent = '';
+    lines.forEach(function (l, i) { tip.appendChild(i ? el('div', {text: l}) : el('b', {text: l})); });
+    tip.style.display = 'block';
+    var x = ev.clientX + 14, y = ev.clientY + 14;
+    if (x + 420 > window.innerWidth) x = Math.max(0, ev.clientX - 420);
+    tip.style.left = x + 'px'; tip.style.top = y + 'px';
+  }
+  function hideTip() { if (tip) tip.style.display = 'none'; }
+
+  // --- state in the URL hash ------------------------------------------------
+  var state = {trace: 0, view: 'leaked', measure: 'bytes', region: '', range: '', q: '', zoom: 0};
+  function readHash() {
+    location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
+      var i = kv.indexOf('=');
+      if (i > 0) {
+        var k = decodeURIComponent(kv.slice(0, i)), v = decodeURIComponent(kv.slice(i + 1));
+        if (k in state) state[k] = typeof state[k] === 'number' ? Number(v) || 0 : v;
+      }
+    });
+  }
+  function writeHash() {
+    var parts = [];
+    for (var k in state) parts.push(k + '=' + encodeURIComponent(state[k]));
+    history.replaceState(null, '', '#' + parts.join('&'));
+  }
+
+  // --- the model of one trace -------------------------------------------------
+  var KINDS = [
+    ['Python (own code)', '#5cb85c'], ['Python (library)', '#b5dfa5'],
+    ['native (own code)', '#f0a04b'], ['native (library)', '#8fb8de'],
+    ['interpreter', '#c8c8c8'], ['unknown', '#e8e8e8']];
+
+  function Model(t) {
+    this.t = t;
+    var n = t.nodes.length / 2 + 1;
+    this.n = n;
+    this.parent = new Int32Array(n);
+    this.frame = new Int32Array(n);
+    this.depth = new Int32Array(n);
+    this.parent[0] = -1; this.frame[0] = -1;
+    var kids = [];
+    for (var i = 0; i < n; i++) kids.push([]);
+    for (i = 1; i < n; i++) {
+      this.parent[i] = t.nodes[2 * (i - 1)];
+      this.frame[i] = t.nodes[2 * (i - 1) + 1];
+      this.depth[i] = this.depth[this.parent[i]] + 1;
+      kids[this.parent[i]].push(i);
+    }
+    this.kids = kids;
+  }
+  Model.prototype.fr = function (node) {
+    var f = this.frame[node], F = this.t.frames, S = this.t.strs;
+    if (f < 0) return {name: 'all', kind: 5, file: null, line: 0, module: null};
+    var o = 5 * f;
+    return {kind: F[o], name: F[o + 1] >= 0 ? S[F[o + 1]] : '??',
+            file: F[o + 2] >= 0 ? S[F[o + 2]] : null, line: F[o + 3],
+            module: F[o + 4] >= 0 ? S[F[o + 4]] : null};
+  };
+  Model.prototype.label = function (node) {
+    var f = this.fr(node);
+    if (f.kind <= 1 && f.file) return f.name + ' (' + f.file.replace(/.*\//, '') + ':' + f.line + ')';
+    return f.name;
+  };
+  // Totals per node from [node, bytes, blocks, ...] (self values at leaves).
+  Model.prototype.totals = function (triples, stride, pick) {
+    var b = new Float64Array(this.n), k = new Float64Array(this.n);
+    for (var i = 0; i < triples.length; i += stride) {
+      if (pick && !pick(triples, i)) continue;
+      b[triples[i]] += triples[i + stride - 2];
+      k[triples[i]] += triples[i + stride - 1];
+    }
+    for (var v = this.n - 1; v > 0; v--) {
+      b[this.parent[v]] += b[v];
+      k[this.parent[v]] += k[v];
+    }
+    return {bytes: b, blocks: k};
+  };
+
+  // The values the flame graph shows for the current state.
+  function viewData(m) {
+    var t = m.t, v = state.view;
+    if (v === 'kept') {
+      var r = t.regions.filter(function (x) { return x.name === state.region; })[0] ||
+              t.regions[0];
+      if (!r) return {tot: m.totals([], 3), title: 'kept: no regions in this trace'};
+      state.region = r.name;
+      var tot = m.totals(r.kept, 3);
+      return {tot: tot, region: r,
+              title: 'kept by region ' + r.name + ': alive when its invocation ended (' +
+                     bytes(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
+                     count(r.invocations) + ' invocations)'};
+    }
+    if (v === 'range') {
+      var ab = rangeBins(t);
+      var a = ab[0], b = ab[1];
+      return {tot: m.totals(t.range.cells, 5, function (c, i) {
+        return c[i + 1] >= a && c[i + 1] <= b && c[i + 2] > b;
+      }), title: 'allocated between ' + secs(a * t.range.bin) + ' and ' + secs((b + 1) * t.range.bin) +
+                 ' and alive at its end'};
+    }
+    if (!t.views[v]) v = state.view = 'leaked';
+    var titles = {leaked: 'leaked at exit (built-in suppressions applied, as in tidemark leaks)',
+                  peak: 'live at the heap peak (' + secs(t.summary.peak_time) + ')',
+                  allocated: 'allocated over the whole run'};
+    return {tot: m.totals(t.views[v], 3), title: titles[v]};
+  }
+  function rangeBins(t) {
+    var p = state.range.split(','), bin = t.range.bin, nb = t.range.bins;
+    var a = Math.max(0, Math.floor(Number(p[0]) / bin || 0));
+    var b = Math.min(nb - 1, Math.max(a, Math.ceil(Number(p[1]) / bin || nb) - 1));
+    return [a, b];
+  }
+
+  // --- flame graph (icicle: the outermost frame on top) ------------------------
+  function flame(box, m, vd) {
+    var W = Math.max(600, box.clientWidth - 4), ROW = 17;
+    var val = state.measure === 'count' && (state.view === 'allocated' || state.view === 'kept' ||
+              state.view === 'range') ? vd.tot.blocks : vd.tot.bytes;
+    var isCount = val === vd.tot.blocks;
+    var zoom = state.zoom > 0 && state.zoom < m.n && val[state.zoom] > 0 ? state.zoom : 0;
+    var root = zoom, total = val[0];
+    var q = state.q.toLowerCase(), matched = new Uint8Array(m.n), matchTotal = 0;
+    // Boxes: x, width, node; children ordered by value, largest left.
+    var rects = [], maxd = 0, base = m.depth[root];
+    var chain = [];
+    for (var a = m.parent[root]; a >= 0; a = m.parent[a]) chain.unshift(a);
+    chain.forEach(function (nd, i) { rects.push([0, W, nd, i]); });
+    var off = chain.length;
+    function lay(nd, x, w, d) {
+      rects.push([x, w, nd, d]);
+      if (d > maxd) maxd = d;
+      var ks = m.kids[nd].filter(function (k) { return val[k] > 0; });
+      ks.sort(function (p, r) { return val[r] - val[p]; });
+      var cx = x;
+      for (var i = 0; i < ks.length; i++) {
+        var cw = w * val[ks[i]] / val[nd];
+        if (cw >= 0.4) lay(ks[i], cx, cw, d + 1);
+        cx += cw;
+      }
+    }
+    if (val[root] > 0) lay(root, 0, W, off);
+    if (q) {
+      // The matched share counts each matched box once (not its matched
+      // descendants again).
+      for (var v = 1; v < m.n; v++) {
+        if (val[v] > 0 && m.label(v).toLowerCase().indexOf(q) >= 0) matched[v] = 1;
+      }
+      for (v = 1; v < m.n; v++) {
+        if (!matched[v]) continue;
+        var up = m.parent[v], inside = false;
+        for (; up > 0; up = m.parent[up]) if (matched[up]) { inside = true; break; }
+        if (!inside) matchTotal += val[v];
+      }
+    }
+    var cv = canvas(W, (maxd + 1) * ROW + 2), g = cv.g;
+    rects.forEach(function (r) {
+      var nd = r[2], f = m.fr(nd), y = r[3] * ROW;
+      g.fillStyle = matched[nd] ? '#e040e0' : nd === 0 ? '#ddd' : KINDS[f.kind][1];
+      g.fillRect(r[0] + 0.5, y + 0.5, Math.max(0.5, r[1] - 1), ROW - 1);
+      if (r[1] > 30) {
+        g.fillStyle = '#111';
+        g.save();
+        g.beginPath(); g.rect(r[0], y, r[1] - 2, ROW); g.clip();
+        g.fillText(nd === 0 ? 'all (' + (isCount ? count(total) : bytes(total)) + ')' : m.label(nd),
+                   r[0] + 3, y + 12);
+        g.restore();
+      }
+    });
+    function hit(ev) {
+      var b = cv.c.getBoundingClientRect(), x = ev.clientX - b.left, y = ev.clientY - b.top;
+      var d = Math.floor(y / ROW);
+      for (var i = rects.length - 1; i >= 0; i--) {
+        var r = rects[i];
+        if (r[3] === d && x >= r[0] && x < r[0] + r[1]) return r[2];
+      }
+      return -1;
+    }
+    cv.c.addEventListener('mousemove', function (ev) {
+      var nd = hit(ev);
+      if (nd < 0) return hideTip();
+      var f = m.fr(nd), share = total ? 100 * val[nd] / total : 0;
+      var lines = [m.label(nd),
+        bytes(vd.tot.bytes[nd]) + ' in ' + count(vd.tot.blocks[nd]) + ' blocks (' +
+          share.toFixed(1) + '% of the view' + (isCount ? ', by count' : '') + ')',
+        KINDS[f.kind][0]];
+      if (f.file) lines.push(f.file + (f.line ? ':' + f.line : ''));
+      if (f.module) lines.push(f.module);
+      showTip(ev, lines);
+    });
+    cv.c.addEventListener('mouseleave', hideTip);
+    cv.c.addEventListener('click', function (ev) {
+      var nd = hit(ev);
+      if (nd >= 0) { state.zoom = nd === zoom ? m.parent[nd] : nd; if (state.zoom < 0) state.zoom = 0; render(); }
+    });
+    box.appendChild(cv.c);
+    return {total: total, isCount: isCount, matchTotal: matchTotal, val: val};
+  }
+
+  // --- timeline -----------------------------------------------------------------
+  function timeline(box, t, small, onRange) {
+    var tl = t.timeline, W = small ? 300 : Math.max(600, box.clientWidth - 4);
+    var lanes = small ? 0 : tl.lanes, H = small ? 90 : 220 + lanes * 14;
+    var cv = canvas(W, H), g = cv.g;
+    var L = small ? 4 : 64, R = small ? 4 : 64, T = small ? 4 : 10, B = small ? 4 : 24 + lanes * 14;
+    var dur = Math.max(t.summary.duration, 1e-9);
+    var hmax = 1, rmax = 1, i;
+    for (i = 1; i < tl.heap.length; i += 2) hmax = Math.max(hmax, tl.heap[i]);
+    for (i = 1; i < tl.rss.length; i += 2) rmax = Math.max(rmax, tl.rss[i]);
+    var own = rmax > 4 * hmax;   // RSS on its own axis when far above the heap
+    var ymaxL = own ? hmax : Math.max(hmax, rmax), ymaxR = own ? rmax : ymaxL;
+    function X(s) { return L + (W - L - R) * s / dur; }
+    function Y(v, m) { return T + (H - T - B) * (1 - v / m); }
+    g.strokeStyle = '#ccc'; g.strokeRect(L, T, W - L - R, H - T - B);
+    if (!small) {
+      g.fillStyle = '#333';
+      for (i = 0; i <= 4; i++) {
+        var yv = ymaxL * i / 4;
+        g.fillText(bytes(yv), 2, Y(yv, ymaxL) + 4);
+        if (own) g.fillText(bytes(ymaxR * i / 4), W - R + 4, Y(yv, ymaxL) + 4);
+        g.fillText(secs(dur * i / 4), X(dur * i / 4) - (i === 4 ? 40 : i ? 20 : 0), H - B + 14);
+      }
+    }
+    function line(s, col, m) {
+      g.strokeStyle = col; g.lineWidth = 1.5; g.beginPath();
+      g.moveTo(X(0), Y(0, m));
+      for (var k = 0; k < s.length; k += 2) g.lineTo(X(s[k]), Y(s[k + 1], m));
+      g.stroke();
+    }
+    var sel = null;
+    function draw() {
+      g.clearRect(L + 1, T + 1, W - L - R - 2, H - T - B - 2);
+      if (sel) { g.fillStyle = '#cfe0ff'; g.fillRect(X(sel[0]), T + 1, Math.max(1, X(sel[1]) - X(sel[0])), H - T - B - 2); }
+      if (!small) {
+        tl.marks.forEach(function (mk) {
+          g.strokeStyle = '#999'; g.setLineDash([3, 3]); g.beginPath();
+          g.moveTo(X(mk[0]), T); g.lineTo(X(mk[0]), H - B); g.stroke(); g.setLineDash([]);
+          g.fillStyle = '#555'; g.fillText(mk[1], X(mk[0]) + 2, T + 10);
+        });
+      }
+      line(tl.rss, '#e67e22', ymaxR);
+      line(tl.heap, '#1f5fa8', ymaxL);
+    }
+    draw();
+    if (!small) {
+      tl.bands.forEach(function (b) {
+        var y = H - B + 20 + b[3] * 14;
+        g.fillStyle = hashColor(b[2], 55, 65);
+        g.fillRect(X(b[0]), y, Math.max(1, X(b[1]) - X(b[0])), 11);
+      });
+      var x0 = null;
+      cv.c.addEventListener('mousedown', function (ev) { x0 = ev.offsetX; });
+      cv.c.addEventListener('mousemove', function (ev) {
+        var s = Math.min(dur, Math.max(0, (ev.offsetX - L) / (W - L - R) * dur));
+        if (x0 !== null) {
+          var s0 = Math.min(dur, Math.max(0, (x0 - L) / (W - L - R) * dur));
+          sel = [Math.min(s, s0), Math.max(s, s0)]; draw();
+        }
+        var band = tl.bands.filter(function (b) {
+          var y = H - B + 20 + b[3] * 14;
+          return ev.offsetY >= y && ev.offsetY < y + 11 && s >= b[0] - dur / W && s <= b[1] + dur / W;
+        })[0];
+        var hv = 0;
+        for (var k = 0; k < tl.heap.length; k += 2) if (tl.heap[k] <= s) hv = tl.heap[k + 1];
+        showTip(ev, [secs(s), 'heap ' + bytes(hv)].concat(band ? ['region ' + band[2] + ' ' +
+          secs(band[0]) + ' - ' + secs(band[1])] : []).concat(['drag to pick a time range']));
+      });
+      cv.c.addEventListener('mouseleave', hideTip);
+      cv.c.addEventListener('mouseup', function (ev) {
+        if (x0 === null) return;
+        var a = Math.max(0, (Math.min(x0, ev.offsetX) - L) / (W - L - R) * dur);
+        var b = Math.min(dur, (Math.max(x0, ev.offsetX) - L) / (W - L - R) * dur);
+        x0 = null;
+        if (b - a > dur / 500) onRange(a, b);
+      });
+      if (state.view === 'range' && state.range) {
+        var p = state.range.split(',');
+        sel = [Number(p[0]), Number(p[1])]; draw();
+      }
+    }
+    box.appendChild(cv.c);
+    if (!small) {
+      var lg = el('div', {cls: 'legend'}, [
+        el('span', {}, [el('i', {style: 'background:#1f5fa8'}), 'heap (live bytes, bucket maximum)']),
+        el('span', {}, [el('i', {style: 'background:#e67e22'}), 'RSS' + (own ? ' (right axis)' : '')])]);
+      var names = {};
+      tl.bands.forEach(function (b) { names[b[2]] = 1; });
+      Object.keys(names).slice(0, 20).forEach(function (nm) {
+        lg.appendChild(el('span', {}, [el('i', {style: 'background:' + hashColor(nm, 55, 65)}), nm]));
+      });
+      box.appendChild(lg);
+    }
+    return cv;
+  }
+
+  // --- regions table -----------------------------------------------------------
+  var COLS = [
+    ['region', function (r) { return r.name; }, String],
+    ['invocations', function (r) { return r.invocations; }, count],
+    ['allocs/inv', function (r) { return r.allocs.mean; }, function (v) { return fixed(v, 2); }],
+    ['allocs/inv incl.', function (r) { return r.incl_allocs_mean; }, function (v) { return fixed(v, 2); }],
+    ['net bytes/inv', function (r) { return r.net_bytes.mean; }, function (v) { return fixed(v, 1); }],
+    ['net bytes/inv incl.', function (r) { return r.incl_net_bytes_mean; }, function (v) { return fixed(v, 1); }],
+    ['kept bytes/inv', function (r) { return r.kept_bytes_per_invocation; }, function (v) { return fixed(v, 1); }],
+    ['inv. keeping', function (r) { return r.invocations_net_positive; }, count],
+    ['escaped', function (r) { return r.escaped_bytes; }, bytes],
+    ['leaked at exit', function (r) { return r.leaked_bytes; }, bytes],
+    ['keeps memory', function (r) { return r.retains ? 1 : 0; }, function (v) { return v ? 'yes' : 'no'; }]];
+  var sortCol = 1, sortDesc = true;
+  function regionsTable(box, t) {
+    if (!t.regions.length) {
+      box.appendChild(el('p', {cls: 'muted', text: 'No regions in this trace (tidemark_region_begin/end, tidemark.region(), or the bridge\'s callbacks open them).'}));
+      return;
+    }
+    var rows = t.regions.slice();
+    rows.sort(function (a, b) {
+      var x = COLS[sortCol][1](a), y = COLS[sortCol][1](b);
+      var c = x < y ? -1 : x > y ? 1 : 0;
+      return sortDesc ? -c : c;
+    });
+    var head = el('tr', {}, COLS.map(function (c, i) {
+      return el('th', {text: c[0] + (i === sortCol ? (sortDesc ? ' ▼' : ' ▲') : ''), onclick: function () {
+        if (sortCol === i) sortDesc = !sortDesc; else { sortCol = i; sortDesc = i !== 0; }
+        render();
+      }});
+    }));
+    var body = el('tbody', {}, rows.map(function (r) {
+      return el('tr', {cls: state.view === 'kept' && state.region === r.name ? 'sel' : '',
+                       'data-region': r.name,
+                       onclick: function () { state.view = 'kept'; state.region = r.name; state.zoom = 0; render(); }},
+        COLS.map(function (c) { return el('td', {text: c[2](c[1](r))}); }));
+    }));
+    box.appendChild(el('table', {id: 'tm-regions'}, [el('thead', {}, [head]), body]));
+    box.appendChild(el('p', {cls: 'muted', text: 'Exclusive columns count what ran while the region was the innermost open one (as tidemark regions); "incl." counts nested regions too. Kept = allocated in an invocation and alive when it ended. A click shows what the region kept.'}));
+  }
+
+  // --- summary ---------------------------------------------------------------
+  function summary(box, t) {
+    var s = t.summary, lk = t.leaks;
+    var rows = [
+      ['leak verdict', el('span', {cls: 'verdict ' + lk.verdict, text: lk.verdict})],
+      ['leaked (unsuppressed)', bytes(lk.leaked_bytes) + ' in ' + count(lk.leaked_blocks) + ' blocks'],
+      ['suppressed (runtimes)', bytes(lk.suppressed_bytes) + ' in ' + count(lk.suppressed_blocks) + ' blocks'],
+      ['duration', secs(s.duration)],
+      ['allocations', count(s.alloc_calls) + ' calls, ' + bytes(s.bytes_allocated)],
+      ['frees', count(s.free_calls) + ' calls'],
+      ['heap peak', bytes(s.peak_bytes) + ' in ' + count(s.peak_blocks) + ' blocks at ' + secs(s.peak_time)],
+      ['RSS peak', s.rss_peak_bytes ? bytes(s.rss_peak_bytes) : 'not sampled'],
+      ['threads', count(s.threads)],
+      ['ended by', s.end + (s.lost_events ? ', ' + count(s.lost_events) + ' events lost' : '')]];
+    for (var k in t.recorded) rows.push([k.replace(/_/g, ' '), t.recorded[k]]);
+    if (t.param != null) rows.push(['parameter', String(t.param)]);
+    box.appendChild(el('table', {cls: 'kv', id: 'tm-summary'}, rows.map(function (r) {
+      return el('tr', {}, [el('td', {text: r[0]}), el('td', {}, [r[1]])]);
+    })));
+  }
+
+  // --- sweep page -------------------------------------------------------------
+  function chart(sw, values, label, threshold) {
+    var cv = canvas(300, 160), g = cv.g, L = 60, R = 8, T = 16, B = 22;
+    var xs = [], ys = [];
+    for (var i = 0; i < values.length; i++) {
+      if (values[i] != null && sw.values[i] != null) { xs.push(sw.values[i]); ys.push(values[i]); }
+    }
+    g.fillStyle = '#333'; g.fillText(label, 4, 11);
+    if (!xs.length) return cv.c;
+    var x0 = Math.log(Math.min.apply(null, xs)), x1 = Math.log(Math.max.apply(null, xs));
+    var y0 = Math.min(0, Math.min.apply(null, ys)), y1 = Math.max.apply(null, ys.concat(threshold != null ? [threshold] : []));
+    if (y1 <= y0) y1 = y0 + 1;
+    function X(v) { return L + (300 - L - R) * (x1 > x0 ? (Math.log(v) - x0) / (x1 - x0) : 0.5); }
+    function Y(v) { return T + (160 - T - B) * (1 - (v - y0) / (y1 - y0)); }
+    g.strokeStyle = '#ccc'; g.strokeRect(L, T, 300 - L - R, 160 - T - B);
+    var isBytes = /bytes/.test(label);
+    g.fillStyle = '#333';
+    g.fillText(isBytes ? bytes(y1) : fixed(y1, 1), 2, T + 8);
+    g.fillText(isBytes ? bytes(y0) : fixed(y0, 1), 2, 160 - B);
+    xs.forEach(function (x) { g.fillText(String(x), X(x) - 8, 160 - 6); });
+    if (threshold != null) {
+      g.strokeStyle = '#c0392b'; g.setLineDash([4, 3]); g.beginPath();
+      g.moveTo(L, Y(threshold)); g.lineTo(300 - R, Y(threshold)); g.stroke(); g.setLineDash([]);
+    }
+    g.strokeStyle = '#1f5fa8'; g.lineWidth = 1.5; g.beginPath();
+    xs.forEach(function (x, k) { if (k) g.lineTo(X(x), Y(ys[k])); else g.moveTo(X(x), Y(ys[k])); });
+    g.stroke();
+    g.fillStyle = '#1f5fa8';
+    xs.forEach(function (x, k) { g.fillRect(X(x) - 2, Y(ys[k]) - 2, 5, 5); });
+    return cv.c;
+  }
+  function sweepPage(box) {
+    var sw = D.sweep, vd = sw.verdict || 'NONE';
+    box.appendChild(el('p', {}, ['Verdict over ' + D.traces.length + ' traces, against ' + sw.param + ': ',
+      el('span', {cls: 'verdict ' + vd, id: 'tm-sweep-verdict', text: sw.verdict || 'no verdict'})]));
+    if (sw.reasons.length)
+      box.appendChild(el('ul', {}, sw.reasons.map(function (r) { return el('li', {text: r}); })));
+    var charts = el('div', {cls: 'runs'});
+    sw.criteria.forEach(function (c) {
+      charts.appendChild(el('div', {cls: 'run', title: c.name + ': ' + c.verdict}, [
+        chart(sw, c.values, c.name + ' — ' + c.verdict, c.threshold)]));
+    });
+    charts.appendChild(el('div', {cls: 'run'}, [chart(sw, sw.peak_bytes, 'heap peak bytes')]));
+    charts.appendChild(el('div', {cls: 'run'}, [chart(sw, sw.rss_peak_bytes, 'RSS peak bytes')]));
+    box.appendChild(charts);
+    var runs = el('div', {cls: 'runs'});
+    sw.order.forEach(function (ti, k) {
+      var t = D.traces[ti], d = el('div', {cls: 'run' + (ti === state.trace ? ' sel' : ''),
+        onclick: function () { state.trace = ti; state.zoom = 0; render(); }});
+      d.appendChild(el('div', {}, [sw.param + ' = ' + (sw.values[k] == null ? '?' : sw.values[k]) + '  ',
+        el('span', {cls: 'verdict ' + t.leaks.verdict, text: t.leaks.verdict}),
+        ' peak ' + bytes(t.summary.peak_bytes)]));
+      timeline(d, t, true);
+      runs.appendChild(d);
+    });
+    box.appendChild(el('p', {cls: 'muted', text: 'One timeline per trace (heap blue, RSS orange); a click opens the trace below.'}));
+    box.appendChild(runs);
+  }
+
+  // --- the page --------------------------------------------------------------------
+  var D, models = [];
+  function section(title, id) {
+    var s = el('section', {id: id}, [el('h2', {text: title})]);
+    return s;
+  }
+  function render() {
+    hideTip();
+    var app = document.getElementById('app');
+    app.textContent = '';
+    if (!(state.trace >= 0 && state.trace < D.traces.length)) state.trace = 0;
+    var t = D.traces[state.trace];
+    var m = models[state.trace] || (models[state.trace] = new Model(t));
+    var hdr = el('header', {}, [el('h1', {text: D.title})]);
+    if (D.traces.length > 1) {
+      hdr.appendChild(el('select', {id: 'tm-trace', onchange: function (e) {
+        state.trace = Number(e.target.value); state.zoom = 0; render();
+      }}, D.traces.map(function (x, i) {
+        var o = el('option', {value: i, text: x.trace + (x.param != null ? ' (' + x.param + ')' : '')});
+        if (i === state.trace) o.selected = true;
+        return o;
+      })));
+    } else {
+      hdr.appendChild(el('span', {text: t.trace}));
+    }
+    hdr.appendChild(el('span', {cls: 'muted', style: 'color:#cde', text: D.tool}));
+    app.appendChild(hdr);
+    if (t.error)
+      app.appendChild(el('div', {cls: 'banner', id: 'tm-trace-error'},
+        ['This trace is damaged or incomplete: ' + t.error + '. The report shows what could be read.']));
+    if (D.sweep) {
+      var sws = section('Sweep', 'tm-sweep');
+      sweepPage(sws);
+      app.appendChild(sws);
+    }
+    var ss = section('Summary', 'tm-summary-box');
+    summary(ss, t);
+    app.appendChild(ss);
+
+    var fs = section('Flame graph', 'tm-flame');
+    var ctl = el('div', {cls: 'controls'});
+    var views = [['leaked', 'leaked at exit'], ['peak', 'live at peak'], ['allocated', 'allocated'],
+                 ['kept', 'kept per invocation'], ['range', 'time range']];
+    var vsel = el('select', {id: 'tm-view', onchange: function (e) {
+      state.view = e.target.value; state.zoom = 0; render();
+    }}, views.map(function (v) {
+      var o = el('option', {value: v[0], text: v[1]});
+      if (v[0] === state.view) o.selected = true;
+      return o;
+    }));
+    ctl.appendChild(el('label', {}, ['view ', vsel]));
+    if (state.view === 'allocated' || state.view === 'kept' || state.view === 'range') {
+      var msel = el('select', {id: 'tm-measure', onchange: function (e) { state.measure = e.target.value; render(); }},
+        [['bytes', 'bytes'], ['count', 'count (blocks)']].map(function (v) {
+          var o = el('option', {value: v[0], text: v[1]});
+          if (v[0] === state.measure) o.selected = true;
+          return o;
+        }));
+      ctl.appendChild(el('label', {}, ['by ', msel]));
+    }
+    if (state.view === 'kept' && t.regions.length) {
+      var rsel = el('select', {id: 'tm-region', onchange: function (e) { state.region = e.target.value; state.zoom = 0; render(); }},
+        t.regions.map(function (r) {
+          var o = el('option', {value: r.name, text: r.name});
+          if (r.name === state.region) o.selected = true;
+          return o;
+        }));
+      ctl.appendChild(el('label', {}, ['region ', rsel]));
+    }
+    if (state.view === 'range' && !state.range)
+      state.range = '0,' + t.summary.duration;
+    var search = el('input', {id: 'tm-search', type: 'search', placeholder: 'search frames', value: state.q});
+    search.addEventListener('change', function () { state.q = search.value; render(); });
+    ctl.appendChild(search);
+    if (state.zoom) ctl.appendChild(el('button', {text: 'reset zoom', onclick: function () { state.zoom = 0; render(); }}));
+    fs.appendChild(ctl);
+    var vd = viewData(m);
+    var info = el('div', {cls: 'controls'});
+    fs.appendChild(info);
+    var fbox = el('div', {id: 'tm-flame-graph'});
+    fs.appendChild(fbox);
+    app.appendChild(fs);
+    var fg = flame(fbox, m, vd);
+    info.appendChild(el('span', {cls: 'total', id: 'tm-total',
+      text: vd.title + ': ' + bytes(vd.tot.bytes[0]) + ' in ' + count(vd.tot.blocks[0]) + ' blocks'}));
+    if (state.q)
+      info.appendChild(el('span', {id: 'tm-match', text: 'matching "' + state.q + '": ' +
+        (fg.isCount ? count(fg.matchTotal) : bytes(fg.matchTotal)) + ' (' +
+        (fg.total ? (100 * fg.matchTotal / fg.total).toFixed(1) : '0') + '%)'}));
+    var lg = el('div', {cls: 'legend'}, KINDS.map(function (k) {
+      return el('span', {}, [el('i', {style: 'background:' + k[1]}), k[0]]);
+    }));
+    lg.appendChild(el('span', {}, [el('i', {style: 'background:#e040e0'}), 'search match']));
+    fs.appendChild(lg);
+    fs.appendChild(el('p', {cls: 'muted', text: 'The outermost frame on top; width is the share of the view. Click a frame to zoom (click it again to go back up).'}));
+
+    var ts = section('Timeline', 'tm-timeline');
+    timeline(ts, t, false, function (a, b) {
+      state.view = 'range'; state.range = a.toFixed(6) + ',' + b.toFixed(6); state.zoom = 0; render();
+    });
+    ts.appendChild(el('p', {cls: 'muted', text: 'Drag across the plot to see, in the flame graph, what was allocated in that time range and still alive at its end.'}));
+    app.appendChild(ts);
+
+    var rs = section('Regions', 'tm-regions-box');
+    regionsTable(rs, t);
+    app.appendChild(rs);
+    writeHash();
+    selftest(t, m, vd);
+  }
+
+  // What the page shows, for the tests: each view's totals and the names of
+  // the frames it holds.
+  function selftest(t, m, vd) {
+    function names(tot) {
+      var seen = {}, out = [];
+      for (var v = 1; v < m.n && out.length < 5000; v++) {
+        if (tot.bytes[v] > 0 || tot.blocks[v] > 0) {
+          var f = m.fr(v).name;
+          if (!seen[f]) { seen[f] = 1; out.push(f); }
+        }
+      }
+      return out;
+    }
+    var views = {};
+    ['leaked', 'peak', 'allocated'].forEach(function (v) {
+      var tot = m.totals(t.views[v], 3);
+      views[v] = {bytes: tot.bytes[0], blocks: tot.blocks[0], functions: names(tot)};
+    });
+    var kept = {};
+    t.regions.forEach(function (r) {
+      var tot = m.totals(r.kept, 3);
+      kept[r.name] = {bytes: tot.bytes[0], blocks: tot.blocks[0], functions: names(tot)};
+    });
+    var rows = [];
+    document.querySelectorAll('#tm-regions tbody tr').forEach(function (tr) {
+      rows.push([].map.call(tr.children, function (td) { return td.textContent; }));
+    });
+    var out = {trace: state.trace, view: state.view, shown: {bytes: vd.tot.bytes[0], blocks: vd.tot.blocks[0],
+               functions: names(vd.tot)}, views: views, kept: kept,
+               regions: {columns: COLS.map(function (c) { return c[0]; }), rows: rows},
+               sweep: D.sweep ? D.sweep.verdict : undefined, errors: errors};
+    var st = document.getElementById('tm-selftest');
+    if (!st) { st = el('pre', {id: 'tm-selftest'}); document.body.appendChild(st); }
+    st.textContent = JSON.stringify(out);
+  }
+
+  try {
+    D = JSON.parse(document.getElementById('tm-data').textContent);
+    readHash();
+    render();
+  } catch (e) {
+    fail('error: ' + (e && e.stack || e));
+  }
+})();
