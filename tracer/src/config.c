@@ -71,6 +71,12 @@ TM_HIDDEN void tm_pages_huge_free(void *p, size_t bytes)
     munmap(p, huge_round(bytes));
 }
 
+TM_HIDDEN const char *tm_strerror(int e)
+{
+    const char *s = strerrordesc_np(e); /* English, and allocates nothing */
+    return s ? s : "unknown error";
+}
+
 /* At most this many lines per process: the tracer never floods stderr. */
 #define DIAG_MAX 5
 static int diag_count;
@@ -110,7 +116,13 @@ static int parse_int(const char *name, const char *v, int lo, int hi, int dflt)
 TM_HIDDEN void tm_config_load(tm_config *cfg)
 {
     const char *out = getenv("TIDEMARK_OUTPUT");
-    if (out && *out && tm_strlen(out) < sizeof cfg->output) {
+    cfg->output_too_long = 0;
+    if (out && *out && tm_strlen(out) >= sizeof cfg->output) {
+        /* Refused (open_trace says so), not replaced by the default: the
+         * user asked for another place. */
+        cfg->output_too_long = tm_strlen(out);
+        cfg->output[0] = 0;
+    } else if (out && *out) {
         memcpy(cfg->output, out, tm_strlen(out) + 1);
     } else {
         /* tidemark.<exe>.%p.trace in the working directory */

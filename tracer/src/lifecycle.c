@@ -39,9 +39,16 @@ static int open_path(const char *path)
 
 static int open_trace(pid_t pid, int force_pid)
 {
-    char path[4096];
+    char path[4096], num[24];
+    if (tm_cfg.output_too_long) {
+        tm_utoa(tm_cfg.output_too_long, num);
+        tm_diag("TIDEMARK_OUTPUT is too long (", num,
+                " characters, at most 4095): not tracing");
+        return -1;
+    }
     if (tm_output_path(&tm_cfg, pid, force_pid, path, sizeof path) < 0) {
-        tm_diag("TIDEMARK_OUTPUT is too long", NULL, NULL);
+        tm_diag("TIDEMARK_OUTPUT is too long (over 4095 characters once %p is expanded): "
+                "not tracing", NULL, NULL);
         return -1;
     }
     int fd = open_path(path);
@@ -62,7 +69,13 @@ static int open_trace(pid_t pid, int force_pid)
         }
     }
     if (fd < 0) {
-        tm_diag("cannot create trace ", path, errno == EEXIST ? ": file exists" : ": open failed");
+        /* ": <reason>; not tracing" */
+        char why[160] = ": ";
+        size_t n = 2;
+        for (const char *r = tm_strerror(errno); *r && n < sizeof why - 16; r++)
+            why[n++] = *r;
+        memcpy(why + n, "; not tracing", 14);
+        tm_diag("cannot create trace ", path, why);
         return -1;
     }
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
@@ -70,6 +83,7 @@ static int open_trace(pid_t pid, int force_pid)
         close(fd);
         fd = high;
     }
+    tm_sink_set_path(path);
     return fd;
 }
 
@@ -107,8 +121,15 @@ static int start(void)
     trace_fd = open_trace(trace_pid, 0);
     if (trace_fd < 0)
         return -1;
-    if (tm_recorder_init(trace_fd, trace_pid) < 0 || tm_stacks_init() < 0) {
-        tm_diag("cannot set up the recorder (out of memory?)", NULL, NULL);
+    int rc = tm_recorder_init(trace_fd, trace_pid);
+    if (rc == 0 && tm_stacks_init() < 0)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        if (rc == -ENOMEM)
+            tm_diag("cannot set up the recorder (out of memory): not tracing", NULL, NULL);
+        else
+            tm_diag("cannot write the trace header: ", tm_strerror(-rc), "; not tracing");
+        tm_sink_close();
         return -1;
     }
     uintptr_t lo, hi;
@@ -274,7 +295,7 @@ static void atfork_child(void)
     }
     /* The parent's buffered chunks belong to the parent's trace. */
     if (trace_fd >= 0)
-        close(trace_fd);
+        tm_sink_close(); /* unless the program took its number */
     trace_fd = -1;
     if (tm_cfg.follow_fork) {
         hold_spares(0); /* the child has no other thread */
@@ -337,7 +358,7 @@ TM_HIDDEN void tm_exec_failed(int ended)
     int expected = TM_STATE_DONE;
     if (__atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_STARTING, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
-        close(trace_fd);
+        tm_sink_close();
         tm_lock();
         continue_in_new_trace();
         tm_unlock();

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +42,6 @@ typedef struct slot {
 } slot;
 
 static struct {
-    int fd;
     uint64_t *pool;                     /* NSLOTS * CHUNK_WORDS */
     slot slots[NSLOTS];
     uint32_t cur;                       /* sequence number being filled */
@@ -180,7 +180,7 @@ TM_HIDDEN int tm_write_sealed(void)
             continue;
         slot *s = &rec.slots[k % NSLOTS];
         __atomic_store_n(&s->state, SLOT_WRITING, __ATOMIC_RELAXED);
-        tm_write_chunk(rec.fd, k, chunk_words(k), s->words, rec.start_tick, &rec.written);
+        tm_write_chunk(k, chunk_words(k), s->words, rec.start_tick, &rec.written);
         __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
         written++;
     }
@@ -659,7 +659,7 @@ TM_HIDDEN void tm_reemit_tables_locked(void)
 
 /* --- start ------------------------------------------------------------------------------ */
 
-static int write_file_header(int fd, pid_t pid)
+static int write_file_header(pid_t pid)
 {
     tm_file_header h;
     memset(&h, 0, sizeof h);
@@ -679,18 +679,10 @@ static int write_file_header(int fd, pid_t pid)
     h.stack_depth = (uint32_t)(tm_cfg.stacks ? tm_cfg.depth : 0);
     h.rss_interval_ms = (uint32_t)tm_cfg.rss_interval_ms;
     h.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
-    const uint8_t *p = (const uint8_t *)&h;
-    size_t left = sizeof h;
-    while (left) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -errno;
-        p += n;
-        left -= (size_t)n;
-    }
-    return 0;
+    struct iovec iov = {&h, sizeof h};
+    off_t size;
+    int rc = tm_sink_writev(&iov, 1, &size);
+    return rc > 0 ? -tm_sink_failed() : rc;
 }
 
 static void reset_ring(void)
@@ -711,14 +703,18 @@ TM_HIDDEN int tm_recorder_init(int fd, pid_t pid)
     strs.bytes = tm_pages(STR_BYTES_MAX);
     if (!rec.pool || !strs.bytes || strs_alloc(1024) < 0 || tm_writer_init() < 0)
         return -ENOMEM;
-    rec.fd = fd;
+    int rc = tm_sink_attach(fd);
+    if (rc < 0)
+        return rc;
     reset_ring();
-    return write_file_header(fd, pid);
+    return write_file_header(pid);
 }
 
 TM_HIDDEN int tm_recorder_reopen(int fd, pid_t pid)
 {
-    rec.fd = fd;
+    int rc = tm_sink_attach(fd);
+    if (rc < 0)
+        return rc;
     reset_ring();
-    return write_file_header(fd, pid);
+    return write_file_header(pid);
 }

@@ -96,6 +96,7 @@ enum tm_state {
 
 typedef struct tm_config {
     char output[4096];       /* with %p still in it */
+    size_t output_too_long;  /* TIDEMARK_OUTPUT's length when it did not fit, else 0 */
     int stacks;              /* 1 = full native stacks */
     int depth;
     int rss_interval_ms;
@@ -190,6 +191,8 @@ TM_HIDDEN void tm_env_drop_preload(void);
 /* One diagnostic line on stderr, at most a few per process. */
 TM_HIDDEN void tm_diag(const char *a, const char *b, const char *c);
 TM_HIDDEN size_t tm_strlen(const char *s);
+/* strerror without locale or allocation (safe in the preload). */
+TM_HIDDEN const char *tm_strerror(int e);
 TM_HIDDEN char *tm_utoa(uint64_t v, char *buf); /* returns end of digits */
 
 /* --- clock.c --------------------------------------------------------------- */
@@ -224,6 +227,8 @@ TM_HIDDEN void tm_clock_refresh(void);
 
 /* --- recorder.c ---------------------------------------------------------- */
 
+/* Writes the file header to fd (tm_sink_attach).  -ENOMEM when the
+ * tables cannot be mapped, else what writing the header gave. */
 TM_HIDDEN int tm_recorder_init(int fd, pid_t pid);
 /* The next allocation or free takes the recorder's full path, which looks
  * at the writer's clock and mail and at Python frames: after either
@@ -288,11 +293,33 @@ TM_HIDDEN int tm_on_writer_thread(void);
 TM_HIDDEN void tm_writer_forget(void); /* fork child: the thread is gone */
 /* Allocates the encoding buffer shared by threads other than the writer. */
 TM_HIDDEN int tm_writer_init(void);
-/* Encodes one chunk of raw records (tm_raw.h) and writes it to fd as block
- * seq: header, clock record, records; compressed on the writer thread.
- * Writes once *turn == seq, then sets it to seq + 1. */
-TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32_t n,
+/* Encodes one chunk of raw records (tm_raw.h) and writes it to the sink as
+ * block seq: header, clock record, records; compressed on the writer
+ * thread.  Writes once *turn == seq, then sets it to seq + 1. */
+TM_HIDDEN int tm_write_chunk(uint32_t seq, const uint64_t *words, uint32_t n,
                              uint64_t start_tick, uint32_t *turn);
+
+/* --- sink.c: the trace file -------------------------------------------------- */
+
+struct iovec;
+/* The path the trace file can be opened again by (after the program closed
+ * or took over its descriptor); NULL = none. */
+TM_HIDDEN void tm_sink_set_path(const char *path);
+/* fd is the trace file from now on (its device and inode are what every
+ * write checks).  0 or -errno. */
+TM_HIDDEN int tm_sink_attach(int fd);
+TM_HIDDEN int tm_sink_fd(void);
+/* Closes the descriptor if it is still the trace file's. */
+TM_HIDDEN void tm_sink_close(void);
+/* The errno that stopped writing, 0 while writing goes on. */
+TM_HIDDEN int tm_sink_failed(void);
+/* Writes iov whole after checking the descriptor (reopening the file when
+ * the program took it).  0 written; 1 dropped, the file is stopped (said
+ * once); -errno the write failed, *size = the file's size before it. */
+TM_HIDDEN int tm_sink_writev(struct iovec *iov, int cnt, off_t *size);
+/* Says the write failed, stops the file, cuts it back to size and writes
+ * end_iov (a block with END) there when it fits. */
+TM_HIDDEN void tm_sink_fail(int err, off_t size, struct iovec *end_iov, int cnt);
 
 /* --- stacks.c, unwind.c ----------------------------------------------------- */
 

@@ -16,7 +16,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,28 +69,22 @@ static struct {
     uint32_t wake_word; /* futex */
     int waiting;        /* atomic: the thread may be in its futex wait */
     int statm_fd;
+    dev_t statm_dev;
+    ino_t statm_ino;
     uint64_t seal_asked; /* when the writer asked for a seal; 0 = not asked */
     uint32_t seal_mark;  /* tm_sealed_count() then */
 } wr = {.statm_fd = -1};
 
-static int write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len)
+/* Fills in the header of the block whose payload (CLOCK record first) is
+ * [start, start + raw), compressing it on the writer thread; iov[0..1]
+ * are the bytes to write. */
+static void frame_block(tm_block_header *h, uint32_t seq, const uint8_t *start, uint32_t raw,
+                        int compress, struct iovec *iov)
 {
-    /* The CLOCK record goes in the room reserved before the payload, so
-     * the reader sees the tick->ns pair taken after every event of the
-     * block. */
-    uint8_t clock[1 + 2 * 10];
-    uint8_t *p = clock;
-    *p++ = TM_OP_CLOCK;
-    p = tm_put_u(p, tm_ticks());
-    p = tm_put_u(p, tm_mono_ns());
-    size_t clen = (size_t)(p - clock);
-    uint8_t *start = payload - clen;
-    memcpy(start, clock, clen);
-    uint32_t raw = (uint32_t)clen + len;
     const uint8_t *stored = start;
     uint32_t stored_len = raw;
     uint16_t codec = TM_CODEC_RAW;
-    if (compress_here && zctx && ZSTD_compressBound(raw) <= zcap) {
+    if (compress && compress_here && zctx && ZSTD_compressBound(raw) <= zcap) {
         size_t z = ZSTD_compressCCtx(zctx, zbuf, zcap, start, raw, ZSTD_LEVEL);
         if (!ZSTD_isError(z) && z < raw) {
             stored = zbuf;
@@ -96,8 +92,7 @@ static int write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len)
             codec = TM_CODEC_ZSTD;
         }
     }
-
-    tm_block_header h = {
+    *h = (tm_block_header){
         .magic = TM_BLOCK_MAGIC,
         .type = TM_BLOCK_RECORDS,
         .codec = codec,
@@ -106,23 +101,51 @@ static int write_block(int fd, uint32_t seq, uint8_t *payload, uint32_t len)
         .raw_len = raw,
         .checksum = tm_crc32c(0, stored, stored_len),
     };
-    struct iovec iov[2] = {{&h, sizeof h}, {(void *)stored, stored_len}};
-    size_t left = sizeof h + stored_len;
-    while (left) {
-        ssize_t n = writev(fd, iov, 2);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -errno;
-        left -= (size_t)n;
-        for (int i = 0; i < 2 && n > 0; i++) {
-            size_t take = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
-            iov[i].iov_base = (uint8_t *)iov[i].iov_base + take;
-            iov[i].iov_len -= take;
-            n -= (ssize_t)take;
-        }
-    }
-    return 0;
+    iov[0] = (struct iovec){h, sizeof *h};
+    iov[1] = (struct iovec){(void *)stored, stored_len};
+}
+
+/* The CLOCK record goes in the room reserved before the payload, so the
+ * reader sees the tick->ns pair taken after every event of the block.
+ * Returns where the block starts. */
+static uint8_t *put_clock(uint8_t *payload)
+{
+    uint8_t clock[1 + 2 * 10];
+    uint8_t *p = clock;
+    *p++ = TM_OP_CLOCK;
+    p = tm_put_u(p, tm_ticks());
+    p = tm_put_u(p, tm_mono_ns());
+    size_t clen = (size_t)(p - clock);
+    memcpy(payload - clen, clock, clen);
+    return payload - clen;
+}
+
+/* Writing failed (the sink said so): the block in its place is END with
+ * TM_END_WRITE_FAILED and the errno, when it still fits. */
+static void fail_block(uint32_t seq, int err, off_t size)
+{
+    uint8_t buf[CLOCK_ROOM + 32];
+    uint8_t *p = buf + CLOCK_ROOM, *start = put_clock(p);
+    *p++ = TM_OP_END;
+    p = tm_put_u(p, TM_END_WRITE_FAILED);
+    p = tm_put_u(p, (uint64_t)err);
+    tm_block_header h;
+    struct iovec iov[2];
+    frame_block(&h, seq, start, (uint32_t)(p - start), 0, iov);
+    tm_sink_fail(err, size, iov, 2);
+}
+
+static int write_block(uint32_t seq, uint8_t *payload, uint32_t len)
+{
+    uint8_t *start = put_clock(payload);
+    tm_block_header h;
+    struct iovec iov[2];
+    frame_block(&h, seq, start, (uint32_t)(payload - start) + len, 1, iov);
+    off_t size;
+    int rc = tm_sink_writev(iov, 2, &size);
+    if (rc < 0)
+        fail_block(seq, -rc, size);
+    return rc < 0 ? rc : 0;
 }
 
 TM_HIDDEN int tm_writer_init(void)
@@ -164,7 +187,7 @@ static void pass_turn(uint32_t *turn, uint32_t seq)
         ;
 }
 
-TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32_t n,
+TM_HIDDEN int tm_write_chunk(uint32_t seq, const uint64_t *words, uint32_t n,
                              uint64_t start_tick, uint32_t *turn)
 {
     uint8_t *buf = enc_own;
@@ -188,7 +211,7 @@ TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32
      * waits for it. */
     wait_turn(turn, seq);
     if (end)
-        rc = write_block(fd, seq, payload, (uint32_t)(end - payload));
+        rc = write_block(seq, payload, (uint32_t)(end - payload));
     else if (payload)
         rc = -EINVAL;
     pass_turn(turn, seq);
@@ -197,8 +220,17 @@ TM_HIDDEN int tm_write_chunk(int fd, uint32_t seq, const uint64_t *words, uint32
     return rc;
 }
 
+static int open_statm(void);
+
 static uint64_t read_rss(void)
 {
+    /* The program may have closed or taken the descriptor's number (as the
+     * trace's, sink.c): it is neither read nor closed then. */
+    struct stat st;
+    if (fstat(wr.statm_fd, &st) != 0 || st.st_dev != wr.statm_dev || st.st_ino != wr.statm_ino)
+        wr.statm_fd = open_statm();
+    if (wr.statm_fd < 0)
+        return 0;
     char buf[128];
     ssize_t n = pread(wr.statm_fd, buf, sizeof buf - 1, 0);
     if (n <= 0)
@@ -316,22 +348,32 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* /proc/self/statm on a high descriptor, or -1. */
+static int open_statm(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    /* Keep low descriptor numbers for the program: a low one could be the
+     * one it may not open (RLIMIT_NOFILE). */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+    close(fd);
+    if (high >= 0) {
+        struct stat st;
+        fstat(high, &st);
+        wr.statm_dev = st.st_dev;
+        wr.statm_ino = st.st_ino;
+    } else {
+        tm_diag("no high descriptor for /proc/self/statm (RLIMIT_NOFILE?): no RSS samples",
+                NULL, NULL);
+    }
+    return high;
+}
+
 TM_HIDDEN int tm_writer_start(void)
 {
-    if (tm_cfg.rss_interval_ms > 0 && wr.statm_fd < 0) {
-        int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            /* Keep low descriptor numbers for the program: a low one
-             * could be the one it may not open (RLIMIT_NOFILE). */
-            int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
-            close(fd);
-            fd = high;
-            if (fd < 0)
-                tm_diag("no high descriptor for /proc/self/statm (RLIMIT_NOFILE?): "
-                        "no RSS samples", NULL, NULL);
-        }
-        wr.statm_fd = fd;
-    }
+    if (tm_cfg.rss_interval_ms > 0 && wr.statm_fd < 0)
+        wr.statm_fd = open_statm();
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread inherits the mask */
