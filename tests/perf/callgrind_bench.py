@@ -88,7 +88,7 @@ def callgrind(argv, env, work, tag, tidemark):
         if not m:
             continue
         ir = int(m.group(1))
-        if re.search(r"^fn=\(\d+\) writer_main$", text, re.M):
+        if re.search(r"^fn=\(\d+\) writer_main(\.\S+)?$", text, re.M):  # .lto_priv.N
             writer += ir
             files["writer"].append(f)
         else:
