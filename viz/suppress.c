@@ -200,7 +200,12 @@ static tm_default_rule default_rules[] = {
     {"python-import", "interpreter objects of imported modules (code, functions, dicts)", 0, 0},
     {"numpy-import", "NumPy's own modules initialising at import", 0, 0},
     {"python-module-init", "Python objects and types an extension's PyInit_ creates", 0, 0},
+    /* Applied by block, not by stack: see tm_numpy_cache_* in cmd_leaks.c. */
+    {"numpy-cache", "blocks NumPy keeps in its allocation caches (at most 7 per size)", 0, 0},
 };
+
+const int tm_numpy_cache_rule = 7;
+
 
 int tm_default_rules(tm_default_rule **rules)
 {
@@ -214,6 +219,11 @@ static bool any_match(const char *const *patterns, const char *text)
         if (tm_pattern_match(*patterns, text))
             return true;
     return false;
+}
+
+bool tm_is_numpy_module(const char *module)
+{
+    return any_match(numpy_modules, module);
 }
 
 int tm_default_match(tm_trace *t, tm_stack_key stack)
