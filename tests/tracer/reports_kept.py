@@ -237,6 +237,29 @@ def case_python_clean_callback(c):
     expect(len(data) == 1, f"the 50 kept 80-byte arrays are reported: {d['groups'][:3]}")
 
 
+# Item 2 on the benchmark: the Burgers right-hand side through the bridge
+# is clean (leaks and leaks --region pass --fail-on-leak), it keeps nothing
+# per call, and its sweep over three resolutions passes.
+BENCH = os.path.join(cases.HERE, "..", "..", "samples", "burgers", "bench.py")
+
+
+def case_burgers_clean(c):
+    traces = []
+    for n in (21, 31, 41):
+        t = os.path.join(c.work, f"b{n}.trace")
+        c.run(["/usr/bin/python3", BENCH, "--resolutions", str(n), "--runs", "1", "--impls",
+               "scipy_dopri5_bridge"], output=t)
+        traces.append(t)
+        js(c, "leaks", "--fail-on-leak", trace=t)
+        d = js(c, "leaks", "--region", "burgers_rhs", "--fail-on-leak", trace=t)
+        expect_eq(d["leaked_blocks"], 0, f"N={n}: burgers_rhs leaks")
+        k = js(c, "kept", "--region", "burgers_rhs", trace=t)
+        expect(k["invocations"] > 100 and not k["accumulates"], f"N={n}: kept {k['kept_per_invocation']}")
+    d, crit = sweep(c, traces, os.path.join(c.work, "sweep"), 0)
+    expect_eq((d["verdict"], crit["kept_per_invocation:burgers_rhs"]["verdict"]), ("PASS", "PASS"),
+              "burgers sweep")
+
+
 # Item 5 through Python: a test region around a leaking callback region
 # shows the callback's leak in its inclusive figures; a long name is never cut.
 LONG = "test_" + "long_region_name_" * 4
