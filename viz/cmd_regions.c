@@ -120,8 +120,22 @@ static const char *minmax(const tm_stat *s, char *out, size_t len, int bytes)
  * own above its figures (never cut). */
 #define NAME_COLUMN_MAX 40
 
+/* Widths of the columns that hold min / mean / max. */
+typedef struct widths {
+    int name, allocs, peak;
+} widths;
+
+static void fit_widths(const tm_region_figs *f, widths *w)
+{
+    char buf[96];
+    int a = (int)strlen(minmax(&f->allocs, buf, sizeof buf, 0));
+    int p = (int)strlen(minmax(&f->peak, buf, sizeof buf, 1));
+    w->allocs = a > w->allocs ? a : w->allocs;
+    w->peak = p > w->peak ? p : w->peak;
+}
+
 static void print_scope(const tm_region_stats *s, const tm_region_figs *f, const char *scope,
-                        const char *name, int w, bool own)
+                        const char *name, const widths *w, bool own)
 {
     char allocs[64], net[96], peak[96], a[32], b[32], c[32], kept[64];
     int64_t net_mean = (int64_t)tm_stat_mean(&f->net);
@@ -130,9 +144,9 @@ static void print_scope(const tm_region_stats *s, const tm_region_figs *f, const
     snprintf(kept, sizeof kept, "%s (%.0f%%)",
              tm_human_bytes((uint64_t)(tm_stat_mean(&f->kept) > 0 ? tm_stat_mean(&f->kept) : 0), c),
              s->invocations ? 100.0 * (double)f->invocations_keeping / (double)s->invocations : 0);
-    printf("%-*s %-4s %11" PRIu64 "  %-20s %10s %10s  %-28s %-16s", w, name, scope,
-           s->invocations, minmax(&f->allocs, allocs, sizeof allocs, 0),
-           tm_human_bytes((uint64_t)tm_stat_mean(&f->bytes), b), net,
+    printf("%-*s %-4s %11" PRIu64 "  %-*s %10s %10s  %-*s %-16s", w->name, name, scope,
+           s->invocations, w->allocs, minmax(&f->allocs, allocs, sizeof allocs, 0),
+           tm_human_bytes((uint64_t)tm_stat_mean(&f->bytes), b), net, w->peak,
            minmax(&f->peak, peak, sizeof peak, 1), kept);
     if (own)
         printf("  %" PRIu64 " (%s) / %" PRIu64 " (%s)", s->escaped_blocks,
@@ -148,29 +162,33 @@ static void print_text(tm_trace *t, const tm_region_stats *v, size_t n)
                "or the bridge's callbacks open them)\n");
         return;
     }
-    int w = 6;
+    widths w = {.name = 6, .allocs = 23, .peak = 26};
     bool any_nested = false;
     for (size_t i = 0; i < n; i++) {
         const char *name = tm_reader_string(t->reader, v[i].name);
         int len = name ? (int)strlen(name) : 1;
-        if (len > w && len <= NAME_COLUMN_MAX)
-            w = len;
+        if (len > w.name && len <= NAME_COLUMN_MAX)
+            w.name = len;
         any_nested |= v[i].nested;
+        fit_widths(&v[i].own, &w);
+        if (v[i].nested)
+            fit_widths(&v[i].incl, &w);
     }
-    printf("%-*s %-4s %11s  %-20s %10s %10s  %-28s %-16s  %s\n", w, "region", "", "invocations",
-           "allocs/inv min/mean/max", "bytes/inv", "net/inv", "peak live/inv min/mean/max",
+    printf("%-*s %-4s %11s  %-*s %10s %10s  %-*s %-16s  %s\n", w.name, "region", "",
+           "invocations", w.allocs, "allocs/inv min/mean/max", "bytes/inv", "net/inv", w.peak,
+           "peak live/inv min/mean/max",
            "kept/inv (inv%)", "escaped / leaked at exit");
     for (size_t i = 0; i < n; i++) {
         const tm_region_stats *s = &v[i];
         const char *name = tm_reader_string(t->reader, s->name);
         name = name ? name : "?";
-        if ((int)strlen(name) > w) {
+        if ((int)strlen(name) > w.name) {
             printf("%s\n", name);
             name = "";
         }
-        print_scope(s, &s->own, "own", name, w, true);
+        print_scope(s, &s->own, "own", name, &w, true);
         if (s->nested)
-            print_scope(s, &s->incl, "incl", "", w, false);
+            print_scope(s, &s->incl, "incl", "", &w, false);
     }
     printf("\nown: while the region was the innermost open region (exclusive)%s\n",
            any_nested ? "; incl: with the regions nested in it (inclusive)" : "");

@@ -176,6 +176,12 @@ static const char *const numpy_modules[] = {
     "^libscipy_openblas", NULL};
 
 static const char *const pyinit[] = {"^PyInit_", NULL};
+/* SciPy's C++ (pybind11, pythran) modules: their PyInit_ builds type
+ * registries with operator new that live as long as the process. */
+static const char *const scipy_cxx_modules[] = {
+    "^_distance_pybind.", "^pypocketfft.", "^_uarray.", "^_highs_wrapper.",
+    "^_rbfinterp_pythran.", "^_stats_pythran.", NULL};
+static const char *const cxx_new[] = {"^_Znwm$", "^_Znam$", "^_ZnwmRKSt9nothrow_t$", NULL};
 static const char *const python_object_allocators[] = {
     "^PyType_GenericAlloc$", "^_PyObject_GC_New", "^PyObject_Malloc$", "^PyObject_Calloc$",
     "^_PyObject_New", NULL};
@@ -190,6 +196,7 @@ static const rule_def rule_defs[] = {
     /* A module's types and objects made by its PyInit_ through Python's
      * own allocator; an init that calls malloc itself stays reported. */
     {NULL, NULL, pyinit, python_object_allocators},
+    {pyinit, scipy_cxx_modules, NULL, cxx_new},
 };
 
 static tm_default_rule default_rules[] = {
@@ -200,7 +207,13 @@ static tm_default_rule default_rules[] = {
     {"python-import", "interpreter objects of imported modules (code, functions, dicts)", 0, 0},
     {"numpy-import", "NumPy's own modules initialising at import", 0, 0},
     {"python-module-init", "Python objects and types an extension's PyInit_ creates", 0, 0},
+    {"scipy-cxx-init", "registries SciPy's C++ modules build at import (operator new)", 0, 0},
+    /* Applied by block, not by stack: see tm_numpy_cache_* in cmd_leaks.c. */
+    {"numpy-cache", "blocks NumPy keeps in its allocation caches (at most 7 per size)", 0, 0},
 };
+
+const int tm_numpy_cache_rule = 8;
+
 
 int tm_default_rules(tm_default_rule **rules)
 {
@@ -214,6 +227,11 @@ static bool any_match(const char *const *patterns, const char *text)
         if (tm_pattern_match(*patterns, text))
             return true;
     return false;
+}
+
+bool tm_is_numpy_module(const char *module)
+{
+    return any_match(numpy_modules, module);
 }
 
 int tm_default_match(tm_trace *t, tm_stack_key stack)

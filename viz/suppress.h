@@ -31,6 +31,15 @@ int tm_default_rules(tm_default_rule **rules);
 /* Index of the built-in rule matching the stack, or -1. */
 int tm_default_match(tm_trace *t, tm_stack_key stack);
 
+/* The built-in rule for NumPy's allocation caches (an index into the
+ * table), applied per block: NumPy keeps up to 7 freed blocks of each
+ * size below 1 KiB (array data and dimensions) for reuse, never handing
+ * them back, so a clean callback leaves a few small blocks allocated at
+ * exit.  At a NumPy site, blocks of one size below 1 KiB are suppressed
+ * when there are at most 7 of them; a per-call leak makes more. */
+extern const int tm_numpy_cache_rule;
+bool tm_is_numpy_module(const char *module);
+
 /* What `leaks` would report for the trace's live heap after the built-in
  * rules (blocks allocated in region `region` only, when not NULL): 0, or
  * -ENOMEM. */
