@@ -162,8 +162,8 @@ int tm_cmd_summary(int argc, char **argv)
         if (s->rss_peak_bytes)
             printf("RSS peak         %s\n", tm_human_bytes(s->rss_peak_bytes, a));
         else
-            printf("RSS peak         not sampled (the run ended before a sample was "
-                   "recorded, or sampling was off)\n");
+            printf("RSS peak         not sampled (sampling was off, or the process ended "
+                   "before a sample was recorded)\n");
     }
     return tm_trace_close(&t);
 }

@@ -632,6 +632,15 @@ TM_HIDDEN void tm_record_map_locked(unsigned op, uint64_t arg, const uint64_t *w
     tm_cur.wpos = w;
 }
 
+TM_HIDDEN void tm_record_rss_locked(uint64_t bytes)
+{
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_thread(w, tm_self.tid ? tm_self.tid : tm_gettid());
+    w = put_time_now(w);
+    *w++ = tm_raw(TM_OP_RSS, bytes);
+    tm_cur.wpos = w;
+}
+
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes)
 {
     if (!tm_trylock_spin(WRITER_LOCK_SPINS))

@@ -261,6 +261,11 @@ TM_HIDDEN void tm_record_map_locked(unsigned op, uint64_t arg, const uint64_t *w
  * through the interposed mmap. */
 TM_HIDDEN void *tm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 TM_HIDDEN int tm_sys_munmap(void *addr, size_t len);
+/* An RSS sample taken by the calling thread (the start and the end of the
+ * trace; its THREAD record makes the thread known).  Lock held. */
+TM_HIDDEN void tm_record_rss_locked(uint64_t bytes);
+/* RSS now, read by the calling thread (writer.c); 0 when unreadable. */
+TM_HIDDEN uint64_t tm_rss_once(void);
 /* The writer thread's records: 0 when the lock was busy (try later). */
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes);
 /* The writer's mail (recorder.c): the next thread that records takes it
