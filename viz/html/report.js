@@ -255,7 +255,7 @@
       if (nd >= 0) { state.zoom = nd === zoom ? m.parent[nd] : nd; if (state.zoom < 0) state.zoom = 0; render(); }
     });
     box.appendChild(cv.c);
-    return {total: total, isCount: isCount, matchTotal: matchTotal, val: val};
+    return {total: total, isCount: isCount, matchTotal: matchTotal, val: val, boxes: rects.length};
   }
 
   // --- timeline -----------------------------------------------------------------
@@ -615,18 +615,19 @@
     regionsTable(rs, t);
     app.appendChild(rs);
     writeHash();
-    selftest(t, m, vd);
+    selftest(t, m, vd, fg);
   }
 
   // What the page shows, for the tests: each view's totals and the names of
   // the frames it holds.
-  function selftest(t, m, vd) {
+  function selftest(t, m, vd, fg) {
+    var kinds = {};
     function names(tot) {
       var seen = {}, out = [];
       for (var v = 1; v < m.n && out.length < 5000; v++) {
         if (tot.bytes[v] > 0 || tot.blocks[v] > 0) {
-          var f = m.fr(v).name;
-          if (!seen[f]) { seen[f] = 1; out.push(f); }
+          var f = m.fr(v);
+          if (!seen[f.name]) { seen[f.name] = 1; out.push(f.name); kinds[f.name] = KINDS[f.kind][0]; }
         }
       }
       return out;
@@ -646,10 +647,16 @@
       rows.push([].map.call(tr.children, function (td) { return td.textContent; }));
       values.push([].map.call(tr.children, function (td) { return td.getAttribute('data-value'); }));
     });
-    var out = {trace: state.trace, view: state.view, shown: {bytes: vd.tot.bytes[0], blocks: vd.tot.blocks[0],
-               functions: names(vd.tot)}, views: views, kept: kept,
+    var out = {trace: state.trace, view: state.view, title: vd.title,
+               shown: {bytes: vd.tot.bytes[0], blocks: vd.tot.blocks[0], functions: names(vd.tot),
+                       match: state.q ? fg.matchTotal : null, zoom: state.zoom,
+                       boxes: fg.boxes}, views: views, kept: kept, kinds: kinds,
+               timeline: {heap_points: t.timeline.heap.length / 3, bands: t.timeline.bands.length,
+                          marks: t.timeline.marks.length},
+               error: t.error, banner: !!document.getElementById('tm-trace-error'),
                regions: {columns: COLS.map(function (c) { return c[0]; }), rows: rows, values: values},
-               sweep: D.sweep ? D.sweep.verdict : undefined, errors: errors};
+               sweep: D.sweep ? D.sweep.verdict : undefined, errors: errors,
+               render_ms: window.performance ? performance.now() : null};
     var st = document.getElementById('tm-selftest');
     if (!st) { st = el('pre', {id: 'tm-selftest'}); document.body.appendChild(st); }
     st.textContent = JSON.stringify(out);
