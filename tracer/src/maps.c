@@ -63,25 +63,28 @@ static int enter(void)
     resolve();
     if (tm_self.busy)
         return 0;
-    if (tm_unlikely(__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)) {
-        if (!tm_ensure_started())
-            return 0;
-    }
+    /* Never the hook that starts tracing, nor a thread's first walk: both
+     * may allocate, and an allocator maps memory under its own lock (jemalloc
+     * does, preloaded before the tracer), so allocating here would wait for
+     * that lock forever.  A map before tracing is on is not recorded. */
+    if (tm_unlikely(__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON))
+        return 0;
     tm_self.busy = 1;
     return 1;
 }
 
 /* The caller's stack, walked before the lock is taken (a walk may read
- * the module map); NULL without stacks.  errno is kept. */
+ * the module map); NULL without stacks, and on a thread that has not
+ * walked yet (see enter: making its walk state may allocate).  errno is
+ * kept. */
 static tm_walk *walk_from(const void *frame, int *keep)
 {
     *keep = 0;
-    if (!tm_cfg.stacks)
+    tm_walk *w = tm_self.walk;
+    if (!tm_cfg.stacks || !w)
         return NULL;
     int saved = errno;
-    tm_walk *w = tm_walk_self();
-    if (w)
-        *keep = tm_unwind_walk_from(w, frame);
+    *keep = tm_unwind_walk_from(w, frame);
     errno = saved;
     return w;
 }
