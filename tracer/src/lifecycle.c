@@ -366,12 +366,13 @@ TM_HIDDEN void tm_exec_failed(int ended)
     tm_quiet_end(q);
 }
 
-/* --- fatal signals ----------------------------------------------------------- */
+/* --- fatal signals -----------------------------------------------------------
+ *
+ * signals.c keeps the tracer's handler under the program's view of its
+ * dispositions; when a fatal signal's default action is due it calls this
+ * first, then dies of the signal. */
 
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
-                                    SIGSYS, SIGTERM, SIGQUIT, SIGHUP, SIGXCPU, SIGXFSZ};
-
-static void on_fatal_signal(int sig)
+TM_HIDDEN void tm_signal_end(int sig)
 {
     int saved = errno;
     int expected = TM_STATE_ON;
@@ -388,24 +389,10 @@ static void on_fatal_signal(int sig)
             tm_unlock();
         tm_write_all_sealed(2000000000ull);
     }
-    /* Die of the same signal, as the program would have. */
-    signal(sig, SIG_DFL);
     errno = saved;
-    raise(sig);
 }
 
 static void install_signal_handlers(void)
 {
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
-        struct sigaction old;
-        if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
-            (old.sa_flags & SA_SIGINFO))
-            continue; /* the program (or its parent) chose a disposition */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_fatal_signal;
-        sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
-        sigemptyset(&sa.sa_mask);
-        sigaction(fatal_signals[i], &sa, NULL);
-    }
+    tm_signals_install();
 }
