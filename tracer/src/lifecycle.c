@@ -8,6 +8,8 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -97,6 +99,13 @@ static void check_allocator_order(uintptr_t self_lo, uintptr_t self_hi)
     if (!first || (first >= self_lo && first < self_hi))
         return;
     Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    /* A program built without -fPIE (Debian's python3) has no malloc of its
+     * own: the address is its PLT entry, malloc's canonical address there,
+     * an undefined symbol with a value.  Its calls still reach our hooks. */
+    if (dladdr1((void *)first, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+        sym->st_shndx == SHN_UNDEF)
+        return;
     const char *who = dladdr((void *)first, &info) && info.dli_fname && *info.dli_fname
                           ? info.dli_fname
                           : "a library";

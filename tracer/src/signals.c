@@ -142,7 +142,8 @@ static void update_end(const sigset_t *was)
 static void report(const view *v, struct sigaction *old)
 {
     old->sa_handler = (void (*)(int))__atomic_load_n(&v->handler, __ATOMIC_ACQUIRE);
-    memcpy(&old->sa_mask, &v->mask, KSET_BYTES); /* as libc: the kernel's part only */
+    memset(&old->sa_mask, 0, sizeof old->sa_mask); /* as libc: the kernel's 64 signals */
+    memcpy(&old->sa_mask, &v->mask, KSET_BYTES);
     old->sa_flags = __atomic_load_n(&v->flags, __ATOMIC_ACQUIRE);
     old->sa_restorer = v->restorer;
 }
@@ -190,10 +191,7 @@ static int view_sigaction(int sig, const struct sigaction *act, struct sigaction
         return -1;
     }
     if (old) {
-        old->sa_handler = prev.sa_handler;
-        memcpy(&old->sa_mask, &prev.sa_mask, KSET_BYTES);
-        old->sa_flags = prev.sa_flags;
-        old->sa_restorer = prev.sa_restorer;
+        *old = prev;
     }
     return 0;
 }
