@@ -28,10 +28,10 @@ static int constructed;
 
 /* Opens a new trace file: never clobbers an existing file or follows a
  * symlink, and keeps away from the low descriptor numbers programs expect
- * to get.  In a traced process tree (--follow-fork) a path already taken
- * is the trace of this pid's image before an exec (or the parent's, when
- * the pattern has no %p): the pid is added, then a number, up to
- * PATH_TRIES. */
+ * to get.  In a traced process tree (--follow-fork), and after an exec
+ * that failed once the trace had ended, a path already taken is the trace
+ * of this pid's image before the exec (or the parent's, when the pattern
+ * has no %p): the pid is added, then a number, up to PATH_TRIES. */
 #define PATH_TRIES 100
 
 static int open_path(const char *path)
@@ -56,7 +56,7 @@ static int open_trace(pid_t pid, int force_pid)
     int fd = open_path(path);
     char base[4096];
     size_t len;
-    if (fd < 0 && errno == EEXIST && tm_cfg.follow_fork &&
+    if (fd < 0 && errno == EEXIST && (tm_cfg.follow_fork || force_pid) &&
         tm_output_path(&tm_cfg, pid, 1, base, sizeof base) == 0 &&
         (len = tm_strlen(base)) + 4 < sizeof base) {
         /* BASE (when not the path just tried), then BASE.2, BASE.3, ... */
@@ -138,7 +138,8 @@ static int start(void)
             tm_diag("cannot set up the recorder (out of memory): not tracing", NULL, NULL);
         else
             tm_diag("cannot write the trace header: ", tm_strerror(-rc), "; not tracing");
-        tm_sink_close();
+        tm_sink_discard(trace_fd);
+        trace_fd = -1;
         return -1;
     }
     uintptr_t lo, hi;

@@ -324,6 +324,9 @@ TM_HIDDEN int tm_sink_attach(int fd);
 TM_HIDDEN int tm_sink_fd(void);
 /* Closes the descriptor if it is still the trace file's. */
 TM_HIDDEN void tm_sink_close(void);
+/* Tracing could not start: the file just created for it (fd, at the path
+ * set) holds no trace and is removed again, the descriptor closed. */
+TM_HIDDEN void tm_sink_discard(int fd);
 /* The errno that stopped writing, 0 while writing goes on. */
 TM_HIDDEN int tm_sink_failed(void);
 /* Writes iov whole after checking the descriptor (reopening the file when
