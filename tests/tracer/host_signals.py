@@ -87,7 +87,17 @@ def case_python_getsignal(c):
             "for s in (signal.SIGTERM, signal.SIGHUP):\n"
             "    signal.signal(s, signal.SIG_IGN)\n"
             "    signal.signal(s, signal.SIG_DFL)\n"
-            "show('after')\n")
+            "show('after')\n"
+            "# a vfork child (subprocess) resets SIGPIPE and SIGXFSZ: its own,\n"
+            "# not the parent's (sigaction through ctypes: the C view)\n"
+            "import ctypes, subprocess\n"
+            "libc = ctypes.CDLL(None)\n"
+            "subprocess.run(['/bin/true'], check=True)\n"
+            "for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM):\n"
+            "    sa = ctypes.create_string_buffer(152)\n"
+            "    assert libc.sigaction(int(s), None, sa) == 0\n"
+            "    print(int(s), int.from_bytes(sa.raw[:8], 'little'),\n"
+            "          hex(int.from_bytes(sa.raw[136:140], 'little')))\n")
     want = untraced([PY, "-c", code])
     got = c.run([PY, "-c", code]).stdout
     expect_eq(got, want, "getsignal for every signal, traced vs untraced")

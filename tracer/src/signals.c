@@ -369,6 +369,8 @@ EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 static void atfork_child(void)
 {
     sg.pid = (pid_t)syscall(SYS_getpid);
+    /* (held by a thread the child does not have) */
+    __atomic_store_n(&sg.lock, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&alt_spares.lock, 0, __ATOMIC_RELEASE);
 }
 
