@@ -302,6 +302,21 @@ bool tm_trace_has_region(tm_trace *t, const char *name)
 
 int tm_stack_view = TM_VIEW_MERGED;
 
+int tm_stack_option(const char *command, int c, tm_stack_opts *o)
+{
+    long long *v = c == 'n' ? &o->limit : c == 'd' ? &o->depth : NULL;
+    if (c == 0) /* --native-only, --python-only: getopt set tm_stack_view */
+        return 1;
+    if (!v)
+        return 0;
+    if ((*v = tm_parse_count(optarg)) < 0) {
+        tm_usage_error(command, "--%s wants a number, got '%s'", c == 'n' ? "limit" : "depth",
+                       optarg);
+        return -1;
+    }
+    return 1;
+}
+
 static void native_frame(tm_frame *f, const tm_symbol *s)
 {
     *f = (tm_frame){.kind = "native", .function = s->function, .file = s->file,

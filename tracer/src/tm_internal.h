@@ -177,6 +177,19 @@ TM_HIDDEN int tm_is_traced_process(void);
 TM_HIDDEN int tm_exec_begin(void);
 TM_HIDDEN void tm_exec_failed(int ended);
 TM_HIDDEN uint32_t tm_gettid(void);
+/* Ends the trace for a fatal signal whose default action follows (END:
+ * signal, everything buffered written); errno kept. */
+TM_HIDDEN void tm_signal_end(int sig);
+/* Called by tm_gettid when a thread first learns its id (its first
+ * record): signals.c gives the thread its hidden alternate signal stack. */
+extern TM_HIDDEN void (*tm_thread_hook)(void);
+
+/* --- signals.c ----------------------------------------------------------- */
+
+/* The tracer's handler for the fatal signals, under the program's view of
+ * its dispositions (sigaction and friends interposed); this thread's
+ * hidden alternate signal stack. */
+TM_HIDDEN void tm_signals_install(void);
 
 /* --- config.c ----------------------------------------------------------- */
 
@@ -325,6 +338,9 @@ TM_HIDDEN int tm_sink_attach(int fd);
 TM_HIDDEN int tm_sink_fd(void);
 /* Closes the descriptor if it is still the trace file's. */
 TM_HIDDEN void tm_sink_close(void);
+/* Tracing could not start: the file just created for it (fd, at the path
+ * set) holds no trace and is removed again, the descriptor closed. */
+TM_HIDDEN void tm_sink_discard(int fd);
 /* The errno that stopped writing, 0 while writing goes on. */
 TM_HIDDEN int tm_sink_failed(void);
 /* Writes iov whole after checking the descriptor (reopening the file when
