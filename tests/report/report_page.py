@@ -111,11 +111,35 @@ class Env:
         st["seconds"] = seconds
         return st
 
+    def drive(self, page, name, script, hash_=""):
+        """The page with `script` run after it rendered: a copy of the page
+        with one more script element, which uses the page's own elements and
+        event handlers as a person's clicks would (synthetic DOM events)."""
+        with open(page, encoding="utf-8") as f:
+            text = f.read()
+        copy = self.path(name + ".driven.html")
+        with open(copy, "w", encoding="utf-8") as f:
+            f.write(text.replace("</body>", "<script>\n" + DRIVER + script + "\n</script>\n</body>"))
+        return self.load(copy, hash_)
+
     def shot(self, page, hash_, name):
         png = self.path(name + ".png")
         self.chromium(page, hash_, ["--screenshot=" + png])
         expect(os.path.getsize(png) > 1000, f"screenshot {png} is empty")
         return png
+
+
+# Helpers for the driving scripts: mouse events at a point of an element.
+DRIVER = r"""
+function tmMouse(target, type, x, y) {
+  var b = target.getBoundingClientRect();
+  target.dispatchEvent(new MouseEvent(type, {bubbles: true, clientX: b.left + x, clientY: b.top + y}));
+}
+function tmCanvas(id) { return document.querySelector('#' + id + ' canvas'); }
+function tmSet(id, value, ev) {
+  var e = document.getElementById(id); e.value = value; e.dispatchEvent(new Event(ev || 'change'));
+}
+"""
 
 
 def no_external_url(page):
@@ -266,7 +290,65 @@ def case_c_leak(args):
     bands = {b[2] for b in d["timeline"]["bands"]}
     expect_eq(bands, {"test", "copy", "result", "late"}, "top-level region bands")
     expect(st["timeline"]["bands"] >= 4, f"region bands: {st['timeline']}")
-    expect_eq(st["timeline"]["heap_points"] > 100, True, "the heap curve has its steps")
+    expect(st["timeline"]["heap_points"] > 100, f"the heap curve has its steps: {st['timeline']}")
+    drive_c(env, page)
+
+
+def drive_c(env, page):
+    """The page's controls used as a person would (see Env.drive)."""
+    leaks = env.json("leaks", trace=env.path("kept.trace"))
+    peak = env.json("peak", trace=env.path("kept.trace"))
+    # The view list: leaked -> peak.
+    s = env.drive(page, "select-view", "tmSet('tm-view', 'peak');")
+    expect_eq((s["view"], s["shown"]["bytes"]), ("peak", peak["peak_bytes"]), "view list: peak")
+    s = env.drive(page, "select-back", "tmSet('tm-view', 'peak'); tmSet('tm-view', 'leaked');")
+    expect_eq(s["shown"]["bytes"], leaks["leaked_bytes"], "view list: back to leaked")
+    # A click on a row of the regions table selects the region's kept view.
+    s = env.drive(page, "row-click",
+                  "document.querySelector('#tm-regions tr[data-region=late] td').click();")
+    expect_eq((s["view"], s["shown"]["bytes"], s["shown"]["blocks"]), ("kept", 96, 3),
+              "row click: late kept 3 x 32 B")
+    # A click on a heading sorts by it; a second click reverses.
+    s = env.drive(page, "sort-click", "document.querySelectorAll('#tm-regions th')[0].click();")
+    expect_eq([v[0] for v in s["regions"]["values"]], ["cb", "copy", "late", "result", "test"],
+              "heading click: by name")
+    s = env.drive(page, "sort-twice", "document.querySelectorAll('#tm-regions th')[0].click();"
+                  "document.querySelectorAll('#tm-regions th')[0].click();")
+    expect_eq([v[0] for v in s["regions"]["values"]], ["test", "result", "late", "copy", "cb"],
+              "heading clicked twice: reversed")
+    # The search box.
+    s = env.drive(page, "search", "tmSet('tm-search', 'late');")
+    expect_eq(s["shown"]["match"], 96, "search box: late leaked 96 B")
+    # A click on the flame graph's fourth row (main, the whole width) zooms
+    # into main; a click on it again goes back up.
+    s = env.drive(page, "zoom", "tmMouse(tmCanvas('tm-flame-graph'), 'click', 5, 17 * 4 + 8);")
+    expect(s["shown"]["zoom"] > 0, f"flame click zooms: {s['shown']}")
+    expect("main" in s["dom"] and "reset zoom" in s["dom"], "zoomed: the reset button")
+    zoom = s["shown"]["zoom"]
+    s = env.drive(page, "unzoom", "tmMouse(tmCanvas('tm-flame-graph'), 'click', 5, 17 * 4 + 8);"
+                  "tmMouse(tmCanvas('tm-flame-graph'), 'click', 5, 17 * 4 + 8);")
+    expect(s["shown"]["zoom"] != zoom, f"a second click goes back up: {s['shown']['zoom']}")
+    # A tooltip on hovering a frame.
+    s = env.drive(page, "hover", "tmMouse(tmCanvas('tm-flame-graph'), 'mousemove', 5, 17 * 4 + 8);")
+    m = re.search(r'<div id="tm-tip"[^>]*>(.*?)</div>\s*(?:<pre|<script|</body>|$)', s["dom"], re.S)
+    tip = re.sub(r"<[^>]+>", " ", m.group(1)) if m else ""
+    expect("main" in tip and "576 B in 13 blocks" in tip and "100.0%" in tip,
+           f"tooltip over main: {tip!r}")
+    # Dragging across the whole timeline picks the whole run: what is still
+    # alive at its end is what leaked.
+    s = env.drive(page, "drag", """
+        var c = tmCanvas('tm-timeline'), w = c.getBoundingClientRect().width;
+        tmMouse(c, 'mousedown', 64, 50); tmMouse(c, 'mousemove', w - 64, 50);
+        tmMouse(c, 'mouseup', w - 64, 50);""")
+    expect_eq((s["view"], s["shown"]["bytes"], s["shown"]["blocks"]), ("range", 576, 13),
+              "timeline drag over the whole run")
+    # Dragging over the first half: less is shown than the whole run has.
+    s = env.drive(page, "drag-half", """
+        var c = tmCanvas('tm-timeline'), w = c.getBoundingClientRect().width;
+        tmMouse(c, 'mousedown', 64, 50); tmMouse(c, 'mousemove', 64 + (w - 128) * 0.5, 50);
+        tmMouse(c, 'mouseup', 64 + (w - 128) * 0.5, 50);""")
+    expect(s["view"] == "range" and s["title"].startswith("allocated between 0.0 ms"),
+           f"timeline drag over the first half: {s['title']}")
 
 
 def case_python_leak(args):
