@@ -268,6 +268,8 @@
     var hmax = 1, rmax = 1, i;
     for (i = 2; i < tl.heap.length; i += 3) hmax = Math.max(hmax, tl.heap[i]);
     for (i = 1; i < tl.rss.length; i += 2) rmax = Math.max(rmax, tl.rss[i]);
+    var maps = tl.maps || [];
+    for (i = 1; i < maps.length; i += 2) hmax = Math.max(hmax, maps[i]);
     var own = rmax > 4 * hmax;   // RSS on its own axis when far above the heap
     var ymaxL = own ? hmax : Math.max(hmax, rmax), ymaxR = own ? rmax : ymaxL;
     function X(s) { return L + (W - L - R) * s / dur; }
@@ -319,6 +321,7 @@
         });
       }
       line(tl.rss, '#e67e22', ymaxR);
+      if (maps.length) line(maps, '#2a9d4a', ymaxL);
       heapArea();
     }
     draw();
@@ -364,6 +367,8 @@
       var lg = el('div', {cls: 'legend'}, [
         el('span', {}, [el('i', {style: 'background:#1f5fa8'}), 'heap (live bytes, lowest to highest in each of ' + (tl.heap.length / 3) + ' steps)']),
         el('span', {}, [el('i', {style: 'background:#e67e22'}), 'RSS' + (own ? ' (right axis)' : '')])]);
+      if (maps.length)
+        lg.appendChild(el('span', {}, [el('i', {style: 'background:#2a9d4a'}), 'anonymous maps (mapped bytes)']));
       var names = {};
       tl.bands.forEach(function (b) { names[b[2]] = 1; });
       Object.keys(names).slice(0, 20).forEach(function (nm) {
@@ -436,6 +441,8 @@
       ['frees', count(s.free_calls) + ' calls'],
       ['heap peak', bytes(s.peak_bytes) + ' in ' + count(s.peak_blocks) + ' blocks at ' + secs(s.peak_time)],
       ['RSS peak', s.rss_peak_bytes ? bytes(s.rss_peak_bytes) : 'not sampled'],
+      ['anonymous maps', s.mmap_calls ? bytes(s.maps_bytes) + ' in ' + count(s.maps_count) + ' ranges at the end, peak ' +
+        bytes(s.maps_peak_bytes) + ' at ' + secs(s.maps_peak_time) : 'none recorded'],
       ['threads', count(s.threads)],
       ['ended by', s.end + (s.lost_events ? ', ' + count(s.lost_events) + ' events lost' : '')]];
     var rec = t.recorded || {};
@@ -652,6 +659,7 @@
                        match: state.q ? fg.matchTotal : null, zoom: state.zoom,
                        boxes: fg.boxes}, views: views, kept: kept, kinds: kinds,
                timeline: {heap_points: t.timeline.heap.length / 3, bands: t.timeline.bands.length,
+                          maps_points: (t.timeline.maps || []).length / 2, rss_points: t.timeline.rss.length / 2,
                           marks: t.timeline.marks.length},
                error: t.error, banner: !!document.getElementById('tm-trace-error'),
                regions: {columns: COLS.map(function (c) { return c[0]; }), rows: rows, values: values},
