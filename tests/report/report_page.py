@@ -366,6 +366,20 @@ def case_python_leak(args):
     k = st["kept"]["step"]
     expect(k["bytes"] >= 3000 and "leak_in_python" in k["functions"],
            f"step keeps leak_in_python's 30 x 100 B: {k}")
+    # The interpreter's frames: hidden by default (Python frames called
+    # through different C paths merge), shown with the checkbox.
+    s = env.load(page, "view=leaked&interp=1")
+    expect("PyEval_EvalCode" in s["shown"]["functions"], f"interp=1 shows them: {s['shown']['functions']}")
+    interp = [f for f, k in s["kinds"].items() if k == "interpreter" and f in s["shown"]["functions"]]
+    expect("PyEval_EvalCode" in interp, f"PyEval_EvalCode is the interpreter's: {interp}")
+    expect(not [f for f in fns if f in interp], f"interpreter frames hidden: {fns}")
+    expect_eq((s["shown"]["bytes"], s["shown"]["blocks"]),
+              (shown["leaked"]["shown"]["bytes"], shown["leaked"]["shown"]["blocks"]),
+              "the same totals with the interpreter's frames")
+    expect(s["shown"]["boxes"] > shown["leaked"]["shown"]["boxes"], "more boxes with them")
+    env.shot(page, "view=leaked&interp=1", "python.leaked-interp")
+    s = env.drive(page, "interp-box", "document.getElementById('tm-interp').click();")
+    expect("PyEval_EvalCode" in s["shown"]["functions"], "the checkbox shows them")
     s = env.load(page, "view=leaked&q=leak_in_python")
     expect(s["shown"]["match"] >= 3000, f"search leak_in_python: {s['shown']['match']}")
 

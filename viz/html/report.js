@@ -70,7 +70,7 @@
   function hideTip() { if (tip) tip.style.display = 'none'; }
 
   // --- state in the URL hash ------------------------------------------------
-  var state = {trace: 0, view: 'leaked', measure: 'bytes', region: '', range: '', q: '', zoom: 0, sort: '-1'};
+  var state = {trace: 0, view: 'leaked', measure: 'bytes', region: '', range: '', q: '', zoom: 0, sort: '-1', interp: 0};
   function readHash() {
     location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
       var i = kv.indexOf('=');
@@ -92,19 +92,31 @@
     ['native (own code)', '#f0a04b'], ['native (library)', '#8fb8de'],
     ['interpreter', '#c8c8c8'], ['unknown', '#e8e8e8']];
 
-  function Model(t) {
+  // The tree of one trace.  With `hide`, the interpreter's frames and
+  // frames with no symbol are left out and the paths that become the same
+  // merge (a Python function called through different C paths of the
+  // interpreter is one box); `remap` takes the data's node ids to the
+  // model's.  Parents come before their children in the data.
+  function Model(t, hide) {
     this.t = t;
-    var n = t.nodes.length / 2 + 1;
+    var nd = t.nodes.length / 2 + 1, F = t.frames, S = t.strs;
+    var remap = new Int32Array(nd), parent = [-1], frame = [-1], keys = {}, i;
+    for (i = 1; i < nd; i++) {
+      var p = remap[t.nodes[2 * (i - 1)]], f = t.nodes[2 * (i - 1) + 1];
+      if (hide && (F[5 * f] >= 4 || F[5 * f + 1] < 0 || S[F[5 * f + 1]] === '??')) { remap[i] = p; continue; }
+      var k = p + ',' + f;
+      if (!(k in keys)) { keys[k] = parent.length; parent.push(p); frame.push(f); }
+      remap[i] = keys[k];
+    }
+    var n = parent.length;
     this.n = n;
-    this.parent = new Int32Array(n);
-    this.frame = new Int32Array(n);
+    this.remap = remap;
+    this.parent = Int32Array.from(parent);
+    this.frame = Int32Array.from(frame);
     this.depth = new Int32Array(n);
-    this.parent[0] = -1; this.frame[0] = -1;
     var kids = [];
-    for (var i = 0; i < n; i++) kids.push([]);
+    for (i = 0; i < n; i++) kids.push([]);
     for (i = 1; i < n; i++) {
-      this.parent[i] = t.nodes[2 * (i - 1)];
-      this.frame[i] = t.nodes[2 * (i - 1) + 1];
       this.depth[i] = this.depth[this.parent[i]] + 1;
       kids[this.parent[i]].push(i);
     }
@@ -128,8 +140,8 @@
     var b = new Float64Array(this.n), k = new Float64Array(this.n);
     for (var i = 0; i < triples.length; i += stride) {
       if (pick && !pick(triples, i)) continue;
-      b[triples[i]] += triples[i + stride - 2];
-      k[triples[i]] += triples[i + stride - 1];
+      b[this.remap[triples[i]]] += triples[i + stride - 2];
+      k[this.remap[triples[i]]] += triples[i + stride - 1];
     }
     for (var v = this.n - 1; v > 0; v--) {
       b[this.parent[v]] += b[v];
@@ -245,6 +257,9 @@
         bytes(vd.tot.bytes[nd]) + ' in ' + count(vd.tot.blocks[nd]) + ' blocks (' +
           share.toFixed(1) + '% of the view' + (isCount ? ', by count' : '') + ')',
         KINDS[f.kind][0]];
+      if (vd.region)
+        lines.push(bytes(vd.tot.bytes[nd] / Math.max(1, vd.region.invocations)) + ' per invocation of ' +
+                   vd.region.name + ' (' + count(vd.region.invocations) + ')');
       if (f.file) lines.push(f.file + (f.line ? ':' + f.line : ''));
       if (f.module) lines.push(f.module);
       showTip(ev, lines);
@@ -516,7 +531,7 @@
   }
 
   // --- the page --------------------------------------------------------------------
-  var D, models = [];
+  var D, models = {};
   function section(title, id) {
     var s = el('section', {id: id}, [el('h2', {text: title})]);
     return s;
@@ -527,7 +542,8 @@
     app.textContent = '';
     if (!(state.trace >= 0 && state.trace < D.traces.length)) state.trace = 0;
     var t = D.traces[state.trace];
-    var m = models[state.trace] || (models[state.trace] = new Model(t));
+    var mk = state.trace + (state.interp ? '+' : '-');
+    var m = models[mk] || (models[mk] = new Model(t, !state.interp));
     var hdr = el('header', {}, [el('h1', {text: D.title})]);
     if (D.traces.length > 1) {
       hdr.appendChild(el('select', {id: 'tm-trace', onchange: function (e) {
@@ -586,6 +602,12 @@
     }
     if (state.view === 'range' && !state.range)
       state.range = '0,' + t.summary.duration;
+    var ib = el('input', {id: 'tm-interp', type: 'checkbox', onchange: function (e) {
+      state.interp = e.target.checked ? 1 : 0; state.zoom = 0; render();
+    }});
+    ib.checked = !!state.interp;
+    ctl.appendChild(el('label', {title: 'the interpreter\'s own C frames and frames without a symbol'},
+                       [ib, 'interpreter frames']));
     var search = el('input', {id: 'tm-search', type: 'search', placeholder: 'search frames', value: state.q});
     search.addEventListener('change', function () { state.q = search.value; render(); });
     ctl.appendChild(search);
