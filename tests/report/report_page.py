@@ -410,6 +410,7 @@ def case_sweep(args):
     expect_eq(d["reasons"], sweep["reasons"], "reasons")
     expect_eq(d["values"], [10, 20, 40], "the parameter's values, in order")
     st = env.load(page)
+    expect_eq(st["trace"], 2, "the trace of the largest value opens first")
     expect_eq(st["sweep"], "FAIL", "the sweep's verdict in the page")
     expect('id="tm-sweep-verdict">FAIL<' in st["dom"], "verdict shown")
     expect_eq(len(re.findall(r'class="run(?: sel)?"', st["dom"])), len(d["criteria"]) + 2 + 3,
@@ -419,6 +420,9 @@ def case_sweep(args):
     leaks = env.json("leaks", trace=traces[2])
     s = env.load(page, "trace=2")
     expect_eq((s["trace"], s["shown"]["bytes"]), (2, leaks["leaked_bytes"]), "trace 2's leaked view")
+    # A click on a trace's small timeline opens it.
+    s = env.drive(page, "run-click", "document.querySelectorAll('.runs')[1].children[0].click();")
+    expect_eq(s["trace"], 1, "a click on the first small timeline (N = 10) opens trace 1")
     # Two traces: no verdict, the page says why.
     page2 = env.report(traces[:2], "two.html")
     st = env.load(page2)

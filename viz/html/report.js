@@ -40,6 +40,9 @@
     var s = i === 0 ? String(Math.round(a)) : a.toFixed(a < 10 ? 2 : a < 100 ? 1 : 0);
     return (neg ? '-' : '') + s + ' ' + u[i];
   }
+  // Bytes per invocation: below 10 B with one decimal (0.1 B kept per call
+  // matters over 500 000 calls).
+  function perInv(v) { return v != null && isFinite(v) && Math.abs(v) < 10 && v !== Math.round(v) ? v.toFixed(1) + ' B' : bytes(v); }
   function count(v) { return v == null ? '-' : Math.round(v).toLocaleString('en-US'); }
   function fixed(v, d) { return v == null || !isFinite(v) ? '-' : Number(v).toFixed(d); }
   function secs(v) { return v < 1 ? (v * 1000).toFixed(1) + ' ms' : v.toFixed(3) + ' s'; }
@@ -161,7 +164,7 @@
       var tot = m.totals(r.kept, 3);
       return {tot: tot, region: r,
               title: 'kept by region ' + r.name + ' (inclusive): allocated in an invocation and alive when it ended, ' +
-                     bytes(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
+                     perInv(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
                      count(r.invocations) + ' invocations'};
     }
     if (v === 'range') {
@@ -258,7 +261,7 @@
           share.toFixed(1) + '% of the view' + (isCount ? ', by count' : '') + ')',
         KINDS[f.kind][0]];
       if (vd.region)
-        lines.push(bytes(vd.tot.bytes[nd] / Math.max(1, vd.region.invocations)) + ' per invocation of ' +
+        lines.push(perInv(vd.tot.bytes[nd] / Math.max(1, vd.region.invocations)) + ' per invocation of ' +
                    vd.region.name + ' (' + count(vd.region.invocations) + ')');
       if (f.file) lines.push(f.file + (f.line ? ':' + f.line : ''));
       if (f.module) lines.push(f.module);
@@ -329,10 +332,16 @@
       g.clearRect(L + 1, T + 1, W - L - R - 2, H - T - B - 2);
       if (sel) { g.fillStyle = '#cfe0ff'; g.fillRect(X(sel[0]), T + 1, Math.max(1, X(sel[1]) - X(sel[0])), H - T - B - 2); }
       if (!small) {
+        // Labels in up to 4 rows, each placed in the first row where it
+        // does not run into the one before it.
+        var ends = [-1e9, -1e9, -1e9, -1e9];
         tl.marks.forEach(function (mk) {
+          var x = X(mk[0]), w = g.measureText(mk[1]).width + 6, row = 0;
+          while (row < 3 && ends[row] > x) row++;
+          ends[row] = x + w;
           g.strokeStyle = '#999'; g.setLineDash([3, 3]); g.beginPath();
-          g.moveTo(X(mk[0]), T); g.lineTo(X(mk[0]), H - B); g.stroke(); g.setLineDash([]);
-          g.fillStyle = '#555'; g.fillText(mk[1], X(mk[0]) + 2, T + 10);
+          g.moveTo(x, T); g.lineTo(x, H - B); g.stroke(); g.setLineDash([]);
+          g.fillStyle = '#555'; g.fillText(mk[1], x + 2, T + 10 + 12 * row);
         });
       }
       line(tl.rss, '#e67e22', ymaxR);
@@ -490,7 +499,16 @@
     g.fillStyle = '#333';
     g.fillText(isBytes ? bytes(y1) : fixed(y1, 1), 2, T + 8);
     g.fillText(isBytes ? bytes(y0) : fixed(y0, 1), 2, 160 - B);
-    xs.forEach(function (x) { g.fillText(String(x), X(x) - 8, 160 - 6); });
+    // The parameter's values under the axis, skipping those that would run
+    // into the one before; the last one kept inside the chart.
+    var lastEnd = -1e9;
+    xs.forEach(function (x) {
+      var txt = String(x), w = g.measureText(txt).width;
+      var at = Math.min(300 - R - w, Math.max(L - w / 2, X(x) - w / 2));
+      if (at < lastEnd + 4) return;
+      g.fillText(txt, at, 160 - 6);
+      lastEnd = at + w;
+    });
     if (threshold != null) {
       g.strokeStyle = '#c0392b'; g.setLineDash([4, 3]); g.beginPath();
       g.moveTo(L, Y(threshold)); g.lineTo(300 - R, Y(threshold)); g.stroke(); g.setLineDash([]);
@@ -526,7 +544,7 @@
       timeline(d, t, true);
       runs.appendChild(d);
     });
-    box.appendChild(el('p', {cls: 'muted', text: 'One timeline per trace (heap blue, RSS orange); a click opens the trace below.'}));
+    box.appendChild(el('p', {cls: 'muted', text: 'One timeline per trace (heap blue, RSS orange, anonymous maps green); a click opens the trace below.'}));
     box.appendChild(runs);
   }
 
@@ -694,6 +712,8 @@
 
   try {
     D = JSON.parse(document.getElementById('tm-data').textContent);
+    // With several traces, the largest value of the parameter first.
+    if (D.sweep && D.sweep.order.length) state.trace = D.sweep.order[D.sweep.order.length - 1];
     readHash();
     render();
   } catch (e) {
