@@ -31,12 +31,15 @@ def check_handler_exit(c, mode):
     for i in range(RUNS):
         trace = os.path.join(c.work, f"t{i}.trace")
         cmd = [c.tm, "run", "-o", trace, "--", c.prog("safety"), mode]
+        p = subprocess.Popen(cmd, cwd=c.work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
         try:
-            p = subprocess.run(cmd, cwd=c.work, capture_output=True, text=True,
-                               timeout=RUN_TIMEOUT)
+            _, err = p.communicate(timeout=RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)  # the traced program too
+            p.communicate()
             raise AssertionError(f"run {i}: hung (no exit within {RUN_TIMEOUT} s)")
-        expect_eq(p.returncode, 3, f"run {i}: exit status ({p.stderr.strip()})")
+        expect_eq(p.returncode, 3, f"run {i}: exit status ({err.strip()})")
         s = c.report("summary", trace=trace)
         expect_eq(s["end"], mode, f"run {i}: how the trace ended")
         expect_eq(s["unmatched_frees"], 0, f"run {i}: every free matches an allocation")
