@@ -1,6 +1,7 @@
 /* state.c — process-wide and per-thread state, apart from lifecycle.c so
  * the recorder can be unit-tested without the preload's constructor. */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,4 +27,29 @@ TM_HIDDEN uint32_t tm_gettid(void)
     if (tm_unlikely(!tm_self.tid))
         return first_gettid();
     return tm_self.tid;
+}
+
+/* A signal handler's allocation during the tracer's own work would pass
+ * through the hooks like the tracer's: the signals wait instead (those a
+ * fault raises excepted: they cannot wait). */
+TM_HIDDEN tm_quiet tm_quiet_begin_masked(sigset_t *old)
+{
+    tm_quiet q = tm_quiet_begin();
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGTRAP);
+    pthread_sigmask(SIG_BLOCK, &all, old);
+    return q;
+}
+
+/* The thread's state first: a signal that waited comes as soon as the
+ * mask is back (pthread_sigmask leaves errno alone). */
+TM_HIDDEN void tm_quiet_end_masked(tm_quiet q, const sigset_t *old)
+{
+    tm_quiet_end(q);
+    pthread_sigmask(SIG_SETMASK, old, NULL);
 }
