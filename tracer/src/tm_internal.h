@@ -103,6 +103,7 @@ typedef struct tm_config {
     int follow_fork;
     int unwind_careful;      /* TIDEMARK_UNWIND=careful (or libunwind): no fast walker */
     int python_stacks;       /* TIDEMARK_PYTHON_STACKS=1: Python frames too */
+    int python_allocator;    /* TIDEMARK_PYTHON_ALLOCATOR: 1 traced (default), 0 off */
 } tm_config;
 
 typedef struct tm_real_fns {
