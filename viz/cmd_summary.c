@@ -32,7 +32,9 @@ static const char summary_help[] =
     "            (exit, _exit, signal, exec, write_failed, truncated),\n"
     "            end_signal and end_signal_name (\"SIGSEGV\") when a signal\n"
     "            ended the process, write_error, lost_events, unmatched_frees,\n"
-    "            python_stacks (walker, hook or off)\n"
+    "            python_stacks (walker, hook or off), python_allocator\n"
+    "            (traced, malloc: PYTHONMALLOC=malloc, off: small objects unseen,\n"
+    "            none: not a Python process)\n"
     "\n"
     "Exit status: 0, or 2 when the trace is unreadable, truncated or damaged\n"
     "(the totals then cover what could be read).\n";
@@ -106,6 +108,7 @@ int tm_cmd_summary(int argc, char **argv)
         tm_json_ku64(&j, "lost_events", s->lost_events);
         tm_json_ku64(&j, "unmatched_frees", tm_heap_unmatched_frees(t.heap));
         tm_json_kstr(&j, "python_stacks", python_stacks_mode(t.reader));
+        tm_json_kstr(&j, "python_allocator", tm_reader_python_allocator(t.reader));
         tm_json_object_end(&j);
         tm_json_end(&j);
     } else {
@@ -142,6 +145,16 @@ int tm_cmd_summary(int argc, char **argv)
         else
             printf("RSS peak         not sampled (the run ended before a sample was "
                    "recorded, or sampling was off)\n");
+        const char *mode = tm_reader_python_allocator(t.reader);
+        if (strcmp(mode, "none") != 0)
+            printf("Python allocator %s\n", strcmp(mode, "traced") == 0
+                                               ? "traced (every object allocation is an event)"
+                                           : strcmp(mode, "malloc") == 0
+                                               ? "malloc (PYTHONMALLOC=malloc)"
+                                               : "off (small objects unseen)");
+        const char *note = tm_python_allocator_note(&t);
+        if (note)
+            printf("%s\n", note);
     }
     return tm_trace_close(&t);
 }
