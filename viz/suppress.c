@@ -210,9 +210,14 @@ static tm_default_rule default_rules[] = {
     {"scipy-cxx-init", "registries SciPy's C++ modules build at import (operator new)", 0, 0},
     /* Applied by block, not by stack: see tm_numpy_cache_* in cmd_leaks.c. */
     {"numpy-cache", "blocks NumPy keeps in its allocation caches (at most 7 per size)", 0, 0},
+    /* Applied by block too: see python_held in cmd_leaks.c. */
+    {"python-held-at-exit", "Python objects the process still held at exit, made outside "
+                            "any region or in a region's first invocation (module state, "
+                            "code, caches)", 0, 0},
 };
 
 const int tm_numpy_cache_rule = 8;
+const int tm_python_held_rule = 9;
 
 
 int tm_default_rules(tm_default_rule **rules)

@@ -38,6 +38,16 @@ int tm_default_match(tm_trace *t, tm_stack_key stack);
  * exit.  At a NumPy site, blocks of one size below 1 KiB are suppressed
  * when there are at most 7 of them; a per-call leak makes more. */
 extern const int tm_numpy_cache_rule;
+/* The built-in rule for Python objects alive at exit (an index into the
+ * table), applied per block of Python's allocator domains (traces with
+ * python_allocator "traced"): the interpreter frees its objects only in
+ * part at shut-down, so module state, code objects and the caches a
+ * region fills on its first call are alive at exit in every program.
+ * Blocks made outside any region or in the first invocation of their
+ * region are suppressed (by the stack rules when one matches, else by
+ * this one); a per-call leak inside a region leaves blocks from its later
+ * invocations, which stay reported. */
+extern const int tm_python_held_rule;
 bool tm_is_numpy_module(const char *module);
 
 /* What `leaks` would report for the trace's live heap after the built-in
