@@ -186,6 +186,10 @@ static const char *const python_object_allocators[] = {
     "^PyType_GenericAlloc$", "^_PyObject_GC_New", "^PyObject_Malloc$", "^PyObject_Calloc$",
     "^_PyObject_New", NULL};
 
+/* CPython 3.9 and 3.10 give a code object an inline cache once it ran
+ * often enough (1024 loop iterations): the interpreter's, once per code. */
+static const char *const python_code_cache[] = {"^_PyCode_InitOpcache$", NULL};
+
 static const rule_def rule_defs[] = {
     {python_startup, NULL, NULL, NULL},
     {glibc_one_time, NULL, NULL, NULL},
@@ -197,6 +201,7 @@ static const rule_def rule_defs[] = {
      * own allocator; an init that calls malloc itself stays reported. */
     {NULL, NULL, pyinit, python_object_allocators},
     {pyinit, scipy_cxx_modules, NULL, cxx_new},
+    {python_code_cache, python_runtime, NULL, NULL},
 };
 
 static tm_default_rule default_rules[] = {
@@ -208,6 +213,8 @@ static tm_default_rule default_rules[] = {
     {"numpy-import", "NumPy's own modules initialising at import", 0, 0},
     {"python-module-init", "Python objects and types an extension's PyInit_ creates", 0, 0},
     {"scipy-cxx-init", "registries SciPy's C++ modules build at import (operator new)", 0, 0},
+    {"python-code-cache", "the caches CPython 3.9 and 3.10 give code that runs often "
+                          "(_PyCode_InitOpcache)", 0, 0},
     /* Applied by block, not by stack: see tm_numpy_cache_* in cmd_leaks.c. */
     {"numpy-cache", "blocks NumPy keeps in its allocation caches (at most 7 per size)", 0, 0},
     /* Applied by block too: see python_held in cmd_leaks.c. */
@@ -216,8 +223,8 @@ static tm_default_rule default_rules[] = {
                             "code, caches)", 0, 0},
 };
 
-const int tm_numpy_cache_rule = 8;
-const int tm_python_held_rule = 9;
+const int tm_numpy_cache_rule = 9;
+const int tm_python_held_rule = 10;
 
 
 int tm_default_rules(tm_default_rule **rules)

@@ -101,12 +101,15 @@ def check_kept(variant, trace, how):
     expect(slope >= least, f"{how} {variant}: {slope} bytes kept per invocation, "
                            f"at least {least}")
     if variant == "bytes":  # bytes(40): one PyObject_Malloc of 33 + 40 bytes, nothing else
-        own = r["own"]
-        expect((own["allocs"]["min"], own["allocs"]["max"]) == (1, 1),
-               f"{how} bytes: allocations per invocation {own['allocs']}")
-        expect((own["kept_bytes"]["min"], own["kept_bytes"]["max"]) == (73, 73),
-               f"{how} bytes: kept per invocation {own['kept_bytes']}")
-        expect(abs(slope - 73) < 0.01, f"{how} bytes: slope {slope}, want 73")
+        rows = report("regions", "--invocations", "rhs", trace).get("rows", [])
+        exact = sum((row["allocs"], row["kept_bytes"]) == (1, 73) for row in rows)
+        # All but the first and the one where 3.9 and 3.10 give the loop's
+        # code its cache (_PyCode_InitOpcache).
+        expect(len(rows) == N and exact >= N - 2,
+               f"{how} bytes: {exact} of {len(rows)} invocations made exactly one 73-byte "
+               f"block and kept it")
+        expect(all(row["kept_bytes"] >= 73 for row in rows), f"{how} bytes: one kept less")
+        expect(abs(slope - 73) < 0.05, f"{how} bytes: slope {slope}, want 73")
         expect(keeping == N, f"{how} bytes: {keeping} of {N} invocations keep")
     expect(allocator(trace) == "traced", f"{how} {variant}: python_allocator {allocator(trace)}")
     text = report("regions", trace, json_out=False)
@@ -163,7 +166,7 @@ def case_leaks():
         if v == "bytes":
             expect([(g["blocks"], g["bytes"]) for g in groups] == [(n - 1, 73 * (n - 1))],
                    f"leaks bytes: {[(g['blocks'], g['bytes']) for g in groups]}")
-        text = report("leaks", "--region", "rhs", trace, json_out=False)
+        text = report("leaks", "--region", "rhs", "--depth", "64", trace, json_out=False)
         expect(f"pyalloc.py:{KEEP_LINE[v]}" in text, f"leaks {v}: the line in\n{text[:2000]}")
 
 
