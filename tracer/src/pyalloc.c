@@ -14,10 +14,11 @@
  * TM_OP_PY_FREE) through the same recorder, stacks and region tagging as a
  * malloc hook.  The RAW domain is malloc itself and stays with the hooks.
  *
- * No double count: the wrapper holds the thread's recursion guard while
- * the saved allocator runs, so what pymalloc asks malloc for (requests
- * above 512 bytes, the debug hooks' headers) is not recorded a second time,
- * and pymalloc's arenas are not object leaks.  Frees the reader never saw
+ * No double count: while the saved allocator runs, the thread's guard is
+ * TM_BUSY_PYALLOC, so what pymalloc asks malloc for (requests above 512
+ * bytes, the debug hooks' headers) is not recorded a second time, and
+ * pymalloc's arenas are not object leaks: they are recorded by the maps
+ * hooks, as anonymous maps (maps.c).  Frees the reader never saw
  * allocated (blocks from before the wrap) are ignored by the reader.
  *
  * Nothing is ever unwrapped: the interpreter may free a block through the
@@ -56,7 +57,9 @@ static int installed; /* atomic */
         const py_allocator *o = &saved[D];                                                  \
         if (!enter())                                                                       \
             return o->malloc(o->ctx, size);                                                 \
+        tm_self.busy = TM_BUSY_PYALLOC;                                                     \
         void *p = o->malloc(o->ctx, size);                                                  \
+        tm_self.busy = TM_BUSY;                                                             \
         if (p)                                                                              \
             record_alloc((int)tm_py_alloc_code(D, TM_FN_MALLOC), p, size);                  \
         leave();                                                                            \
@@ -68,7 +71,9 @@ static int installed; /* atomic */
         const py_allocator *o = &saved[D];                                                  \
         if (!enter())                                                                       \
             return o->calloc(o->ctx, n, size);                                              \
+        tm_self.busy = TM_BUSY_PYALLOC;                                                     \
         void *p = o->calloc(o->ctx, n, size);                                               \
+        tm_self.busy = TM_BUSY;                                                             \
         if (p)                                                                              \
             record_alloc((int)tm_py_alloc_code(D, TM_FN_CALLOC), p, n * size);              \
         leave();                                                                            \
@@ -83,7 +88,9 @@ static int installed; /* atomic */
             return o->realloc(o->ctx, p, size);                                             \
         if (p)                                                                              \
             tm_record_free((int)tm_py_free_op(D, 1), p);                                    \
+        tm_self.busy = TM_BUSY_PYALLOC;                                                     \
         void *q = o->realloc(o->ctx, p, size);                                              \
+        tm_self.busy = TM_BUSY;                                                             \
         if (q)                                                                              \
             record_alloc((int)tm_py_alloc_code(D, TM_FN_REALLOC), q, size);                 \
         else if (p)                                                                         \
@@ -91,8 +98,8 @@ static int installed; /* atomic */
         leave();                                                                            \
         return q;                                                                           \
     }                                                                                       \
-    /* Recorded before the block is released; the guard stays up while the                 \
-     * saved free runs (it may call free()). */                                             \
+    /* Recorded before the block is released; the malloc hooks stay out while             \
+     * the saved free runs (it may call free(); pymalloc may munmap an arena). */           \
     static void NAME##_free(void *ctx, void *p)                                             \
     {                                                                                       \
         (void)ctx;                                                                          \
@@ -102,6 +109,7 @@ static int installed; /* atomic */
             return;                                                                         \
         }                                                                                   \
         tm_record_free((int)tm_py_free_op(D, 0), p);                                        \
+        tm_self.busy = TM_BUSY_PYALLOC;                                                     \
         o->free(o->ctx, p);                                                                 \
         leave();                                                                            \
     }

@@ -132,7 +132,7 @@ extern TM_HIDDEN tm_config tm_cfg;
 
 /* Per-thread state; zero-initialized for every new thread. */
 typedef struct tm_thread {
-    int busy;                 /* inside the tracer: hooks pass through */
+    int busy;                 /* TM_BUSY, TM_BUSY_PYALLOC or 0 (below) */
     int resolving;            /* looking up the real allocator (hooks.c) */
     uint32_t tid;             /* cached gettid(), 0 = not yet known */
     int lock_held;            /* how this thread holds the recorder lock (lock.c) */
@@ -143,6 +143,13 @@ typedef struct tm_thread {
 } tm_thread;
 
 extern TM_HIDDEN TM_TLS tm_thread tm_self;
+
+/* tm_self.busy: TM_BUSY inside the tracer (every hook passes through);
+ * TM_BUSY_PYALLOC while a wrapped Python allocator runs (pyalloc.c): the
+ * malloc hooks pass through, since the block is the Python domain's, but
+ * the maps hooks record (pymalloc's arenas are maps). */
+#define TM_BUSY 1
+#define TM_BUSY_PYALLOC 2
 
 /* Tracer work done from a hook, a constructor or a handler: meanwhile the
  * thread's own allocations pass through the hooks, and afterwards errno
@@ -178,6 +185,19 @@ TM_HIDDEN int tm_is_traced_process(void);
 TM_HIDDEN int tm_exec_begin(void);
 TM_HIDDEN void tm_exec_failed(int ended);
 TM_HIDDEN uint32_t tm_gettid(void);
+/* Ends the trace for a fatal signal whose default action follows (END:
+ * signal, everything buffered written); errno kept. */
+TM_HIDDEN void tm_signal_end(int sig);
+/* Called by tm_gettid when a thread first learns its id (its first
+ * record): signals.c gives the thread its hidden alternate signal stack. */
+extern TM_HIDDEN void (*tm_thread_hook)(void);
+
+/* --- signals.c ----------------------------------------------------------- */
+
+/* The tracer's handler for the fatal signals, under the program's view of
+ * its dispositions (sigaction and friends interposed); this thread's
+ * hidden alternate signal stack. */
+TM_HIDDEN void tm_signals_install(void);
 
 /* --- config.c ----------------------------------------------------------- */
 
@@ -253,6 +273,20 @@ TM_HIDDEN void tm_lock_exempt_self(void);
 TM_HIDDEN void tm_record_region_begin(const char *name);
 TM_HIDDEN void tm_record_region_end(void);
 TM_HIDDEN void tm_record_mark(const char *label);
+/* An anonymous-map record (maps.c), lock held: opcode TM_OP_MMAP, _MUNMAP
+ * or _MREMAP with its raw words (tm_raw.h); with_stack appends the stack
+ * interned from walk (0 when walk is NULL). */
+TM_HIDDEN void tm_record_map_locked(unsigned op, uint64_t arg, const uint64_t *words,
+                                    uint32_t n, struct tm_walk *walk, int keep, int with_stack);
+/* The tracer's own pages come from the kernel directly (config.c), never
+ * through the interposed mmap. */
+TM_HIDDEN void *tm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+TM_HIDDEN int tm_sys_munmap(void *addr, size_t len);
+/* An RSS sample taken by the calling thread (the start and the end of the
+ * trace; its THREAD record makes the thread known).  Lock held. */
+TM_HIDDEN void tm_record_rss_locked(uint64_t bytes);
+/* RSS now, read by the calling thread (writer.c); 0 when unreadable. */
+TM_HIDDEN uint64_t tm_rss_once(void);
 /* The writer thread's records: 0 when the lock was busy (try later). */
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes);
 /* The writer's mail (recorder.c): the next thread that records takes it
@@ -312,6 +346,9 @@ TM_HIDDEN int tm_sink_attach(int fd);
 TM_HIDDEN int tm_sink_fd(void);
 /* Closes the descriptor if it is still the trace file's. */
 TM_HIDDEN void tm_sink_close(void);
+/* Tracing could not start: the file just created for it (fd, at the path
+ * set) holds no trace and is removed again, the descriptor closed. */
+TM_HIDDEN void tm_sink_discard(int fd);
 /* The errno that stopped writing, 0 while writing goes on. */
 TM_HIDDEN int tm_sink_failed(void);
 /* Writes iov whole after checking the descriptor (reopening the file when
