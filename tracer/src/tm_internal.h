@@ -329,6 +329,8 @@ TM_HIDDEN int tm_stacks_init(void);
  * callers without a walk).  Lock held. */
 TM_HIDDEN uint32_t tm_stack_intern(const uintptr_t *ips, int n, tm_node_emit_fn emit);
 TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit);
+/* Bytes mapped for the stack trie now (its nodes, addresses and indexes). */
+TM_HIDDEN size_t tm_stacks_bytes(void);
 TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
 
 /* --- modules.c ---------------------------------------------------------------- */
