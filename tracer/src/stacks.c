@@ -30,13 +30,18 @@ TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end)
  * index), in an array by id that grows in place (mremap: no copy, no old
  * and new array resident at once); the return addresses are kept once each
  * in an address table; and the lookup of a node by its path is a hash
- * index of 4-byte ids, at most three quarters full, rebuilt from the node
+ * index of 4-byte ids (with a tag), at most three quarters full, rebuilt from the node
  * array when it grows (the old index is the scratch for the rebuild).  On
  * the program of tests/perf/many_stacks.c that is about 13 bytes per node
  * where the 16-byte entries of a half-full table took 32 to 64, and a
  * growth holds 1.5 index sizes where it held 2.5 tables and a by-id copy. */
 
 #define TM_TRIE_FIRST_BITS 19 /* 512 Ki slots: one huge page */
+/* An index entry is an id and, above it, a tag of five more bits of the
+ * path hash: a probe looks at a node (a cache miss) only when the tags
+ * match.  Ids go up to 2^27 - 1 (1.5 GiB of trie). */
+#define TRIE_ID_BITS 27
+#define TRIE_ID_MASK ((1u << TRIE_ID_BITS) - 1)
 
 typedef struct trie_node {
     uint32_t parent;
@@ -75,6 +80,11 @@ static inline uint32_t trie_slot(uint32_t path, uint32_t bits)
     return path >> (32 - bits);
 }
 
+static inline uint32_t trie_tag(uint32_t path)
+{
+    return (path * 0x85ebca6bu) >> TRIE_ID_BITS << TRIE_ID_BITS;
+}
+
 static inline uint32_t ip_slot(uint64_t ip, uint32_t bits)
 {
     return (uint32_t)((ip * 0x9e3779b97f4a7c15ull) >> (64 - bits));
@@ -91,6 +101,8 @@ static int map_grow(void **p, size_t *bytes, size_t need)
         return -ENOMEM;
     *p = q;
     *bytes = nb;
+    /* Probed all over like the index: huge pages where they fit. */
+    madvise(q, nb, MADV_HUGEPAGE);
     return 0;
 }
 
@@ -115,7 +127,7 @@ static int index_grow(void)
             uint32_t j = trie_slot(h, bits);
             while (t[j])
                 j = (j + 1) & mask;
-            t[j] = id;
+            t[j] = id | trie_tag(h);
         }
         tm_pages_huge_free(trie.index, (size_t)4 << trie.bits);
     }
@@ -180,6 +192,7 @@ static int trie_alloc(void)
     trie.ips = tm_pages(trie.ips_bytes);
     if (!trie.node || !trie.ips || ipindex_grow() < 0 || index_grow() < 0)
         return -ENOMEM;
+    madvise(trie.node, trie.node_bytes, MADV_HUGEPAGE);
     return 0;
 }
 
@@ -204,23 +217,27 @@ static uint32_t child_of(uint32_t parent, uint64_t ip, uint32_t path, int fresh,
     uint32_t ipx = ip_index(ip);
     if (ipx == UINT32_MAX)
         return parent; /* out of memory: truncate the stack here */
-    if ((trie.count + 1) * 4ull > (3ull << trie.bits) && index_grow() < 0)
+    if (trie.count + 1 > TRIE_ID_MASK ||
+        ((trie.count + 1) * 4ull > (3ull << trie.bits) && index_grow() < 0))
         return parent;
     if ((trie.count + 2) * sizeof(trie_node) > trie.node_bytes &&
         map_grow((void **)&trie.node, &trie.node_bytes,
                  (trie.count + 2) * sizeof(trie_node)) < 0)
         return parent;
-    uint32_t mask = (1u << trie.bits) - 1, i = trie_slot(path, trie.bits);
+    uint32_t mask = (1u << trie.bits) - 1, i = trie_slot(path, trie.bits), tag = trie_tag(path);
     for (;; i = (i + 1) & mask) {
-        uint32_t id = trie.index[i];
-        if (!id)
+        uint32_t e = trie.index[i];
+        if (!e)
             break;
-        if (!fresh && trie.node[id].ipx == ipx && trie.node[id].parent == parent)
+        if (fresh || (e & ~TRIE_ID_MASK) != tag)
+            continue;
+        uint32_t id = e & TRIE_ID_MASK;
+        if (trie.node[id].ipx == ipx && trie.node[id].parent == parent)
             return id;
     }
     uint32_t id = ++trie.count;
     trie.node[id] = (trie_node){parent, ipx};
-    trie.index[i] = id;
+    trie.index[i] = id | tag;
     emit(id, parent, ip);
     return id;
 }
@@ -285,8 +302,8 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
     if (misses)
         for (int p = from; p < n; p++)
             if (w->ncache[path_slot((uint32_t)w->path[p])].ip != w->ip[p] - 1)
-                __builtin_prefetch(
-                    &trie.node[trie.index[trie_slot((uint32_t)w->path[p], trie.bits)]]);
+                __builtin_prefetch(&trie.node[trie.index[trie_slot((uint32_t)w->path[p], trie.bits)] &
+                                              TRIE_ID_MASK]);
     uint32_t node = from > base ? w->node[from - 1] : 0;
     uint32_t made = trie.count;
     for (int p = from; p < n; p++) {
