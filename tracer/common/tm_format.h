@@ -127,6 +127,10 @@ enum tm_op {
     /* LOST: u count (events), u dts.  Events the tracer saw but could not
      * record (counted, never dropped silently); the reader sums them. */
     TM_OP_LOST = 0x72,
+    /* HWM: u bytes.  The kernel's high-water mark of the process's
+     * resident set (VmHWM), read as the trace ends, just before END (its
+     * time is END's).  Samples (RSS) can miss a short peak; this cannot. */
+    TM_OP_HWM = 0x79,
     /* END: u reason (enum tm_end_reason), u detail (version 2: the signal
      * number for TM_END_SIGNAL, the errno for TM_END_WRITE_FAILED, else 0).
      * The process finished tracing; nothing follows. */

@@ -61,6 +61,7 @@ struct tm_reader {
     uint64_t prev_addr, prev_tick;
     int64_t thread;             /* dense index, -1 = unknown */
     uint32_t pending_py;        /* PY_STACK for the next ALLOC */
+    uint64_t hwm_bytes;         /* HWM record, 0 = none yet */
     double ns_per_tick;
 
     tm_reader_tables t;
@@ -554,6 +555,12 @@ static int decode_one(tm_reader *r, tm_event *ev)
             if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0)
                 return -1;
             break;
+        case TM_OP_HWM:
+            if (tm_get_u(&q, r->end, &a) < 0)
+                return -1;
+            if (a > r->hwm_bytes)
+                r->hwm_bytes = a;
+            break;
         case TM_OP_LOST:
             if (tm_get_u(&q, r->end, &a) < 0 || take_ts(r, &q, ev) < 0)
                 return -1;
@@ -652,6 +659,8 @@ const char *tm_reader_string(const tm_reader *r, uint32_t id)
 uint32_t tm_reader_string_bound(const tm_reader *r) { return r->t.nstrings; }
 
 uint32_t tm_reader_thread_count(const tm_reader *r) { return r->t.nthreads; }
+
+uint64_t tm_reader_hwm_bytes(const tm_reader *r) { return r->hwm_bytes; }
 
 uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread)
 {

@@ -263,6 +263,8 @@ TM_HIDDEN int tm_post_rss(uint64_t bytes);
 TM_HIDDEN int tm_take_back_rss(void);
 TM_HIDDEN void tm_post_seal(int ask);
 TM_HIDDEN uint32_t tm_sealed_count(void);
+/* hwm.c: the HWM record (VmHWM), before END.  Lock held. */
+TM_HIDDEN void tm_record_hwm_locked(void);
 /* detail: see TM_OP_END (signal number, errno, or 0). */
 TM_HIDDEN void tm_record_end(int reason, int detail);
 /* Appends one pre-encoded record (module map); lock held. */
