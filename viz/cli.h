@@ -45,6 +45,7 @@ typedef struct tm_summary {
     int end_reason;             /* enum tm_end_reason, -1 = no END */
     int end_detail;             /* signal number or errno, see TM_OP_END */
     uint64_t lost_events;       /* events the tracer counted but could not record */
+    uint32_t stack_table_rebuilds; /* STACK_RESET records (TIDEMARK_STACK_MEMORY) */
 } tm_summary;
 
 typedef struct tm_trace {

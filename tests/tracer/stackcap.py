@@ -4,6 +4,9 @@ the stack table cap (tracer.stackcap.*).
 
     stackcap.py CASE --tidemark BIN --progs DIR --work DIR
 """
+import json
+import os
+import subprocess
 import sys
 
 from cases import expect, expect_eq, run_cases
@@ -19,6 +22,83 @@ def case_hwm(c):
     expect(64 * MIB <= s["rss_peak_bytes"] < 128 * MIB,
            f"rss_peak_bytes {s['rss_peak_bytes']}: VmHWM holds the 64 MiB peak")
     expect_eq((s["alloc_calls"], s["free_calls"]), (1, 1), "calls")
+
+
+ITER, LEAK_EVERY = 300000, 1000       # many_stacks: 300 leaks at distinct stacks
+CAP = "4 MiB"
+
+
+def leak_groups(c, trace):
+    """leaks --group-by stack as a sorted list (ids and addresses differ
+    between traces, so do the orders of equal groups)."""
+    d = c.report("leaks", "--group-by", "stack", trace=trace)
+    groups = []
+    for g in d["groups"]:
+        for f in g["stack"]:
+            f.pop("address", None)
+        groups.append(json.dumps(g, sort_keys=True))
+    return (d["leaked_bytes"], d["leaked_blocks"]), sorted(groups), d
+
+
+def case_exact(c):
+    # The same program capped and uncapped: the capped trace's tables were
+    # rebuilt, and every count and every leak's stack is the same.
+    full, capped = os.path.join(c.work, "full.trace"), os.path.join(c.work, "capped.trace")
+    argv = [c.prog("many_stacks"), str(ITER), str(LEAK_EVERY)]
+    c.run(argv, output=full)
+    c.run(argv, output=capped, extra=["--stack-memory", CAP])
+    leaks = ITER // LEAK_EVERY
+    sums = {}
+    for name, t in (("full", full), ("capped", capped)):
+        s = c.report("summary", trace=t)
+        expect_eq((s["alloc_calls"], s["free_calls"], s["leaked_blocks"], s["leaked_bytes"]),
+                  (ITER + 1, ITER - leaks, leaks + 1, 32 * leaks + 777), f"{name}: counts")
+        sums[name] = s
+    expect_eq(sums["full"]["stack_table_rebuilds"], 0, "uncapped: no rebuild")
+    expect(sums["capped"]["stack_table_rebuilds"] >= 1,
+           f"capped at {CAP}: rebuilt ({sums['capped']['stack_table_rebuilds']})")
+    a, b = leak_groups(c, full), leak_groups(c, capped)
+    expect_eq(b[0], a[0], "leaked bytes and blocks")
+    expect_eq(len(b[1]), leaks + 1, "one group per leak stack")
+    expect(a[1] == b[1], "capped leak groups are the uncapped ones")
+    # The planted leak comes last, after every rebuild.
+    planted = [g for g in b[2]["groups"] if g["bytes"] == 777]
+    expect_eq(len(planted), 1, "the planted leak's group")
+    expect_eq([f["function"] for f in planted[0]["stack"][:2]], ["planted_leak", "main"],
+              "the planted leak's stack")
+
+
+def case_bound(c):
+    # VmHWM (summary's rss_peak_bytes is at least it) stays within the cap
+    # and a margin above the same run without stacks; uncapped it does not.
+    argv = [c.prog("many_stacks"), "600000"]
+    peaks = {}
+    for name, extra in (("none", ["--stacks", "none"]), ("capped", ["--stack-memory", CAP]),
+                        ("full", [])):
+        t = os.path.join(c.work, name + ".trace")
+        c.run(argv, output=t, extra=extra)
+        peaks[name] = c.report("summary", trace=t)["rss_peak_bytes"]
+    bound = peaks["none"] + 4 * MIB + 8 * MIB
+    expect(peaks["capped"] <= bound, f"capped peak {peaks['capped']} <= {bound} ({peaks})")
+    expect(peaks["full"] > bound, f"uncapped peak {peaks['full']} above {bound}: the "
+           f"workload is big enough to tell ({peaks})")
+
+
+def case_bad_size(c):
+    p = subprocess.run([c.tm, "run", "--stack-memory", "12 parsecs", "--", "true"],
+                       capture_output=True, text=True, timeout=60)
+    expect_eq(p.returncode, 2, "exit status")
+    expect_eq(p.stderr.strip().splitlines(),
+              ["tidemark run: --stack-memory must be a size of at least 1 MiB (like 64 MiB), "
+               "got '12 parsecs' (see 'tidemark run --help')"], "one line")
+    # The variable, set by hand: one line, and the default.
+    env = dict(os.environ, TIDEMARK_STACK_MEMORY="lots",
+               LD_PRELOAD="", TIDEMARK_OUTPUT=c.trace)
+    p = subprocess.run([c.tm, "run", "-o", c.trace, "--", c.prog("hwm_peak")],
+                       capture_output=True, text=True, timeout=60, env=env)
+    expect_eq(p.returncode, 0, "exit status with a bad TIDEMARK_STACK_MEMORY")
+    expect(sum("TIDEMARK_STACK_MEMORY must be a size" in l for l in p.stderr.splitlines()) == 1,
+           f"one line about it:\n{p.stderr}")
 
 
 CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_")}

@@ -114,6 +114,13 @@ enum tm_op {
      * follow.  Stack nodes resolve against the map current when they are
      * defined. */
     TM_OP_MAP_RESET = 0x60,
+    /* STACK_RESET: u next_id.  The tracer dropped its stack tables (they
+     * reached TIDEMARK_STACK_MEMORY) and starts them again: stacks already
+     * defined are defined again as they are met, under new ids, which go
+     * on from next_id (ids are never reused; every id defined before stays
+     * what it was, and records may still name it).  In a fork child's
+     * trace it comes first when the ids it defines start above 1. */
+    TM_OP_STACK_RESET = 0x7a,
     /* MODULE: u bias (load address minus link address), u start, u end
      * (runtime address range of the loaded segments), u build_id_len,
      * build id bytes, u path_len, path bytes. */

@@ -531,6 +531,11 @@ static int decode_one(tm_reader *r, tm_event *ev)
         case TM_OP_MAP_RESET:
             tm_tables_map_reset(&r->t);
             break;
+        case TM_OP_STACK_RESET:
+            if (tm_get_u(&q, r->end, &a) < 0 || a == 0 || a > UINT32_MAX)
+                return -1;
+            tm_tables_stack_reset(&r->t, (uint32_t)a);
+            break;
         case TM_OP_MODULE: {
             const uint8_t *id, *path;
             uint64_t idlen, pathlen;
@@ -661,6 +666,8 @@ uint32_t tm_reader_string_bound(const tm_reader *r) { return r->t.nstrings; }
 uint32_t tm_reader_thread_count(const tm_reader *r) { return r->t.nthreads; }
 
 uint64_t tm_reader_hwm_bytes(const tm_reader *r) { return r->hwm_bytes; }
+
+uint32_t tm_reader_stack_resets(const tm_reader *r) { return r->t.stack_resets; }
 
 uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread)
 {

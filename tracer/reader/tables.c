@@ -215,7 +215,7 @@ int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t i
 {
     int rc;
     tm_node *slot = slot_for((void **)&t->nodes, &t->nnodes, sizeof *t->nodes,
-                             &t->sparse_nodes, id, t->defined_nodes, &rc);
+                             &t->sparse_nodes, id, t->defined_nodes + t->node_skipped, &rc);
     if (!slot)
         return rc;
     *slot = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip), .defined = true};
@@ -270,7 +270,7 @@ const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint3
 {
     const struct { const char *kind; uint32_t max, n; } k[] = {
         {"string", t->max_string, t->defined_strings},
-        {"stack node", t->max_node, t->defined_nodes},
+        {"stack node", t->max_node, t->defined_nodes + t->node_skipped},
         {"Python frame", t->max_pynode, t->defined_pynodes},
     };
     for (int i = 0; i < 3; i++)
@@ -280,6 +280,13 @@ const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint3
             return k[i].kind;
         }
     return NULL;
+}
+
+void tm_tables_stack_reset(tm_reader_tables *t, uint32_t next)
+{
+    t->stack_resets++;
+    if (next - 1 > t->defined_nodes + t->node_skipped)
+        t->node_skipped = next - 1 - t->defined_nodes;
 }
 
 void tm_tables_map_reset(tm_reader_tables *t)

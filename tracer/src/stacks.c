@@ -48,8 +48,17 @@ typedef struct trie_node {
     uint32_t ipx;        /* index into trie.ips */
 } trie_node;
 
+/* Ids in the tables are local to the tables' generation: the trace's id of
+ * a node is trie.base + its local id.  When the tables would outgrow the
+ * cap (TIDEMARK_STACK_MEMORY) they are dropped and start again empty
+ * (trie_reset), and the trace's ids go on increasing from where they
+ * were: an id handed out before stays the same node in the trace, so a
+ * thread's cached ids (memoized walks, cached edges) stay right for the
+ * reader even while they are no longer in the tables. */
 static struct {
-    trie_node *node;     /* by id; [0] unused */
+    uint32_t base;       /* trace id of local id 0 */
+    uint32_t resets;     /* generations so far */
+    trie_node *node;     /* by local id; [0] unused */
     size_t node_bytes;
     uint32_t count;
     uint32_t *index;     /* slot (path hash) -> id, 0 = empty */
@@ -106,12 +115,39 @@ static int map_grow(void **p, size_t *bytes, size_t need)
     return 0;
 }
 
+/* Small indexes (under a small cap) are ordinary pages: a huge page would
+ * be resident whole. */
+static uint32_t *index_map(uint32_t bits)
+{
+    size_t bytes = (size_t)4 << bits;
+    return bytes < TM_HUGE_PAGE ? tm_pages(bytes) : tm_pages_huge(bytes);
+}
+
+static void index_unmap(uint32_t *t, uint32_t bits)
+{
+    size_t bytes = (size_t)4 << bits;
+    if (bytes < TM_HUGE_PAGE)
+        tm_pages_free(t, bytes);
+    else
+        tm_pages_huge_free(t, bytes);
+}
+
+/* The first index: one huge page, or an eighth of a small cap. */
+static uint32_t first_bits(void)
+{
+    uint64_t cap = tm_cfg.stack_memory;
+    uint32_t bits = TM_TRIE_FIRST_BITS;
+    while (cap && bits > 12 && ((uint64_t)4 << bits) > cap / 8)
+        bits--;
+    return bits;
+}
+
 static int index_grow(void)
 {
-    uint32_t bits = trie.bits ? trie.bits + 1 : TM_TRIE_FIRST_BITS;
+    uint32_t bits = trie.bits ? trie.bits + 1 : first_bits();
     if (bits > 32)
         return -ENOMEM;
-    uint32_t *t = tm_pages_huge((size_t)4 << bits);
+    uint32_t *t = index_map(bits);
     if (!t)
         return -ENOMEM;
     if (trie.index) {
@@ -129,7 +165,7 @@ static int index_grow(void)
                 j = (j + 1) & mask;
             t[j] = id | trie_tag(h);
         }
-        tm_pages_huge_free(trie.index, (size_t)4 << trie.bits);
+        index_unmap(trie.index, trie.bits);
     }
     trie.index = t;
     trie.bits = bits;
@@ -184,6 +220,12 @@ static uint32_t ip_index(uint64_t ip)
     return trie.nips - 1;
 }
 
+/* Node arrays on huge pages only under a cap that leaves room for them. */
+static int node_huge(void)
+{
+    return !tm_cfg.stack_memory || tm_cfg.stack_memory >= 64ull << 20;
+}
+
 static int trie_alloc(void)
 {
     trie.node_bytes = TM_HUGE_PAGE;
@@ -192,8 +234,55 @@ static int trie_alloc(void)
     trie.ips = tm_pages(trie.ips_bytes);
     if (!trie.node || !trie.ips || ipindex_grow() < 0 || index_grow() < 0)
         return -ENOMEM;
-    madvise(trie.node, trie.node_bytes, MADV_HUGEPAGE);
+    if (node_huge())
+        madvise(trie.node, trie.node_bytes, MADV_HUGEPAGE);
     return 0;
+}
+
+static void trie_free(void)
+{
+    if (trie.node)
+        tm_pages_free(trie.node, trie.node_bytes);
+    if (trie.ips)
+        tm_pages_free(trie.ips, trie.ips_bytes);
+    if (trie.ipindex)
+        tm_pages_free(trie.ipindex, (size_t)4 << trie.ipbits);
+    if (trie.index)
+        index_unmap(trie.index, trie.bits);
+    uint32_t base = trie.base, resets = trie.resets;
+    memset(&trie, 0, sizeof trie);
+    trie.base = base;
+    trie.resets = resets;
+}
+
+/* STACK_RESET (tm_format.h): ids go on from next. */
+static void emit_reset(uint32_t next)
+{
+    uint8_t rec[1 + 10], *p = rec;
+    *p++ = TM_OP_STACK_RESET;
+    p = tm_put_u(p, next);
+    tm_append_locked(rec, (size_t)(p - rec));
+}
+
+/* The tables are dropped and start again, empty and small.  0, or -ENOMEM
+ * when even those cannot be mapped, or the trace's ids are spent. */
+static int trie_reset(void)
+{
+    uint64_t next = (uint64_t)trie.base + trie.count + 1;
+    if (next > UINT32_MAX - (TRIE_ID_MASK + 1ull))
+        return -ENOMEM;
+    trie_free();
+    trie.base = (uint32_t)next - 1;
+    trie.resets++;
+    emit_reset((uint32_t)next);
+    return trie_alloc();
+}
+
+/* What the tables hold resident: nodes, addresses and both indexes. */
+static inline uint64_t trie_resident(void)
+{
+    return (uint64_t)trie.count * sizeof(trie_node) + ((uint64_t)4 << trie.bits) +
+           (uint64_t)trie.nips * sizeof(uint64_t) + ((uint64_t)4 << trie.ipbits);
 }
 
 TM_HIDDEN int tm_stacks_init(void)
@@ -205,21 +294,47 @@ TM_HIDDEN int tm_stacks_init(void)
 
 TM_HIDDEN size_t tm_stacks_bytes(void)
 {
-    return trie.node_bytes + ((size_t)4 << trie.bits) + trie.ips_bytes +
-           ((size_t)4 << trie.ipbits);
+    return (size_t)trie_resident();
+}
+
+TM_HIDDEN uint32_t tm_stacks_resets(void)
+{
+    return trie.resets;
+}
+
+/* A new node's room: the index grown when due, the node array, all within
+ * the cap (a growth holds the old index and the new one at once).  1 when
+ * the tables had to be dropped for it (trie_reset), -1 when there is no
+ * room, else 0. */
+static int make_room(void)
+{
+    int grow = (trie.count + 1) * 4ull > (3ull << trie.bits);
+    uint64_t cap = tm_cfg.stack_memory;
+    if (tm_unlikely(trie.count + 1 > TRIE_ID_MASK ||
+                    (cap && trie_resident() + sizeof(trie_node) +
+                                (grow ? (uint64_t)8 << trie.bits : 0) > cap)))
+        return trie_reset() < 0 ? -1 : 1;
+    if (grow && index_grow() < 0)
+        return -1;
+    return 0;
 }
 
 /* path: the hash of the path to the child (path_step of the parent's).
- * fresh: the parent was made just now, so the child is surely new. */
-static uint32_t child_of(uint32_t parent, uint64_t ip, uint32_t path, int fresh,
+ * fresh: the parent was made just now, so the child is surely new.
+ * parent and the result are trace ids; parent is of this generation (or
+ * 0).  After a reset, 0: the walk is interned again from the root. */
+static uint32_t child_of(uint32_t gparent, uint64_t ip, uint32_t path, int fresh,
                          tm_node_emit_fn emit)
 {
+    uint32_t parent = gparent ? gparent - trie.base : 0;
     uint32_t ipx = ip_index(ip);
     if (ipx == UINT32_MAX)
-        return parent; /* out of memory: truncate the stack here */
-    if (trie.count + 1 > TRIE_ID_MASK ||
-        ((trie.count + 1) * 4ull > (3ull << trie.bits) && index_grow() < 0))
-        return parent;
+        return gparent; /* out of memory: truncate the stack here */
+    int room = make_room();
+    if (room < 0)
+        return gparent;
+    if (room > 0)
+        return 0;
     if ((trie.count + 2) * sizeof(trie_node) > trie.node_bytes &&
         map_grow((void **)&trie.node, &trie.node_bytes,
                  (trie.count + 2) * sizeof(trie_node)) < 0)
@@ -233,13 +348,13 @@ static uint32_t child_of(uint32_t parent, uint64_t ip, uint32_t path, int fresh,
             continue;
         uint32_t id = e & TRIE_ID_MASK;
         if (trie.node[id].ipx == ipx && trie.node[id].parent == parent)
-            return id;
+            return trie.base + id;
     }
     uint32_t id = ++trie.count;
     trie.node[id] = (trie_node){parent, ipx};
     trie.index[i] = id | tag;
-    emit(id, parent, ip);
-    return id;
+    emit(trie.base + id, gparent, ip);
+    return trie.base + id;
 }
 
 /* The thread's edge cache is indexed by the path hash too, so its lines
@@ -254,10 +369,12 @@ static uint32_t cached_child(tm_walk *w, uint32_t path, uint32_t parent, uint64_
                              int fresh, tm_node_emit_fn emit)
 {
     __typeof__(&w->ncache[0]) e = &w->ncache[path_slot(path)];
-    if (tm_likely(e->ip == ip && e->parent == parent && e->id))
+    /* An edge of an earlier generation (e->id at most base) is not taken:
+     * the walk goes on in this one. */
+    if (tm_likely(e->ip == ip && e->parent == parent && e->id > trie.base))
         return e->id;
     uint32_t id = child_of(parent, ip, path, fresh, emit);
-    if (id != parent) {     /* not the out-of-memory truncation */
+    if (id != parent && id) { /* not the out-of-memory truncation, not a reset */
         e->ip = ip;
         e->parent = parent;
         e->id = id;
@@ -272,7 +389,8 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
         n--; /* the tracer's own frames (walks start at the hook's caller: a safety net) */
     int base = n > depth ? n - depth : 0;
     int from = base;
-    if (base == w->node_base) {
+    /* The cached nodes are of this generation of the tables, or none is. */
+    if (base == w->node_base && w->node_n > 0 && w->node[base] > trie.base) {
         int cached = w->node_base + w->node_n;
         from = keep < cached ? keep : cached;
         if (from < base)
@@ -282,6 +400,9 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
         while (from < cached && from < n && w->node_ip[from] == w->ip[from])
             from++;
     }
+    uint32_t resets = trie.resets;
+    int restarted = 0;
+again:;
     /* Return addresses point after the call; minus one lands inside the
      * calling instruction, so line lookup names the call site. */
     uint32_t path = from > base ? (uint32_t)w->path[from - 1] : 0;
@@ -305,10 +426,21 @@ TM_HIDDEN uint32_t tm_stack_intern_walk(tm_walk *w, int keep, int depth, tm_node
                 __builtin_prefetch(&trie.node[trie.index[trie_slot((uint32_t)w->path[p], trie.bits)] &
                                               TRIE_ID_MASK]);
     uint32_t node = from > base ? w->node[from - 1] : 0;
-    uint32_t made = trie.count;
+    uint32_t made = trie.base + trie.count;
     for (int p = from; p < n; p++) {
         /* Once a node is new, so are all its descendants. */
         node = cached_child(w, (uint32_t)w->path[p], node, w->ip[p] - 1, node > made, emit);
+        if (tm_unlikely(trie.resets != resets)) {
+            /* The tables were dropped for this node: the whole walk again
+             * in the new ones (once; a second reset truncates it). */
+            resets = trie.resets;
+            if (restarted++) {
+                w->node_n = 0;
+                return 0;
+            }
+            from = base;
+            goto again;
+        }
         w->node[p] = node;
         w->node_ip[p] = w->ip[p];
     }
@@ -333,8 +465,22 @@ TM_HIDDEN uint32_t tm_stack_intern(const uintptr_t *ips, int n, tm_node_emit_fn 
     return tm_stack_intern_walk(w, keep, n, emit);
 }
 
+/* The fork child's new trace: after a reset its ids start at base + 1
+ * (a STACK_RESET says so), and the ids this thread cached from earlier
+ * generations, defined only in the parent's trace, are forgotten. */
 TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit)
 {
-    for (uint32_t id = 1; id <= trie.count; id++)
-        emit(id, trie.node[id].parent, trie.ips[trie.node[id].ipx]);
+    if (trie.base) {
+        emit_reset(trie.base + 1);
+        tm_walk *w = tm_self.walk;
+        if (w) {
+            tm_unwind_memo_clear(w);
+            memset(w->ncache, 0, sizeof w->ncache);
+            w->node_n = 0;
+        }
+    }
+    for (uint32_t id = 1; id <= trie.count; id++) {
+        uint32_t parent = trie.node[id].parent;
+        emit(trie.base + id, parent ? trie.base + parent : 0, trie.ips[trie.node[id].ipx]);
+    }
 }

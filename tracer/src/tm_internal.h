@@ -103,6 +103,7 @@ typedef struct tm_config {
     int follow_fork;
     int unwind_careful;      /* TIDEMARK_UNWIND=careful (or libunwind): no fast walker */
     int python_stacks;       /* TIDEMARK_PYTHON_STACKS=1: Python frames too */
+    uint64_t stack_memory;   /* TIDEMARK_STACK_MEMORY: cap on the stack tables, 0 = none */
 } tm_config;
 
 typedef struct tm_real_fns {
@@ -331,8 +332,10 @@ TM_HIDDEN int tm_stacks_init(void);
  * callers without a walk).  Lock held. */
 TM_HIDDEN uint32_t tm_stack_intern(const uintptr_t *ips, int n, tm_node_emit_fn emit);
 TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit);
-/* Bytes mapped for the stack trie now (its nodes, addresses and indexes). */
+/* Bytes the stack trie holds resident now (its nodes, addresses and
+ * indexes), and how many times it was dropped for the cap. */
 TM_HIDDEN size_t tm_stacks_bytes(void);
+TM_HIDDEN uint32_t tm_stacks_resets(void);
 TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
 
 /* --- modules.c ---------------------------------------------------------------- */
