@@ -1,6 +1,6 @@
 /* many_stacks — about as many distinct stacks as allocations (issue 32).
  *
- *     many_stacks ITERATIONS [LEAK_EVERY]
+ *     many_stacks ITERATIONS [LEAK_EVERY [fork]]
  *     many_stacks ITERATIONS --count
  *
  * Each iteration allocates one block through a path of DEPTH nested calls,
@@ -8,12 +8,15 @@
  * (free(go(DEPTH))): at 2 M iterations nearly every stack is new.  With
  * LEAK_EVERY > 0 every LEAK_EVERY-th block is kept (a leak at that
  * iteration's stack); at the end planted_leak() keeps one block of 777
- * bytes.  --count prints the number of distinct paths the iterations take
+ * bytes; with `fork`, a forked child does that (and the loop's last path
+ * again, leaking it) and the parent waits for it.  --count prints the number of distinct paths the iterations take
  * and allocates nothing.  Built -O1 -g (tests/perf/CMakeLists.txt). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum { DEPTH = 12 };
 
@@ -102,6 +105,21 @@ int main(int argc, char **argv)
         if (leak_every > 0 && i % leak_every == 0)
             continue;
         free(p);
+    }
+    if (argc > 3 && strcmp(argv[3], "fork") == 0) {
+        pid_t pid = fork();
+        if (pid < 0)
+            return 1;
+        if (pid == 0) {
+            rng = 0x9e3779b97f4a7c15ull; /* the first iteration's path */
+            go(DEPTH);
+            planted_leak();
+            _exit(0);
+        }
+        int status;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
+            return 1;
+        return 0;
     }
     planted_leak();
     return 0;

@@ -84,6 +84,33 @@ def case_bound(c):
            f"workload is big enough to tell ({peaks})")
 
 
+def case_fork(c):
+    # A fork after rebuilds (--follow-fork): the child's trace defines the
+    # tables it inherited under the ids they have now (a STACK_RESET first
+    # says they start above 1), and what the child leaks symbolizes, the
+    # path the parent's first iteration took too (its cached ids are of an
+    # earlier generation, defined only in the parent's trace).
+    import glob
+    c.run([c.prog("many_stacks"), str(ITER), str(LEAK_EVERY), "fork"],
+          extra=["--follow-fork", "--stack-memory", CAP])
+    children = [t for t in glob.glob(c.trace + ".*")]
+    expect_eq(len(children), 1, f"one child trace: {children}")
+    parent = c.report("summary")
+    expect_eq((parent["leaked_blocks"], parent["leaked_bytes"]),
+              (ITER // LEAK_EVERY, 32 * (ITER // LEAK_EVERY)), "parent's leaks")
+    expect(parent["stack_table_rebuilds"] >= 1, "the parent rebuilt its tables")
+    child = c.report("summary", trace=children[0])
+    expect_eq((child["alloc_calls"], child["leaked_blocks"], child["leaked_bytes"]),
+              (2, 2, 32 + 777), "child's counts")
+    groups = {g["bytes"]: [f["function"] for f in g["stack"]]
+              for g in c.report("leaks", "--group-by", "stack", trace=children[0])["groups"]}
+    expect_eq(groups[777][:2], ["planted_leak", "main"], "child's planted leak")
+    path = groups[32]
+    expect(len(path) >= 26 and path[0] == "go" and path[24] == "go" and path[25] == "main"
+           and all(f.startswith("way") for f in path[1:24:2]),
+           f"child's 32-byte leak: go and way* 12 levels deep, then main: {path}")
+
+
 def case_bad_size(c):
     p = subprocess.run([c.tm, "run", "--stack-memory", "12 parsecs", "--", "true"],
                        capture_output=True, text=True, timeout=60)

@@ -42,6 +42,8 @@ TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end)
  * match.  Ids go up to 2^27 - 1 (1.5 GiB of trie). */
 #define TRIE_ID_BITS 27
 #define TRIE_ID_MASK ((1u << TRIE_ID_BITS) - 1)
+/* Ids in the trace are below 2^28 (docs/trace-format.md), across resets. */
+#define TRACE_ID_MAX (1u << 28)
 
 typedef struct trie_node {
     uint32_t parent;
@@ -269,7 +271,7 @@ static void emit_reset(uint32_t next)
 static int trie_reset(void)
 {
     uint64_t next = (uint64_t)trie.base + trie.count + 1;
-    if (next > UINT32_MAX - (TRIE_ID_MASK + 1ull))
+    if (next >= TRACE_ID_MAX)
         return -ENOMEM;
     trie_free();
     trie.base = (uint32_t)next - 1;
@@ -310,6 +312,8 @@ static int make_room(void)
 {
     int grow = (trie.count + 1) * 4ull > (3ull << trie.bits);
     uint64_t cap = tm_cfg.stack_memory;
+    if (tm_unlikely((uint64_t)trie.base + trie.count + 1 >= TRACE_ID_MAX))
+        return -1; /* the trace's ids are spent: stacks are cut to what is known */
     if (tm_unlikely(trie.count + 1 > TRIE_ID_MASK ||
                     (cap && trie_resident() + sizeof(trie_node) +
                                 (grow ? (uint64_t)8 << trie.bits : 0) > cap)))
