@@ -111,6 +111,47 @@ def case_fork(c):
            f"child's 32-byte leak: go and way* 12 levels deep, then main: {path}")
 
 
+def python_leaks(c, trace):
+    d = c.report("leaks", "--group-by", "stack", "--python-only", trace=trace)
+    groups = sorted(json.dumps([(f["function"], os.path.basename(f["file"] or ""), f["line"])
+                                for f in g["stack"]]) for g in d["groups"] if g["bytes"] == 4321)
+    final = [g for g in d["groups"] if g["bytes"] == 33333]
+    return groups, final
+
+
+def case_python_hook(c):
+    # The same through the profile hook (shadow stacks, not the walker).
+    os.environ["TIDEMARK_PYTHON_HOOK"] = "1"
+    case_python(c, "hook")
+
+
+def case_python(c, mode=None):
+    # Many distinct Python call paths (--python-stacks): capped, the Python
+    # frame table is rebuilt too, the traced process stays smaller, and every
+    # leak's Python stack is the uncapped one's.
+    prog = os.path.join(os.path.dirname(os.path.abspath(__file__)), "progs", "many_pystacks.py")
+    argv = [sys.executable, prog, "20000", "100"]
+    got = {}
+    for name, extra in (("full", []), ("capped", ["--stack-memory", "2 MiB"])):
+        t = os.path.join(c.work, name + ".trace")
+        c.run(argv, output=t, extra=["--python-stacks", *extra])
+        got[name] = (c.report("summary", trace=t), python_leaks(c, t))
+    (sf, (lf, ff)), (sc, (lc, fc)) = got["full"], got["capped"]
+    want = mode or ("walker" if sys.version_info[:2] == (3, 11) else "hook")
+    expect_eq((sf["python_stacks"], sc["python_stacks"]), (want, want), "Python stacks")
+    expect_eq(sf["stack_table_rebuilds"], 0, "uncapped: no rebuild")
+    expect(sc["stack_table_rebuilds"] >= 1, f"capped: rebuilt ({sc['stack_table_rebuilds']})")
+    expect_eq(len(lf), 200, "200 leaks of 4321 bytes, each at its path")
+    expect(all(json.loads(g)[0][0] == "go" and len(json.loads(g)) == 26 for g in lf),
+           f"go, then 12 levels of way*/go, then <module>: {lf[0]}")
+    expect(lc == lf, "capped Python leak stacks are the uncapped ones")
+    expect_eq(len(fc), 1, "the final leak")
+    expect_eq([f["function"] for f in fc[0]["stack"]], ["final_leak", "<module>"],
+              "the final leak's Python stack after rebuilds")
+    expect(sc["rss_peak_bytes"] < sf["rss_peak_bytes"],
+           f"capped peak {sc['rss_peak_bytes']} below uncapped {sf['rss_peak_bytes']}")
+
+
 def case_bad_size(c):
     p = subprocess.run([c.tm, "run", "--stack-memory", "12 parsecs", "--", "true"],
                        capture_output=True, text=True, timeout=60)

@@ -114,8 +114,9 @@ enum tm_op {
      * follow.  Stack nodes resolve against the map current when they are
      * defined. */
     TM_OP_MAP_RESET = 0x60,
-    /* STACK_RESET: u next_id.  The tracer dropped its stack tables (they
-     * reached TIDEMARK_STACK_MEMORY) and starts them again: stacks already
+    /* STACK_RESET: u next_id, u kind (0 stack nodes, 1 Python frames).
+     * The tracer dropped that table (the stack tables together reached
+     * TIDEMARK_STACK_MEMORY) and starts it again: stacks already
      * defined are defined again as they are met, under new ids, which go
      * on from next_id (ids are never reused; every id defined before stays
      * what it was, and records may still name it).  In a fork child's

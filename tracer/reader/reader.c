@@ -532,9 +532,10 @@ static int decode_one(tm_reader *r, tm_event *ev)
             tm_tables_map_reset(&r->t);
             break;
         case TM_OP_STACK_RESET:
-            if (tm_get_u(&q, r->end, &a) < 0 || a == 0 || a > UINT32_MAX)
+            if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0 || a == 0 ||
+                a > UINT32_MAX || b > 1)
                 return -1;
-            tm_tables_stack_reset(&r->t, (uint32_t)a);
+            tm_tables_stack_reset(&r->t, (uint32_t)a, (int)b);
             break;
         case TM_OP_MODULE: {
             const uint8_t *id, *path;

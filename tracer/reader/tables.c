@@ -229,7 +229,8 @@ int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n)
 {
     int rc;
     tm_py_node *slot = slot_for((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes,
-                                &t->sparse_pynodes, id, t->defined_pynodes, &rc);
+                                &t->sparse_pynodes, id, t->defined_pynodes + t->pynode_skipped,
+                                &rc);
     if (!slot)
         return rc;
     *slot = *n;
@@ -271,7 +272,7 @@ const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint3
     const struct { const char *kind; uint32_t max, n; } k[] = {
         {"string", t->max_string, t->defined_strings},
         {"stack node", t->max_node, t->defined_nodes + t->node_skipped},
-        {"Python frame", t->max_pynode, t->defined_pynodes},
+        {"Python frame", t->max_pynode, t->defined_pynodes + t->pynode_skipped},
     };
     for (int i = 0; i < 3; i++)
         if ((uint64_t)k[i].max > (uint64_t)k[i].n + ID_SLACK) {
@@ -282,11 +283,13 @@ const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint3
     return NULL;
 }
 
-void tm_tables_stack_reset(tm_reader_tables *t, uint32_t next)
+void tm_tables_stack_reset(tm_reader_tables *t, uint32_t next, int python)
 {
     t->stack_resets++;
-    if (next - 1 > t->defined_nodes + t->node_skipped)
-        t->node_skipped = next - 1 - t->defined_nodes;
+    uint32_t *skipped = python ? &t->pynode_skipped : &t->node_skipped;
+    uint32_t defined = python ? t->defined_pynodes : t->defined_nodes;
+    if (next - 1 > defined + *skipped)
+        *skipped = next - 1 - defined;
 }
 
 void tm_tables_map_reset(tm_reader_tables *t)

@@ -60,6 +60,7 @@ typedef struct trie_node {
 static struct {
     uint32_t base;       /* trace id of local id 0 */
     uint32_t resets;     /* generations so far */
+    int reset_pending;   /* the Python table asked for room (py.c) */
     trie_node *node;     /* by local id; [0] unused */
     size_t node_bytes;
     uint32_t count;
@@ -252,18 +253,30 @@ static void trie_free(void)
     if (trie.index)
         index_unmap(trie.index, trie.bits);
     uint32_t base = trie.base, resets = trie.resets;
-    memset(&trie, 0, sizeof trie);
+    memset(&trie, 0, sizeof trie); /* reset_pending too */
     trie.base = base;
     trie.resets = resets;
 }
 
-/* STACK_RESET (tm_format.h): ids go on from next. */
-static void emit_reset(uint32_t next)
+/* STACK_RESET (tm_format.h): ids of the kind (0 native, 1 Python) go on
+ * from next.  Lock held. */
+TM_HIDDEN void tm_emit_stack_reset_locked(uint32_t next, int kind)
 {
-    uint8_t rec[1 + 10], *p = rec;
+    uint8_t rec[1 + 10 + 10], *p = rec;
     *p++ = TM_OP_STACK_RESET;
     p = tm_put_u(p, next);
+    p = tm_put_u(p, (uint64_t)kind);
     tm_append_locked(rec, (size_t)(p - rec));
+}
+
+static void emit_reset(uint32_t next)
+{
+    tm_emit_stack_reset_locked(next, 0);
+}
+
+TM_HIDDEN void tm_stacks_request_reset(void)
+{
+    trie.reset_pending = 1;
 }
 
 /* The tables are dropped and start again, empty and small.  0, or -ENOMEM
@@ -311,10 +324,12 @@ TM_HIDDEN uint32_t tm_stacks_resets(void)
 static int make_room(void)
 {
     int grow = (trie.count + 1) * 4ull > (3ull << trie.bits);
-    uint64_t cap = tm_cfg.stack_memory;
+    uint64_t cap = tm_cfg.stack_memory, py = tm_py_stack_bytes();
+    if (cap)
+        cap = py < cap ? cap - py : 1; /* the cap is shared with Python frames */
     if (tm_unlikely((uint64_t)trie.base + trie.count + 1 >= TRACE_ID_MAX))
         return -1; /* the trace's ids are spent: stacks are cut to what is known */
-    if (tm_unlikely(trie.count + 1 > TRIE_ID_MASK ||
+    if (tm_unlikely(trie.count + 1 > TRIE_ID_MASK || trie.reset_pending ||
                     (cap && trie_resident() + sizeof(trie_node) +
                                 (grow ? (uint64_t)8 << trie.bits : 0) > cap)))
         return trie_reset() < 0 ? -1 : 1;

@@ -336,6 +336,13 @@ TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit);
  * indexes), and how many times it was dropped for the cap. */
 TM_HIDDEN size_t tm_stacks_bytes(void);
 TM_HIDDEN uint32_t tm_stacks_resets(void);
+/* The cap (TIDEMARK_STACK_MEMORY) covers the native trie and the Python
+ * frame table (py.c) together: the Python table asks the native one to
+ * drop itself at its next new node when that one is the larger. */
+TM_HIDDEN void tm_stacks_request_reset(void);
+TM_HIDDEN size_t tm_py_stack_bytes(void);
+/* STACK_RESET: ids of kind 0 (native) or 1 (Python) go on from next. */
+TM_HIDDEN void tm_emit_stack_reset_locked(uint32_t next, int kind);
 TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
 
 /* --- modules.c ---------------------------------------------------------------- */
