@@ -11,8 +11,10 @@ stack never seen before.  For each iteration count it runs, once each: the
 program plainly, under `tidemark run --stacks none`, `--stacks full`,
 `--stacks full --stack-memory CAP` (when this tidemark has the option) and
 heaptrack (when on PATH), and prints wall time and the peak RSS of the
-traced process (/usr/bin/time's %M: the largest process's VmHWM).  Per
-distinct stack: the peak RSS and wall time above the `--stacks none` run, divided by the distinct stacks the iterations take
+traced process (/usr/bin/time's %M: the largest process's VmHWM) and its
+CPU time (user + system: steadier than wall time on a shared machine).  Per
+distinct stack: the peak RSS and the CPU time above the `--stacks none`
+run, divided by the distinct stacks the iterations take
 (`many_stacks N --count`).  One run per mode: a measurement, not a test;
 the exit status is 0 whatever the figures, 1 when a run fails.
 """
@@ -29,12 +31,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run(cmd, cwd):
-    """Wall seconds and the peak RSS of cmd's largest process in bytes.
+    """Wall seconds, the peak RSS of cmd's largest process in bytes and the
+    CPU seconds (user + system) of cmd and its children.
     Through /usr/bin/time -f %M: ru_maxrss survives exec, so a child forked
     from this Python process would count Python's RSS as its own."""
     out = os.path.join(cwd, "maxrss")
     t0 = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out] + cmd, cwd=cwd,
+    p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", out] + cmd, cwd=cwd,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
@@ -43,7 +46,8 @@ def run(cmd, cwd):
         sys.exit(f"stack_memory_bench: `{' '.join(cmd)}` exited with status {p.returncode}"
                  + (f": {lines[-1]}" if lines else ""))
     with open(out) as f:
-        return wall, int(f.read().split()[-1]) * 1024
+        rss, user, system = f.read().split()[-3:]
+    return wall, int(rss) * 1024, float(user) + float(system)
 
 
 def main():
@@ -85,23 +89,24 @@ def main():
             for name, cmd in modes:
                 for f in os.listdir(tmp):
                     os.unlink(os.path.join(tmp, f))
-                wall, hwm = run(cmd, tmp)
+                wall, hwm, cpu = run(cmd, tmp)
                 if name == "tidemark none":
-                    base = (wall, hwm)
+                    base = (cpu, hwm)
                 row = {"iterations": n, "distinct_stacks": distinct, "mode": name,
-                       "wall_s": round(wall, 3), "vm_hwm_bytes": hwm}
+                       "wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "vm_hwm_bytes": hwm}
                 if base and name not in ("plain", "tidemark none"):
                     row["bytes_per_stack"] = round((hwm - base[1]) / distinct, 1)
-                    row["us_per_stack"] = round((wall - base[0]) / distinct * 1e6, 3)
+                    row["us_per_stack"] = round((cpu - base[0]) / distinct * 1e6, 3)
                 rows.append(row)
-    print(f"{'iterations':>10} {'stacks':>9}  {'mode':<20} {'wall s':>7} {'VmHWM MiB':>10}"
-          f" {'B/stack':>8} {'us/stack':>8}")
+    print(f"{'iterations':>10} {'stacks':>9}  {'mode':<20} {'wall s':>7} {'cpu s':>7}"
+          f" {'VmHWM MiB':>10} {'B/stack':>8} {'us/stack':>8}")
     for r in rows:
         bps = f"{r['bytes_per_stack']:8.1f}" if "bytes_per_stack" in r else f"{'':8}"
         ups = f"{r['us_per_stack']:8.3f}" if "us_per_stack" in r else f"{'':8}"
         print(f"{r['iterations']:>10} {r['distinct_stacks']:>9}  {r['mode']:<20}"
-              f" {r['wall_s']:7.2f} {r['vm_hwm_bytes'] / 2**20:10.1f} {bps} {ups}")
-    print("B/stack, us/stack: above `--stacks none`, per distinct stack; one run each")
+              f" {r['wall_s']:7.2f} {r['cpu_s']:7.2f} {r['vm_hwm_bytes'] / 2**20:10.1f} {bps} {ups}")
+    print("B/stack: VmHWM above `--stacks none`, us/stack: CPU time (user + system, the\n"
+          "tracer's thread included) above `--stacks none`, per distinct stack; one run each")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"rows": rows}, f, indent=1)
