@@ -44,9 +44,12 @@ static uint64_t read_vm_hwm(void)
     return 0;
 }
 
-/* Lock held: the HWM record, when VmHWM could be read. */
+/* Lock held: the HWM record, when VmHWM could be read and RSS is
+ * measured at all. */
 TM_HIDDEN void tm_record_hwm_locked(void)
 {
+    if (!tm_cfg.rss_interval_ms)
+        return; /* RSS figures are off (--rss-interval 0) */
     int saved = errno;
     uint64_t bytes = read_vm_hwm();
     errno = saved;
