@@ -48,6 +48,7 @@ typedef struct tm_summary {
     /* Anonymous maps (tm_maps): calls recorded, peak mapped bytes. */
     uint64_t mmap_calls, munmap_calls, mremap_calls;
     uint64_t maps_peak_bytes, maps_peak_time_ns;
+    uint32_t stack_table_rebuilds; /* STACK_RESET records (TIDEMARK_STACK_MEMORY) */
 } tm_summary;
 
 typedef struct tm_trace {
