@@ -528,6 +528,7 @@ TM_HIDDEN __attribute__((noinline)) uint32_t tm_record_alloc_full(int fn, const 
                                                                   int keep, uint32_t stack)
 {
     int saved = errno;
+    tm_snap_alloc(ptr, size);
     tm_lock();
     uintptr_t seen = short_path_seen();
     if (walk)
@@ -583,6 +584,7 @@ TM_HIDDEN void tm_record_region_begin(const char *name)
         tm_self.region_name[d] = id;
         tm_self.region_inv[d] = inv;
     }
+    tm_snap_region_begin(id, name, d);
     emit_region_begin(id, inv);
     tm_unlock();
 }
@@ -593,6 +595,7 @@ TM_HIDDEN void tm_record_region_end(void)
         return; /* unbalanced end: nothing to close */
     tm_self.region_depth--;
     tm_lock();
+    tm_snap_region_end(tm_self.region_depth);
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
     w = put_thread(w, tm_self.tid);
     w = put_time_now(w);
