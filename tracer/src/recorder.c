@@ -25,6 +25,7 @@
 #include "tm_lock.h"
 #include "tm_raw.h"
 #include "tm_record.h"
+#include "tm_snapshot.h"
 #include "tm_unwind.h"
 
 #define NSLOTS 16
@@ -513,7 +514,7 @@ static inline uintptr_t short_path_seen(void)
 static inline void reopen_short_path(uintptr_t seen)
 {
     if (rec.last_tid != __atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) ||
-        __atomic_load_n(&tm_py_on, __ATOMIC_RELAXED))
+        __atomic_load_n(&tm_py_on, __ATOMIC_RELAXED) || tm_snap_on)
         return;
     uintptr_t limit = (uintptr_t)(rec.ts_due < rec.wend ? rec.ts_due : rec.wend);
     if (limit != seen)
@@ -553,6 +554,7 @@ TM_HIDDEN __attribute__((noinline)) uint32_t tm_record_alloc_full(int fn, const 
 
 TM_HIDDEN __attribute__((noinline)) void tm_record_free_full(int op, const void *ptr)
 {
+    tm_snap_free(op, ptr);
     tm_lock();
     uintptr_t seen = short_path_seen();
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);

@@ -12,7 +12,6 @@
 #include "tm_internal.h"
 #include "tm_lock.h"
 #include "tm_raw.h"
-#include "tm_snapshot.h"
 
 /* Where the next record goes, and how far the owner's short path may fill:
  * its line holds nothing else. */
@@ -54,7 +53,6 @@ tm_record_alloc(int fn, const void *ptr, size_t size, struct tm_walk *walk, int 
         tm_owner_reserve(tm_raw_alloc_words(ptr, size, stack))) {
         tm_cur.wpos = tm_raw_put_alloc_short(tm_cur.wpos, (unsigned)fn, ptr, size, stack);
         tm_unlock_owner();
-        tm_snap_alloc(ptr, size);
         return stack;
     }
     return tm_record_alloc_full(fn, ptr, size, walk, keep, stack);
@@ -62,7 +60,6 @@ tm_record_alloc(int fn, const void *ptr, size_t size, struct tm_walk *walk, int 
 
 static inline __attribute__((always_inline)) void tm_record_free(int op, const void *ptr)
 {
-    tm_snap_free(op, ptr);
     if (tm_likely(tm_owner_reserve(1))) {
         *tm_cur.wpos++ = tm_raw((unsigned)op, (uintptr_t)ptr);
         tm_unlock_owner();

@@ -1,5 +1,7 @@
 /* tm_snapshot.h — the recorder's feed into the in-process query API
- * (snapshot.c).  One test of a flag per event when snapshots are off. */
+ * (snapshot.c).  Nothing on the short path: while snapshots are on, the
+ * short path's bound stays closed (recorder.c, reopen_short_path), so every
+ * event takes a full path, which feeds the snapshot tables. */
 #ifndef TM_SNAPSHOT_H
 #define TM_SNAPSHOT_H
 
@@ -16,8 +18,8 @@ TM_HIDDEN void tm_snap_region_begin(uint32_t str, const char *name, int depth);
 TM_HIDDEN void tm_snap_region_end(int depth);
 
 /* Every allocation and free the recorder records (any domain that counts
- * in the reports' live bytes): the allocation after it happened, the free
- * before the real free.  op: TM_OP_FREE, TM_OP_REALLOC_FREE or
+ * in the reports' live bytes), from its full paths: the allocation after it
+ * happened, the free before the real free.  op: TM_OP_FREE, TM_OP_REALLOC_FREE or
  * TM_OP_REALLOC_FAIL. */
 static inline void tm_snap_alloc(const void *ptr, size_t size)
 {
