@@ -45,12 +45,16 @@ typedef struct tm_summary {
     int end_reason;             /* enum tm_end_reason, -1 = no END */
     int end_detail;             /* signal number or errno, see TM_OP_END */
     uint64_t lost_events;       /* events the tracer counted but could not record */
+    /* Anonymous maps (tm_maps): calls recorded, peak mapped bytes. */
+    uint64_t mmap_calls, munmap_calls, mremap_calls;
+    uint64_t maps_peak_bytes, maps_peak_time_ns;
 } tm_summary;
 
 typedef struct tm_trace {
     const char *path;
     tm_reader *reader;
     tm_heap *heap;
+    tm_maps *maps;              /* anonymous maps, beside the heap */
     tm_symbolizer *sym;
     tm_summary sum;
 } tm_trace;

@@ -160,6 +160,14 @@ TM_HIDDEN int tm_ensure_started(void)
     if (ok) {
         /* The module map goes in once recording is on. */
         tm_modules_emit();
+        /* RSS at the start (and at the end, tm_finish): a run shorter than
+         * one sampling interval has its RSS and its thread too. */
+        if (tm_cfg.rss_interval_ms > 0) {
+            uint64_t rss = tm_rss_once();
+            tm_lock();
+            tm_record_rss_locked(rss);
+            tm_unlock();
+        }
         if (constructed)
             tm_writer_start();
     }
@@ -203,7 +211,10 @@ TM_HIDDEN int tm_finish(int reason)
                                      __ATOMIC_ACQUIRE))
         return 0;
     tm_quiet q = tm_quiet_begin();
+    uint64_t rss = tm_cfg.rss_interval_ms > 0 ? tm_rss_once() : 0;
     tm_lock();
+    if (tm_cfg.rss_interval_ms > 0)
+        tm_record_rss_locked(rss);
     tm_record_end(reason, 0);
     tm_unlock();
     tm_writer_stop();

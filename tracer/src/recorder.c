@@ -618,6 +618,34 @@ TM_HIDDEN void tm_record_mark(const char *label)
     tm_unlock();
 }
 
+/* Anonymous maps (maps.c): the caller holds the lock around the system
+ * call and this, so the record lands exactly where the kernel's change did
+ * among every thread's events.  words[0..n) follow the opcode word; with
+ * `walk`, its interned stack is one more word. */
+TM_HIDDEN void tm_record_map_locked(unsigned op, uint64_t arg, const uint64_t *words,
+                                    uint32_t n, tm_walk *walk, int keep, int with_stack)
+{
+    uint64_t stack = walk ? intern_walk_locked(walk, keep) : 0;
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1 + n + 1);
+    w = put_thread(w, tm_self.tid);
+    w = put_time_now(w);
+    *w++ = tm_raw(op, arg);
+    for (uint32_t i = 0; i < n; i++)
+        *w++ = words[i];
+    if (with_stack)
+        *w++ = stack;
+    tm_cur.wpos = w;
+}
+
+TM_HIDDEN void tm_record_rss_locked(uint64_t bytes)
+{
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_thread(w, tm_self.tid ? tm_self.tid : tm_gettid());
+    w = put_time_now(w);
+    *w++ = tm_raw(TM_OP_RSS, bytes);
+    tm_cur.wpos = w;
+}
+
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes)
 {
     if (!tm_trylock_spin(WRITER_LOCK_SPINS))

@@ -252,6 +252,20 @@ TM_HIDDEN void tm_lock_exempt_self(void);
 TM_HIDDEN void tm_record_region_begin(const char *name);
 TM_HIDDEN void tm_record_region_end(void);
 TM_HIDDEN void tm_record_mark(const char *label);
+/* An anonymous-map record (maps.c), lock held: opcode TM_OP_MMAP, _MUNMAP
+ * or _MREMAP with its raw words (tm_raw.h); with_stack appends the stack
+ * interned from walk (0 when walk is NULL). */
+TM_HIDDEN void tm_record_map_locked(unsigned op, uint64_t arg, const uint64_t *words,
+                                    uint32_t n, struct tm_walk *walk, int keep, int with_stack);
+/* The tracer's own pages come from the kernel directly (config.c), never
+ * through the interposed mmap. */
+TM_HIDDEN void *tm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+TM_HIDDEN int tm_sys_munmap(void *addr, size_t len);
+/* An RSS sample taken by the calling thread (the start and the end of the
+ * trace; its THREAD record makes the thread known).  Lock held. */
+TM_HIDDEN void tm_record_rss_locked(uint64_t bytes);
+/* RSS now, read by the calling thread (writer.c); 0 when unreadable. */
+TM_HIDDEN uint64_t tm_rss_once(void);
 /* The writer thread's records: 0 when the lock was busy (try later). */
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes);
 /* The writer's mail (recorder.c): the next thread that records takes it
