@@ -112,6 +112,29 @@ def case_python_outside(c):
            in p.stderr, f"the error:\n{p.stderr}")
 
 
+def case_python_other(c):
+    """The per-interpreter packages have _snapshot too (tidemark pytest --python)."""
+    import glob
+    import json
+    pys = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[23]*/bin/python3")))
+    if not pys:
+        print("skipped: no pyenv Python 3.12/3.13")
+        return
+    os.environ["TIDEMARK_SNAPSHOT"] = "1"
+    os.environ.pop("PYTHONPATH", None)
+    script = ("import ctypes, json, tidemark\n"
+              "from tidemark import _snapshot as S\n"
+              "libc = ctypes.CDLL(None); libc.malloc.restype = ctypes.c_void_p\n"
+              "libc.malloc.argtypes = [ctypes.c_size_t]; libc.free.argtypes = [ctypes.c_void_p]\n"
+              "libc.free(libc.malloc(1))\n"
+              "t0 = S.totals(); p = libc.malloc(12345); t1 = S.totals()\n"
+              "print(json.dumps([t1[0] - t0[0], t1[1] - t0[1]]))\n")
+    for i, py in enumerate(pys):
+        p = c.run([py, "-c", script], extra=("--python-stacks",),
+                  output=os.path.join(c.work, f"v{i}.trace"))
+        expect_eq(json.loads(p.stdout), [12345, 1], f"{py}: malloc(12345)")
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 if __name__ == "__main__":
