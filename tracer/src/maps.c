@@ -80,15 +80,27 @@ static void *call_mremap(void *old, size_t old_len, size_t new_len, int flags, v
     return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
 }
 
-/* 1 when this call is to be recorded, with the recursion guard up (leave
- * with tm_self.busy = 0).  Unlike the allocation hooks, a map never starts
- * tracing: starting allocates. */
+/* 1 when this call is to be recorded, with the recursion guard up (then
+ * leave()).  Unlike the allocation hooks, a map never starts tracing:
+ * starting allocates.  A map made inside a hook passes through: inside an
+ * allocation hook it is the allocator's, serving a block the heap counts
+ * already (an allocator loaded after the tracer), and a signal handler's
+ * map cannot take the lock its interrupted hook may hold. */
 static int enter(void)
 {
     if (tm_self.busy || __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
         return 0;
-    tm_self.busy = 1;
+    tm_self.busy = TM_BUSY_HOOK;
     return 1;
+}
+
+/* As hooks.c's leave(): allocations a signal handler made while this hook
+ * held the lock (recorder.c, "nested events") go in now. */
+static void leave(void)
+{
+    tm_self.busy = TM_BUSY_NONE;
+    if (tm_unlikely(__atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED)))
+        tm_flush_pending();
 }
 
 /* The caller's stack, walked before the lock is taken, with the thread's
@@ -121,7 +133,7 @@ static inline __attribute__((always_inline)) void *mmap_traced(void *addr, size_
                              anon);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    leave();
     errno = e;
     return p;
 }
@@ -149,7 +161,7 @@ EXPORT int munmap(void *addr, size_t len)
         tm_record_map_locked(TM_OP_MUNMAP, (uintptr_t)addr, words, 1, NULL, 0, 0);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    leave();
     errno = e;
     return rc;
 }
@@ -169,7 +181,7 @@ static inline __attribute__((always_inline)) void *mremap_traced(void *old, size
                              keep, 1);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    leave();
     errno = e;
     return p;
 }
