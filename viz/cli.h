@@ -86,6 +86,11 @@ const char *tm_fit_name(const char *name, char *out, size_t len);
  * second pass over the same file reports. */
 void tm_trace_discard(tm_trace *t);
 
+/* A Python process traced with its small objects (pymalloc) unseen
+ * (tm_reader_python_allocator "off"): the one line that says so and how to
+ * see them, else NULL.  After the scan. */
+const char *tm_python_allocator_note(const tm_trace *t);
+
 tm_symbolizer *tm_trace_symbolizer(tm_trace *t);
 const char *tm_end_reason_name(int reason);
 double tm_seconds(uint64_t ns);
