@@ -222,8 +222,10 @@ void tm_rtree_json(const tm_rtree *tr, FILE *out)
         fprintf(out, "%s%d,%ld,%ld,%d,%ld", i ? "," : "", f->kind, f->function, f->file, f->line,
                 f->module);
     }
+    /* Node i + 1 as (its id minus its parent's, frame): a parent is made
+     * just before its first child, so the first number is mostly 1. */
     fputs("],\"nodes\":[", out);
     for (size_t i = 0; i < tr->nnodes; i++)
-        fprintf(out, "%s%u,%u", i ? "," : "", tr->parent[i], tr->frame[i]);
+        fprintf(out, "%s%zu,%u", i ? "," : "", i + 1 - tr->parent[i], tr->frame[i]);
     fputc(']', out);
 }

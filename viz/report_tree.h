@@ -42,7 +42,8 @@ void tm_rtree_free(tm_rtree *tr);
  * adding its path on first sight; sets tr->oom when memory ran out. */
 uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key);
 /* The tree as the page reads it: ,"strs":[...],"frames":[kind, function,
- * file, line, module, ...],"nodes":[parent, frame, ...]. */
+ * file, line, module, ...] (indexes into strs, -1 = none),"nodes":[id -
+ * parent, frame, ...] for node ids 1, 2, ... (0 is the root). */
 void tm_rtree_json(const tm_rtree *tr, FILE *out);
 
 #endif /* TM_REPORT_TREE_H */

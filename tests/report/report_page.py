@@ -283,7 +283,7 @@ def case_c_leak(args):
     d = page_data(page)["traces"][0]
     names = {i: d["strs"][d["frames"][5 * i + 1]] for i in range(len(d["frames"]) // 5)}
     node_cb = [n + 1 for n in range(len(d["nodes"]) // 2) if names[d["nodes"][2 * n + 1]] == "cb"]
-    s = env.load(page, f"view=leaked&zoom={node_cb[0]}")
+    s = env.load(page, f"view=leaked&interp=1&zoom={node_cb[0]}")
     expect_eq(s["shown"]["zoom"], node_cb[0], "zoomed node")
     expect(s["shown"]["boxes"] < leaked["shown"]["boxes"], "zoomed: fewer boxes")
     env.shot(page, f"view=leaked&zoom={node_cb[0]}", "c.zoom")
@@ -447,6 +447,33 @@ def case_maps(args):
     expect(st["timeline"]["maps_points"] > 0, f"a maps curve: {st['timeline']}")
     expect("anonymous maps (mapped bytes)" in st["dom"], "the maps curve's legend")
     env.shot(page, "", "maps")
+
+
+def case_burgers(args):
+    # The seed workload, small: the Burgers benchmark at N = 41 with the
+    # bridge (region burgers_rhs, one per callback invocation) and the
+    # leaky right-hand side, which keeps memory in every call.
+    env = Env(args, "burgers")
+    bench = os.path.join(HERE, "..", "..", "samples", "burgers", "bench.py")
+    trace = env.path("burgers.41.trace")
+    env.run([sys.executable, bench, "--resolutions", "41", "--runs", "1",
+             "--impls", "scipy_dopri5_bridge", "--leaky-rhs"], trace, extra=("--python-stacks",))
+    page = env.report([trace], "burgers.html")
+    size = os.path.getsize(page)
+    expect(size <= 5 * 2**20, f"page size {size}")
+    st = env.load(page, "view=kept&region=burgers_rhs_leaky")
+    regions = check_regions_table(env, st, trace)
+    k = env.json("kept", "--region", "burgers_rhs_leaky", trace=trace)
+    expect_eq((st["shown"]["bytes"], st["shown"]["blocks"]), (k["kept_bytes"], k["kept_blocks"]),
+              "kept view of burgers_rhs_leaky")
+    expect(any(f.endswith("burgers_rhs_leaky") for f in st["shown"]["functions"]),
+           f"the leaky callback's Python frame: {st['shown']['functions']}")
+    expect(regions["burgers_rhs_leaky"]["accumulates"], "the leaky RHS accumulates")
+    row = [v for v in st["regions"]["values"] if v[0] == "burgers_rhs_leaky"][0]
+    expect_eq(row[-1], "1", "accumulates, in the table")
+    env.shot(page, "view=kept&region=burgers_rhs_leaky", "burgers.kept")
+    env.shot(page, "view=allocated", "burgers.allocated")
+    print(f"Burgers N=41: page {size / 1024:.0f} KiB, rendered in {st['render_ms']:.0f} ms")
 
 
 def case_empty(args):

@@ -99,13 +99,14 @@
   // frames with no symbol are left out and the paths that become the same
   // merge (a Python function called through different C paths of the
   // interpreter is one box); `remap` takes the data's node ids to the
-  // model's.  Parents come before their children in the data.
+  // model's.  Parents come before their children in the data, which gives
+  // each node as (its id minus its parent's, frame).
   function Model(t, hide) {
     this.t = t;
     var nd = t.nodes.length / 2 + 1, F = t.frames, S = t.strs;
     var remap = new Int32Array(nd), parent = [-1], frame = [-1], keys = {}, i;
     for (i = 1; i < nd; i++) {
-      var p = remap[t.nodes[2 * (i - 1)]], f = t.nodes[2 * (i - 1) + 1];
+      var p = remap[i - t.nodes[2 * (i - 1)]], f = t.nodes[2 * (i - 1) + 1];
       if (hide && (F[5 * f] >= 4 || F[5 * f + 1] < 0 || S[F[5 * f + 1]] === '??')) { remap[i] = p; continue; }
       var k = p + ',' + f;
       if (!(k in keys)) { keys[k] = parent.length; parent.push(p); frame.push(f); }
