@@ -43,6 +43,7 @@
   // Bytes per invocation: below 10 B with one decimal (0.1 B kept per call
   // matters over 500 000 calls).
   function perInv(v) { return v != null && isFinite(v) && Math.abs(v) < 10 && v !== Math.round(v) ? v.toFixed(1) + ' B' : bytes(v); }
+  function blocks(n) { return count(n) + (n === 1 ? ' block' : ' blocks'); }
   function count(v) { return v == null ? '-' : Math.round(v).toLocaleString('en-US'); }
   function fixed(v, d) { return v == null || !isFinite(v) ? '-' : Number(v).toFixed(d); }
   function secs(v) { return v < 1 ? (v * 1000).toFixed(1) + ' ms' : v.toFixed(3) + ' s'; }
@@ -166,7 +167,7 @@
       return {tot: tot, region: r,
               title: 'kept by region ' + r.name + ' (inclusive): allocated in an invocation and alive when it ended, ' +
                      perInv(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
-                     count(r.invocations) + ' invocations'};
+                     count(r.invocations) + (r.invocations === 1 ? ' invocation' : ' invocations')};
     }
     if (v === 'range') {
       var ab = rangeBins(t);
@@ -258,7 +259,7 @@
       if (nd < 0) return hideTip();
       var f = m.fr(nd), share = total ? 100 * val[nd] / total : 0;
       var lines = [m.label(nd),
-        bytes(vd.tot.bytes[nd]) + ' in ' + count(vd.tot.blocks[nd]) + ' blocks (' +
+        bytes(vd.tot.bytes[nd]) + ' in ' + blocks(vd.tot.blocks[nd]) + ' (' +
           share.toFixed(1) + '% of the view' + (isCount ? ', by count' : '') + ')',
         KINDS[f.kind][0]];
       if (vd.region)
@@ -459,14 +460,14 @@
     var s = t.summary, lk = t.leaks;
     var rows = [
       ['leak verdict', el('span', {cls: 'verdict ' + lk.verdict, text: lk.verdict})],
-      ['leaked (unsuppressed)', bytes(lk.leaked_bytes) + ' in ' + count(lk.leaked_blocks) + ' blocks'],
-      ['suppressed (runtimes)', bytes(lk.suppressed_bytes) + ' in ' + count(lk.suppressed_blocks) + ' blocks'],
+      ['leaked (unsuppressed)', bytes(lk.leaked_bytes) + ' in ' + blocks(lk.leaked_blocks)],
+      ['suppressed (runtimes)', bytes(lk.suppressed_bytes) + ' in ' + blocks(lk.suppressed_blocks)],
       ['duration', secs(s.duration)],
       ['allocations', count(s.alloc_calls) + ' calls, ' + bytes(s.bytes_allocated)],
       ['frees', count(s.free_calls) + ' calls'],
-      ['heap peak', bytes(s.peak_bytes) + ' in ' + count(s.peak_blocks) + ' blocks at ' + secs(s.peak_time)],
+      ['heap peak', bytes(s.peak_bytes) + ' in ' + blocks(s.peak_blocks) + ' at ' + secs(s.peak_time)],
       ['RSS peak', s.rss_peak_bytes ? bytes(s.rss_peak_bytes) : 'not sampled'],
-      ['anonymous maps', s.mmap_calls ? bytes(s.maps_bytes) + ' in ' + count(s.maps_count) + ' ranges at the end, peak ' +
+      ['anonymous maps', s.mmap_calls ? bytes(s.maps_bytes) + ' in ' + count(s.maps_count) + (s.maps_count === 1 ? ' range' : ' ranges') + ' at the end, peak ' +
         bytes(s.maps_peak_bytes) + ' at ' + secs(s.maps_peak_time) : 'none recorded'],
       ['threads', count(s.threads)],
       ['ended by', s.end + (s.lost_events ? ', ' + count(s.lost_events) + ' events lost' : '')]];
@@ -640,7 +641,7 @@
     app.appendChild(fs);
     var fg = flame(fbox, m, vd);
     info.appendChild(el('span', {cls: 'total', id: 'tm-total',
-      text: vd.title + ': ' + bytes(vd.tot.bytes[0]) + ' in ' + count(vd.tot.blocks[0]) + ' blocks'}));
+      text: vd.title + ': ' + bytes(vd.tot.bytes[0]) + ' in ' + blocks(vd.tot.blocks[0])}));
     if (state.q)
       info.appendChild(el('span', {id: 'tm-match', text: 'matching "' + state.q + '": ' +
         (fg.isCount ? count(fg.matchTotal) : bytes(fg.matchTotal)) + ' (' +
