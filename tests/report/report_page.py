@@ -476,6 +476,29 @@ def case_burgers(args):
     print(f"Burgers N=41: page {size / 1024:.0f} KiB, rendered in {st['render_ms']:.0f} ms")
 
 
+def case_cli(args):
+    # Bad usage and unreadable traces: exit 2, one line; no Chromium needed.
+    env = Env(args, "cli")
+    trace = env.path("kept.trace")
+    env.run([os.path.join(env.progs, "kept")], trace)
+    for argv, needle in [((trace,), "-o FILE.html is required"),
+                         ((), "expected 1 to 64 TRACEs"),
+                         ((trace, "-o", env.path("x.html"), "--param", "a=b"), "--param wants a name"),
+                         ((env.path("missing.trace"), "-o", env.path("y.html")), "missing.trace"),
+                         ((trace, "-o", env.path("z.html"), "--json"), "")]:
+        p = env.tidemark("report", *argv, status=2)
+        expect(needle in p.stderr, f"report {argv}: {p.stderr!r} lacks {needle!r}")
+    expect(not os.path.exists(env.path("y.html")), "no page for a trace that cannot be opened")
+    # -o creates its folders; the title is the page's, escaped.
+    out = env.path("a/b/page.html")
+    p = env.tidemark("report", trace, "-o", out, "--title", "<N & M>")
+    expect_eq(p.stdout, f"report: {out}\n", "what report prints")
+    with open(out, encoding="utf-8") as f:
+        text = f.read()
+    expect("<title>&lt;N &amp; M></title>" in text, "the title, escaped")
+    no_external_url(out)
+
+
 def case_empty(args):
     import tracegen as tg
     env = Env(args, "empty")
@@ -583,7 +606,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--pythonpath", required=True)
     args = ap.parse_args()
-    if not os.access(CHROMIUM, os.X_OK):
+    if args.case != "cli" and not os.access(CHROMIUM, os.X_OK):
         print(f"SKIP: {CHROMIUM} is not installed (setup.sh installs Debian's chromium)")
         return SKIP
     globals()["case_" + args.case](args)
