@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "report_data.h"
+#include "report_tree.h"
 
 extern const char tm_report_js[];
 extern const char tm_report_css[];
@@ -72,13 +73,21 @@ static int write_page(FILE *out, tm_report_trace *traces, int n, const char *par
     fputs("{\"schema_version\":1,\"tool\":\"tidemark " TM_VERSION "\",\"title\":", out);
     tm_report_str(out, title);
     fputs(",\"traces\":[", out);
+    tm_rtree tree = {0};
     for (int i = 0; i < n; i++) {
         if (i)
             fputc(',', out);
-        if (tm_report_trace_json(&traces[i], out))
+        if (tm_report_trace_json(&traces[i], &tree, out)) {
+            tm_rtree_free(&tree);
             return TM_EXIT_FAIL;
+        }
     }
     fputc(']', out);
+    /* The tree after the traces: their views made its nodes. */
+    fputs(",\"tree\":{", out);
+    tm_rtree_json(&tree, out);
+    fputc('}', out);
+    tm_rtree_free(&tree);
     if (n > 1)
         tm_report_sweep_json(out, traces, n, param);
     fputs("}</script>\n<script>\n", out);

@@ -133,6 +133,11 @@ void tm_rtree_free(tm_rtree *tr)
     memset(tr, 0, sizeof *tr);
 }
 
+void tm_rtree_next_trace(tm_rtree *tr)
+{
+    tm_tally_free(&tr->leaf);
+}
+
 static long str_of(tm_rtree *tr, const char *s)
 {
     if (!s)
@@ -211,7 +216,7 @@ uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key)
 
 void tm_rtree_json(const tm_rtree *tr, FILE *out)
 {
-    fputs(",\"strs\":[", out);
+    fputs("\"strs\":[", out);
     for (size_t i = 0; i < tr->strs.n; i++) {
         fputs(i ? "," : "", out);
         tm_report_str(out, tr->strs.s[i]);

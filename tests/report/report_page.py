@@ -280,9 +280,10 @@ def case_c_leak(args):
     s = env.load(page, "view=kept&region=late")
     expect('<tr class="sel" data-region="late">' in s["dom"], "the selected region's row is marked")
     # Zoom into a frame: only its subtree is laid out below the chain.
-    d = page_data(page)["traces"][0]
-    names = {i: d["strs"][d["frames"][5 * i + 1]] for i in range(len(d["frames"]) // 5)}
-    node_cb = [n + 1 for n in range(len(d["nodes"]) // 2) if names[d["nodes"][2 * n + 1]] == "cb"]
+    whole = page_data(page)
+    d, tree = whole["traces"][0], whole["tree"]
+    names = {i: tree["strs"][tree["frames"][5 * i + 1]] for i in range(len(tree["frames"]) // 5)}
+    node_cb = [n + 1 for n in range(len(tree["nodes"]) // 2) if names[tree["nodes"][2 * n + 1]] == "cb"]
     s = env.load(page, f"view=leaked&interp=1&zoom={node_cb[0]}")
     expect_eq(s["shown"]["zoom"], node_cb[0], "zoomed node")
     expect(s["shown"]["boxes"] < leaked["shown"]["boxes"], "zoomed: fewer boxes")

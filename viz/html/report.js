@@ -102,12 +102,14 @@
   // interpreter is one box); `remap` takes the data's node ids to the
   // model's.  Parents come before their children in the data, which gives
   // each node as (its id minus its parent's, frame).
-  function Model(t, hide) {
+  // The tree (D.tree) is one for all the traces of the page.
+  function Model(t, tree, hide) {
     this.t = t;
-    var nd = t.nodes.length / 2 + 1, F = t.frames, S = t.strs;
+    this.tree = tree;
+    var nd = tree.nodes.length / 2 + 1, F = tree.frames, S = tree.strs;
     var remap = new Int32Array(nd), parent = [-1], frame = [-1], keys = {}, i;
     for (i = 1; i < nd; i++) {
-      var p = remap[i - t.nodes[2 * (i - 1)]], f = t.nodes[2 * (i - 1) + 1];
+      var p = remap[i - tree.nodes[2 * (i - 1)]], f = tree.nodes[2 * (i - 1) + 1];
       if (hide && (F[5 * f] >= 4 || F[5 * f + 1] < 0 || S[F[5 * f + 1]] === '??')) { remap[i] = p; continue; }
       var k = p + ',' + f;
       if (!(k in keys)) { keys[k] = parent.length; parent.push(p); frame.push(f); }
@@ -128,7 +130,7 @@
     this.kids = kids;
   }
   Model.prototype.fr = function (node) {
-    var f = this.frame[node], F = this.t.frames, S = this.t.strs;
+    var f = this.frame[node], F = this.tree.frames, S = this.tree.strs;
     if (f < 0) return {name: 'all', kind: 5, file: null, line: 0, module: null};
     var o = 5 * f;
     return {kind: F[o], name: F[o + 1] >= 0 ? S[F[o + 1]] : '??',
@@ -563,7 +565,7 @@
     if (!(state.trace >= 0 && state.trace < D.traces.length)) state.trace = 0;
     var t = D.traces[state.trace];
     var mk = state.trace + (state.interp ? '+' : '-');
-    var m = models[mk] || (models[mk] = new Model(t, !state.interp));
+    var m = models[mk] || (models[mk] = new Model(t, D.tree, !state.interp));
     var hdr = el('header', {}, [el('h1', {text: D.title})]);
     if (D.traces.length > 1) {
       hdr.appendChild(el('select', {id: 'tm-trace', onchange: function (e) {
