@@ -42,7 +42,7 @@
  * program that seals a chunk every few milliseconds or less keeps it
  * polling; one that seals rarely (Burgers: one in 14 ms) costs one extra
  * look per chunk. */
-#define BUSY_POLL_NS 1000000ull
+#define BUSY_POLL_NS 250000ull
 
 /* Compression happens only on the writer thread (zstd allocates its
  * context once); crash and fork paths write uncompressed blocks. */
