@@ -11,6 +11,8 @@
 # out/traces/burgers.N.trace                           one trace per resolution
 # out/sweep/{memory-vs-resolution,timelines}.png, sweep.json   the verdict
 # out/regions.N.txt, out/leaks.N.txt, out/timeline.N.png      per resolution
+# out/report.html          the HTML report: sweep page over every trace
+# out/report.N.html        the HTML report of the largest N alone
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
     --resolutions) resolutions=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --leaky-rhs) leaky=(--leaky-rhs); shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -75,6 +77,16 @@ set +e
 verdict=$?
 set -e
 echo
-echo "outputs in $out/: timings.txt runtime-normalized.png sweep/ regions.N.txt leaks.N.txt timeline.N.png traces/"
+echo "HTML reports (open in a browser; nothing is fetched):"
+"$tm" report "${traces[@]}" -o "$out/report.html" \
+  --title "Burgers under tidemark: N = $resolutions" >/dev/null || echo "   (report: exit $?)"
+"$tm" report "$out/traces/burgers.$largest.trace" -o "$out/report.$largest.html" \
+  --title "Burgers under tidemark: N = $largest" >/dev/null || echo "   (report: exit $?)"
+for page in "$out/report.html" "$out/report.$largest.html"; do
+  printf '   %-24s %6.2f MiB\n' "$page" "$(du -b "$page" | cut -f1 | awk '{print $1 / 1048576}')"
+done
+echo
+echo "outputs in $out/: timings.txt runtime-normalized.png sweep/ report.html report.$largest.html"
+echo "   regions.N.txt leaks.N.txt timeline.N.png traces/"
 echo "demo took $(( $(date +%s) - began )) s"
 exit $verdict

@@ -163,8 +163,11 @@ int tm_trace_open(tm_trace *t, const char *path)
         return TM_EXIT_BAD_INPUT;
     }
     t->heap = tm_heap_new();
-    if (!t->heap) {
+    t->maps = tm_maps_new(tm_reader_header(t->reader)->page_size);
+    if (!t->heap || !t->maps) {
         tm_error("%s: out of memory", path);
+        tm_heap_free(t->heap);
+        tm_maps_free(t->maps);
         tm_reader_close(t->reader);
         return TM_EXIT_FAIL;
     }
@@ -214,6 +217,22 @@ int tm_trace_scan(tm_trace *t, tm_trace_hook hook, void *arg)
         case TM_EV_LOST:
             s->lost_events += ev.size;
             break;
+        case TM_EV_MMAP:
+        case TM_EV_MUNMAP:
+        case TM_EV_MREMAP:
+            if (tm_maps_apply(t->maps, &ev) < 0) {
+                tm_error("%s: out of memory after %" PRIu64 " maps", t->path,
+                         tm_maps_count(t->maps));
+                return 1;
+            }
+            s->mmap_calls += ev.kind == TM_EV_MMAP;
+            s->munmap_calls += ev.kind == TM_EV_MUNMAP;
+            s->mremap_calls += ev.kind == TM_EV_MREMAP;
+            if (tm_maps_bytes(t->maps) > s->maps_peak_bytes) {
+                s->maps_peak_bytes = tm_maps_bytes(t->maps);
+                s->maps_peak_time_ns = ev.time_ns;
+            }
+            break;
         }
         if (hook && hook(t, &ev, matched == 1 ? &freed : NULL, arg))
             break;
@@ -240,6 +259,7 @@ int tm_trace_close(tm_trace *t)
     }
     tm_symbolizer_free(t->sym);
     tm_heap_free(t->heap);
+    tm_maps_free(t->maps);
     tm_reader_close(t->reader);
     memset(t, 0, sizeof *t);
     return rc;
@@ -249,6 +269,7 @@ void tm_trace_discard(tm_trace *t)
 {
     tm_symbolizer_free(t->sym);
     tm_heap_free(t->heap);
+    tm_maps_free(t->maps);
     tm_reader_close(t->reader);
     memset(t, 0, sizeof *t);
 }
@@ -280,6 +301,21 @@ bool tm_trace_has_region(tm_trace *t, const char *name)
 /* --- stacks ---------------------------------------------------------------------- */
 
 int tm_stack_view = TM_VIEW_MERGED;
+
+int tm_stack_option(const char *command, int c, tm_stack_opts *o)
+{
+    long long *v = c == 'n' ? &o->limit : c == 'd' ? &o->depth : NULL;
+    if (c == 0) /* --native-only, --python-only: getopt set tm_stack_view */
+        return 1;
+    if (!v)
+        return 0;
+    if ((*v = tm_parse_count(optarg)) < 0) {
+        tm_usage_error(command, "--%s wants a number, got '%s'", c == 'n' ? "limit" : "depth",
+                       optarg);
+        return -1;
+    }
+    return 1;
+}
 
 static void native_frame(tm_frame *f, const tm_symbol *s)
 {

@@ -45,12 +45,16 @@ typedef struct tm_summary {
     int end_reason;             /* enum tm_end_reason, -1 = no END */
     int end_detail;             /* signal number or errno, see TM_OP_END */
     uint64_t lost_events;       /* events the tracer counted but could not record */
+    /* Anonymous maps (tm_maps): calls recorded, peak mapped bytes. */
+    uint64_t mmap_calls, munmap_calls, mremap_calls;
+    uint64_t maps_peak_bytes, maps_peak_time_ns;
 } tm_summary;
 
 typedef struct tm_trace {
     const char *path;
     tm_reader *reader;
     tm_heap *heap;
+    tm_maps *maps;              /* anonymous maps, beside the heap */
     tm_symbolizer *sym;
     tm_summary sum;
 } tm_trace;
@@ -104,6 +108,35 @@ static inline tm_stack_key tm_key(uint32_t native, uint32_t python)
  * interpreter-loop frames that ran them), native only, Python only. */
 enum { TM_VIEW_MERGED, TM_VIEW_NATIVE, TM_VIEW_PYTHON };
 extern int tm_stack_view;
+
+/* The options every stack report takes: --limit N (groups shown), --depth N
+ * (frames per stack), --native-only, --python-only.  Put TM_STACK_OPTIONS in
+ * the getopt_long table and "n:d:" in the short options, and pass every
+ * getopt_long result through tm_stack_option first. */
+#define TM_STACK_OPTIONS                                             \
+    {"limit", required_argument, NULL, 'n'},                         \
+    {"depth", required_argument, NULL, 'd'},                         \
+    {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},    \
+    {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON}
+
+typedef struct tm_stack_opts {
+    long long limit, depth; /* -1 = the report's default */
+} tm_stack_opts;
+
+/* 1 when getopt_long's result C was one of TM_STACK_OPTIONS (and taken into
+ * O), 0 when it is not, -1 after a one-line usage error for COMMAND. */
+int tm_stack_option(const char *command, int c, tm_stack_opts *o);
+
+/* How many groups a report shows (default: all in JSON, 10 in text) and how
+ * many frames per stack (default: all in JSON, 12 in text; 0 = all). */
+static inline size_t tm_stack_opts_shown(const tm_stack_opts *o, int json)
+{
+    return o->limit >= 0 ? (size_t)o->limit : json ? SIZE_MAX : 10;
+}
+static inline int tm_stack_opts_depth(const tm_stack_opts *o, int json)
+{
+    return o->depth > 0 ? (int)o->depth : json ? 0 : 12;
+}
 
 /* The key reports group by under the current view: with --python-only,
  * allocations with the same Python stack group together whatever their

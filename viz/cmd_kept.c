@@ -261,30 +261,23 @@ int tm_cmd_kept(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"region", required_argument, NULL, 'r'},
-        {"limit", required_argument, NULL, 'n'},
-        {"depth", required_argument, NULL, 'd'},
-        {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
-        {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
+        TM_STACK_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    int json = 0, c;
-    long long limit = -1, depth = -1;
+    int json = 0, c, r;
+    tm_stack_opts so = {.limit = -1, .depth = -1};
     const char *name = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "jr:n:d:h", opts, NULL)) != -1) {
+        if ((r = tm_stack_option("kept", c, &so)) != 0) {
+            if (r < 0)
+                return TM_EXIT_BAD_INPUT;
+            continue;
+        }
         switch (c) {
         case 'j': json = 1; break;
         case 'r': name = optarg; break;
-        case 'n':
-            if ((limit = tm_parse_count(optarg)) < 0)
-                return tm_usage_error("kept", "--limit wants a number, got '%s'", optarg);
-            break;
-        case 'd':
-            if ((depth = tm_parse_count(optarg)) < 0)
-                return tm_usage_error("kept", "--depth wants a number, got '%s'", optarg);
-            break;
-        case 0: break;
         case 'h': fputs(kept_help, stdout); return TM_EXIT_OK;
         default: return tm_bad_option("kept", argv);
         }
@@ -331,7 +324,7 @@ int tm_cmd_kept(int argc, char **argv)
         blocks += sites.v[i].blocks;
         freed_later += sites.v[i].freed_later;
     }
-    size_t shown = 0, max_shown = limit >= 0 ? (size_t)limit : json ? SIZE_MAX : 10;
+    size_t shown = 0, max_shown = tm_stack_opts_shown(&so, json);
     if (json) {
         tm_json j;
         tm_json_report(&j, stdout);
@@ -359,7 +352,7 @@ int tm_cmd_kept(int argc, char **argv)
                 tm_json_null(&j);
             tm_json_ku64(&j, "stacks", g->stacks);
             tm_json_key(&j, "stack");
-            tm_stack_json(&j, &t, g->stack, depth > 0 ? (int)depth : 0);
+            tm_stack_json(&j, &t, g->stack, tm_stack_opts_depth(&so, 1));
             tm_json_object_end(&j);
         }
         tm_json_array_end(&j);
@@ -391,7 +384,7 @@ int tm_cmd_kept(int argc, char **argv)
             if (g->stacks > 1)
                 printf("; one site, %" PRIu64 " stacks (largest shown)", g->stacks);
             printf(", allocated at:\n");
-            tm_stack_print(stdout, &t, g->stack, depth > 0 ? (int)depth : 12, "  ");
+            tm_stack_print(stdout, &t, g->stack, tm_stack_opts_depth(&so, 0), "  ");
         }
         if (sites.n > shown)
             printf("\n... %zu more sites (--limit to show them)\n", sites.n - shown);

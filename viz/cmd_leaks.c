@@ -184,20 +184,22 @@ int tm_cmd_leaks(int argc, char **argv)
         {"region", required_argument, NULL, 'r'},
         {"suppressions", required_argument, NULL, 's'},
         {"fail-on-leak", no_argument, NULL, 'f'},
-        {"limit", required_argument, NULL, 'n'},
-        {"depth", required_argument, NULL, 'd'},
-        {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
-        {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
+        TM_STACK_OPTIONS,
         {"group-by", required_argument, NULL, 'g'},
         {"no-default-suppressions", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    int json = 0, fail_on_leak = 0, by_site = 1, defaults = 1, c;
-    long long limit = -1, depth = -1;
+    int json = 0, fail_on_leak = 0, by_site = 1, defaults = 1, c, r;
+    tm_stack_opts so = {.limit = -1, .depth = -1};
     const char *region = NULL, *supp_path = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "jr:s:fn:d:h", opts, NULL)) != -1) {
+        if ((r = tm_stack_option("leaks", c, &so)) != 0) {
+            if (r < 0)
+                return TM_EXIT_BAD_INPUT;
+            continue;
+        }
         switch (c) {
         case 'j': json = 1; break;
         case 'r': region = optarg; break;
@@ -209,15 +211,6 @@ int tm_cmd_leaks(int argc, char **argv)
             by_site = !strcmp(optarg, "site");
             break;
         case 'D': defaults = 0; break;
-        case 'n':
-            if ((limit = tm_parse_count(optarg)) < 0)
-                return tm_usage_error("leaks", "--limit wants a number, got '%s'", optarg);
-            break;
-        case 'd':
-            if ((depth = tm_parse_count(optarg)) < 0)
-                return tm_usage_error("leaks", "--depth wants a number, got '%s'", optarg);
-            break;
-        case 0: break;
         case 'h': fputs(leaks_help, stdout); return TM_EXIT_OK;
         default: return tm_bad_option("leaks", argv);
         }
@@ -300,7 +293,7 @@ int tm_cmd_leaks(int argc, char **argv)
         tm_groups_free(&groups);
         groups = sites;
     }
-    size_t shown = 0, max_shown = limit >= 0 ? (size_t)limit : json ? SIZE_MAX : 10;
+    size_t shown = 0, max_shown = tm_stack_opts_shown(&so, json);
 
     if (json) {
         tm_json j;
@@ -345,7 +338,7 @@ int tm_cmd_leaks(int argc, char **argv)
             tm_json_ku64(&j, "blocks", g->blocks);
             tm_json_ku64(&j, "stacks", g->stacks);
             tm_json_key(&j, "stack");
-            tm_stack_json(&j, &t, g->stack, depth > 0 ? (int)depth : 0);
+            tm_stack_json(&j, &t, g->stack, tm_stack_opts_depth(&so, 1));
             tm_json_object_end(&j);
         }
         tm_json_array_end(&j);
@@ -381,7 +374,7 @@ int tm_cmd_leaks(int argc, char **argv)
                 printf(" one site, reached by %" PRIu64 " stacks (largest shown;"
                        " --group-by stack for each)", g->stacks);
             printf(":\n");
-            tm_stack_print(stdout, &t, g->stack, depth > 0 ? (int)depth : 12, "  ");
+            tm_stack_print(stdout, &t, g->stack, tm_stack_opts_depth(&so, 0), "  ");
         }
         size_t rest = 0;
         for (size_t i = 0; i < groups.n; i++)

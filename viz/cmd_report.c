@@ -6,12 +6,11 @@
  *
  * The page's script and style (viz/html/) are compiled into the binary
  * (report_assets.c, generated at build time), and the data goes in as one
- * JSON element the script reads; report_data.c gathers it. */
+ * JSON element the script reads; report_scan.c gathers it, report_json.c
+ * and report_sweep.c write it (report_data.h). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,132 +47,6 @@ static const char report_help[] =
     "truncated/damaged trace (the report is still written and shows what\n"
     "could be read, with the error).\n";
 
-/* --- the sweep: the verdict of `tidemark sweep`, by the same rules -------------------- */
-
-static int by_param(const void *a, const void *b)
-{
-    const tm_report_trace *x = *(tm_report_trace *const *)a, *y = *(tm_report_trace *const *)b;
-    return (x->param > y->param) - (x->param < y->param);
-}
-
-static void values_json(FILE *out, tm_report_trace **v, int n, double (*get)(tm_report_trace *))
-{
-    fputc('[', out);
-    for (int i = 0; i < n; i++) {
-        double x = get(v[i]);
-        if (isfinite(x))
-            fprintf(out, "%s%.9g", i ? "," : "", x);
-        else
-            fprintf(out, "%snull", i ? "," : "");
-    }
-    fputc(']', out);
-}
-
-/* Leaked as sweep counts it: every block live at exit. */
-static double get_leaked(tm_report_trace *r) { return (double)tm_heap_live_bytes(r->t.heap); }
-static double get_peak(tm_report_trace *r) { return (double)r->t.sum.peak_bytes; }
-static double get_rss(tm_report_trace *r) { return (double)r->t.sum.rss_peak_bytes; }
-
-/* The sweep object: runs in parameter order, criteria with their values,
- * the verdict and its reasons. */
-static void sweep_json(FILE *out, tm_report_trace *traces, int n, const char *param)
-{
-    tm_report_trace *v[MAX_TRACES];
-    for (int i = 0; i < n; i++)
-        v[i] = &traces[i];
-    qsort(v, (size_t)n, sizeof *v, by_param);
-    int distinct = 0;
-    for (int i = 0; i < n; i++)
-        distinct += v[i]->param > 0 && (i == 0 || v[i]->param != v[i - 1]->param);
-    fputs(",\"sweep\":{\"param\":", out);
-    tm_report_str(out, param);
-    fputs(",\"order\":[", out);
-    for (int i = 0; i < n; i++)
-        fprintf(out, "%s%ld", i ? "," : "", (long)(v[i] - traces));
-    fputs("],\"values\":", out);
-    fputc('[', out);
-    for (int i = 0; i < n; i++)
-        if (v[i]->param > 0)
-            fprintf(out, "%s%.9g", i ? "," : "", v[i]->param);
-        else
-            fprintf(out, "%snull", i ? "," : "");
-    fputs("],\"peak_bytes\":", out);
-    values_json(out, v, n, get_peak);
-    fputs(",\"rss_peak_bytes\":", out);
-    values_json(out, v, n, get_rss);
-    if (distinct < 3 || v[0]->param <= 0) {
-        fprintf(out, ",\"verdict\":null,\"reasons\":[\"%d distinct value%s of %s",
-                distinct, distinct == 1 ? "" : "s", param);
-        fputs(" (marks NAME=VALUE): a verdict needs at least 3\"],\"criteria\":[]}", out);
-        return;
-    }
-    /* Leaked bytes must not grow: more than max(64 KiB, 10%) from the
-     * smallest value to the largest fails (sweep's rule). */
-    char reasons[16][256];
-    int nreasons = 0;
-    double lo = get_leaked(v[0]), hi = get_leaked(v[n - 1]);
-    double allowance = lo / 10 > 65536 ? lo / 10 : 65536;
-    bool leak_ok = !(n > 1 && hi > lo + allowance);
-    if (!leak_ok) {
-        char a[32], b[32];
-        snprintf(reasons[nreasons++], sizeof reasons[0],
-                 "leaked bytes grow with %s: %s at %g, %s at %g", param,
-                 tm_human_bytes((uint64_t)lo, a), v[0]->param, tm_human_bytes((uint64_t)hi, b),
-                 v[n - 1]->param);
-    }
-    fputs(",\"criteria\":[{\"name\":\"leaked bytes\",\"values\":", out);
-    values_json(out, v, n, get_leaked);
-    fprintf(out, ",\"threshold\":%.9g,\"verdict\":\"%s\"}", lo + allowance,
-            leak_ok ? "PASS" : "FAIL");
-    /* Per region: mean net bytes per invocation; fails where most
-     * invocations keep memory. */
-    for (int i = 0; i < n; i++) {
-        for (size_t k = 0; k < v[i]->nstats; k++) {
-            const char *name = tm_reader_string(v[i]->t.reader, v[i]->stats[k].name);
-            bool seen = false;
-            for (int p = 0; p < i && !seen; p++)
-                for (size_t q = 0; q < v[p]->nstats && !seen; q++)
-                    seen = tm_trace_region_is(&v[p]->t, v[p]->stats[q].name, name ? name : "");
-            for (size_t q = 0; q < k && !seen; q++)
-                seen = tm_trace_region_is(&v[i]->t, v[i]->stats[q].name, name ? name : "");
-            if (seen || !name)
-                continue;
-            bool fail = false;
-            fputs(",{\"name\":", out);
-            char label[300];
-            snprintf(label, sizeof label, "region %s: net bytes per invocation", name);
-            tm_report_str(out, label);
-            fputs(",\"values\":[", out);
-            for (int p = 0; p < n; p++) {
-                const tm_region_stats *s = NULL;
-                for (size_t q = 0; q < v[p]->nstats && !s; q++)
-                    if (tm_trace_region_is(&v[p]->t, v[p]->stats[q].name, name))
-                        s = &v[p]->stats[q];
-                if (s)
-                    fprintf(out, "%s%.9g", p ? "," : "", tm_stat_mean(&s->net));
-                else
-                    fprintf(out, "%snull", p ? "," : "");
-                if (s && tm_region_retains(s)) {
-                    fail = true;
-                    if (nreasons < 16)
-                        snprintf(reasons[nreasons++], sizeof reasons[0],
-                                 "region %s keeps memory in %.0f%% of its %" PRIu64
-                                 " invocations at %s=%g",
-                                 name, 100.0 * (double)s->net_positive / (double)s->invocations,
-                                 s->invocations, param, v[p]->param);
-                }
-            }
-            fprintf(out, "],\"threshold\":0,\"verdict\":\"%s\"}", fail ? "FAIL" : "PASS");
-        }
-    }
-    fprintf(out, "],\"verdict\":\"%s\",\"reasons\":[", nreasons ? "FAIL" : "PASS");
-    for (int i = 0; i < nreasons; i++) {
-        fputs(i ? "," : "", out);
-        tm_report_str(out, reasons[i]);
-    }
-    fputs("]}", out);
-}
-
 /* --- the page ------------------------------------------------------------------------ */
 
 static int write_page(FILE *out, tm_report_trace *traces, int n, const char *param,
@@ -203,7 +76,7 @@ static int write_page(FILE *out, tm_report_trace *traces, int n, const char *par
     }
     fputc(']', out);
     if (n > 1)
-        sweep_json(out, traces, n, param);
+        tm_report_sweep_json(out, traces, n, param);
     fputs("}</script>\n<script>\n", out);
     fputs(tm_report_js, out);
     fputs("</script>\n</body></html>\n", out);

@@ -3,6 +3,7 @@
  * two traces compared stack by stack. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,7 @@
 
 typedef struct opts {
     int json;
-    long long limit;
-    long long depth;
+    tm_stack_opts so;
     int by_count;
     const char *region;         /* peak --region */
 } opts;
@@ -26,19 +26,23 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
 {
     static const struct option lo[] = {
         {"json", no_argument, NULL, 'j'},
-        {"limit", required_argument, NULL, 'n'},
-        {"depth", required_argument, NULL, 'd'},
+        TM_STACK_OPTIONS,
         {"by", required_argument, NULL, 'b'},
         {"region", required_argument, NULL, 'r'},
-        {"native-only", no_argument, &tm_stack_view, TM_VIEW_NATIVE},
-        {"python-only", no_argument, &tm_stack_view, TM_VIEW_PYTHON},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    int c;
-    *o = (opts){.limit = -1, .depth = -1};
+    int c, r;
+    *o = (opts){.so = {.limit = -1, .depth = -1}};
     optind = 1;
     while ((c = getopt_long(argc, argv, "jn:d:b:r:h", lo, NULL)) != -1) {
+        if ((r = tm_stack_option(cmd, c, &o->so)) != 0) {
+            if (r < 0) {
+                *exit_code = TM_EXIT_BAD_INPUT;
+                return -1;
+            }
+            continue;
+        }
         switch (c) {
         case 'r':
             if (strcmp(cmd, "peak")) {
@@ -48,26 +52,12 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
             o->region = optarg;
             break;
         case 'j': o->json = 1; break;
-        case 'n':
-            if ((o->limit = tm_parse_count(optarg)) < 0) {
-                *exit_code = tm_usage_error(cmd, "--limit wants a number, got '%s'", optarg);
-                return -1;
-            }
-            break;
-        case 'd':
-            if ((o->depth = tm_parse_count(optarg)) < 0) {
-                *exit_code = tm_usage_error(cmd, "--depth wants a number, got '%s'", optarg);
-                return -1;
-            }
-            break;
         case 'b':
             if (strcmp(cmd, "top") || (strcmp(optarg, "count") && strcmp(optarg, "bytes"))) {
                 *exit_code = tm_usage_error(cmd, "--by count|bytes is for top only");
                 return -1;
             }
             o->by_count = !strcmp(optarg, "count");
-            break;
-        case 0:
             break;
         case 'h':
             fputs(help, stdout);
@@ -78,8 +68,8 @@ static int parse(int argc, char **argv, const char *cmd, const char *help, opts 
             return -1;
         }
     }
-    if (o->limit < 0)
-        o->limit = o->json ? 1000000000 : 10;
+    if (o->so.limit < 0)
+        o->so.limit = o->json ? LLONG_MAX : 10;
     return optind;
 }
 
@@ -89,17 +79,17 @@ static void print_groups(tm_trace *t, const tm_groups *g, const opts *o, const c
                          const char *what, uint64_t total)
 {
     char a[32];
-    for (size_t i = 0; i < g->n && (long long)i < o->limit; i++) {
+    for (size_t i = 0; i < g->n && (long long)i < o->so.limit; i++) {
         const tm_group *e = &g->v[i];
         uint64_t part = o->by_count ? e->blocks : e->bytes;
         printf("\n%s in %" PRIu64 " %s%s (%.1f%%%s) %s:\n", tm_human_bytes(e->bytes, a),
                e->blocks, noun, e->blocks == 1 ? "" : "s",
                total ? 100.0 * (double)part / (double)total : 0.0,
                o->by_count ? " of the count" : "", what);
-        tm_stack_print(stdout, t, e->stack, o->depth > 0 ? (int)o->depth : 12, "  ");
+        tm_stack_print(stdout, t, e->stack, tm_stack_opts_depth(&o->so, 0), "  ");
     }
-    if ((long long)g->n > o->limit)
-        printf("\n... %zu more stacks (--limit to show them)\n", g->n - (size_t)o->limit);
+    if ((long long)g->n > o->so.limit)
+        printf("\n... %zu more stacks (--limit to show them)\n", g->n - (size_t)o->so.limit);
 }
 
 static void json_groups(tm_json *j, tm_trace *t, const tm_groups *g, const opts *o,
@@ -107,12 +97,12 @@ static void json_groups(tm_json *j, tm_trace *t, const tm_groups *g, const opts 
 {
     tm_json_key(j, "stacks");
     tm_json_array(j);
-    for (size_t i = 0; i < g->n && (long long)i < o->limit; i++) {
+    for (size_t i = 0; i < g->n && (long long)i < o->so.limit; i++) {
         tm_json_object(j);
         tm_json_ku64(j, "bytes", g->v[i].bytes);
         tm_json_ku64(j, count_key, g->v[i].blocks);
         tm_json_key(j, "stack");
-        tm_stack_json(j, t, g->v[i].stack, o->depth > 0 ? (int)o->depth : 0);
+        tm_stack_json(j, t, g->v[i].stack, tm_stack_opts_depth(&o->so, 1));
         tm_json_object_end(j);
     }
     tm_json_array_end(j);

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <dirent.h>
+#include <elf.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -160,6 +162,112 @@ static int add_python_path(void)
     return set_env("PYTHONPATH", path) || set_env("TIDEMARK_PYTHON_STACKS", "1") ? -1 : 0;
 }
 
+/* The trace's directory must exist and take new files: otherwise the
+ * tracer could only say it cannot create the trace, and CMD would run
+ * untraced.  Refused before CMD runs, in one line. */
+static int check_output_dir(const char *pattern, const char *shown)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(pattern, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == pattern)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - pattern), pattern);
+    struct stat st;
+    const char *why = NULL;
+    if (stat(dir, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = strerror(ENOTDIR);
+    else if (access(dir, W_OK | X_OK) != 0)
+        why = strerror(errno);
+    if (!why)
+        return 0;
+    tm_error("cannot write the trace %s: %s: %s", shown, dir, why);
+    return -1;
+}
+
+/* Where execvp would find cmd (out), or -1. */
+static int find_command(const char *cmd, char *out, size_t len)
+{
+    if (strchr(cmd, '/'))
+        return snprintf(out, len, "%s", cmd) < (int)len ? 0 : -1;
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        int w = snprintf(out, len, "%.*s%s%s", (int)n, p, n ? "/" : "", cmd);
+        struct stat st;
+        if (w > 0 && (size_t)w < len && stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(out, X_OK) == 0)
+            return 0;
+        if (!end)
+            return -1;
+        p = end;
+    }
+}
+
+/* Why the loader would not preload the tracer into cmd: "setuid",
+ * "static" (an ELF program without an interpreter), or NULL. */
+static const char *cannot_preload(const char *cmd)
+{
+    char exe[PATH_MAX];
+    struct stat st;
+    if (find_command(cmd, exe, sizeof exe) < 0 || stat(exe, &st) != 0)
+        return NULL;
+    if (st.st_mode & (S_ISUID | S_ISGID))
+        return "setuid";
+    int fd = open(exe, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    Elf64_Ehdr eh;
+    const char *why = NULL;
+    if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 &&
+        eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_phentsize == sizeof(Elf64_Phdr)) {
+        why = "static";
+        for (int i = 0; i < eh.e_phnum; i++) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * sizeof ph)) !=
+                (ssize_t)sizeof ph) {
+                why = NULL;
+                break;
+            }
+            if (ph.p_type == PT_INTERP) {
+                why = NULL;
+                break;
+            }
+        }
+    }
+    close(fd);
+    return why;
+}
+
+/* Without --follow-fork the traced process is the only one writing: after
+ * an exec that failed once its trace had ended, it went on in a trace of
+ * its own, named as the tracer does (lifecycle.c, open_trace): the path
+ * with %p expanded, or the path.PID, then .2, .3, ...  Each one is named. */
+static void list_continued(const char *pattern, const char *main_trace, pid_t pid)
+{
+    char base[PATH_MAX], path[PATH_MAX + 16];
+    if (strstr(pattern, "%p"))
+        snprintf(base, sizeof base, "%s", main_trace);
+    else if (snprintf(base, sizeof base, "%s.%d", main_trace, (int)pid) >= (int)sizeof base)
+        return;
+    struct stat st;
+    if (strcmp(base, main_trace) != 0 && stat(base, &st) == 0)
+        fprintf(stderr, "tidemark: after a failed exec the trace went on in %s\n", base);
+    for (int n = 2; n < 100; n++) {
+        snprintf(path, sizeof path, "%s.%d", base, n);
+        if (stat(path, &st) != 0)
+            break;
+        fprintf(stderr, "tidemark: after a failed exec the trace went on in %s\n", path);
+    }
+}
+
 static int set_env(const char *name, const char *value)
 {
     if (setenv(name, value, 1) < 0) {
@@ -250,6 +358,8 @@ int tm_cmd_run(int argc, char **argv)
         const char *base = strrchr(cmd[0], '/');
         snprintf(pattern, sizeof pattern, "tidemark.%s.%%p.trace", base ? base + 1 : cmd[0]);
     }
+    if (check_output_dir(pattern, output ? output : "in the working directory") < 0)
+        return TM_EXIT_BAD_INPUT;
 
     char preload[PATH_MAX * 2];
     const char *old = getenv("LD_PRELOAD");
@@ -292,12 +402,20 @@ int tm_cmd_run(int argc, char **argv)
 
     char path[PATH_MAX];
     expand_pid(pattern, pid, path, sizeof path);
-    if (access(path, F_OK) == 0)
+    int have = access(path, F_OK) == 0;
+    if (have)
         fprintf(stderr, "tidemark: trace written to %s\n", path);
     if (follow)
         list_other_traces(pattern, path, started);
-    if (access(path, F_OK) != 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 127))
-        tm_error("no trace at %s: the command did not load the tracer (static or "
-                 "setuid binary?)", path);
+    else
+        list_continued(pattern, path, pid);
+    /* No trace: the tracer says why when it cannot write one; the loader
+     * says nothing when it does not preload it at all. */
+    const char *why = have || (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+                          ? NULL
+                          : cannot_preload(cmd[0]);
+    if (why)
+        tm_error("no trace at %s: %s is %s, the loader does not preload the tracer into it",
+                 path, cmd[0], strcmp(why, "static") == 0 ? "statically linked" : "setuid or setgid");
     return rc;
 }

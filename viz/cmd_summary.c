@@ -24,7 +24,8 @@ static const char summary_help[] =
     "\n"
     "Totals of a trace: duration, allocation and free calls, bytes allocated,\n"
     "the heap peak and when it happened, what was still allocated at exit\n"
-    "(leaked), threads seen and the peak resident set size.\n"
+    "(leaked), anonymous memory maps (mapped at the end, peak), threads seen\n"
+    "and the peak resident set size.\n"
     "\n"
     "  --json    machine-readable output; keys: duration (s), alloc_calls,\n"
     "            free_calls, bytes_allocated, peak_bytes, peak_time (s),\n"
@@ -32,7 +33,11 @@ static const char summary_help[] =
     "            (exit, _exit, signal, exec, write_failed, truncated),\n"
     "            end_signal and end_signal_name (\"SIGSEGV\") when a signal\n"
     "            ended the process, write_error, lost_events, unmatched_frees,\n"
-    "            python_stacks (walker, hook or off)\n"
+    "            python_stacks (walker, hook or off); anonymous maps\n"
+    "            (mmap/mremap of MAP_ANONYMOUS memory, a domain beside the heap):\n"
+    "            maps_bytes (mapped at the end), maps_peak_bytes, maps_peak_time,\n"
+    "            maps_count (ranges mapped at the end), mmap_calls,\n"
+    "            munmap_calls, mremap_calls\n"
     "\n"
     "Exit status: 0, or 2 when the trace is unreadable, truncated or damaged\n"
     "(the totals then cover what could be read).\n";
@@ -106,6 +111,13 @@ int tm_cmd_summary(int argc, char **argv)
         tm_json_ku64(&j, "lost_events", s->lost_events);
         tm_json_ku64(&j, "unmatched_frees", tm_heap_unmatched_frees(t.heap));
         tm_json_kstr(&j, "python_stacks", python_stacks_mode(t.reader));
+        tm_json_ku64(&j, "maps_bytes", tm_maps_bytes(t.maps));
+        tm_json_ku64(&j, "maps_peak_bytes", s->maps_peak_bytes);
+        tm_json_kdouble(&j, "maps_peak_time", tm_seconds(s->maps_peak_time_ns));
+        tm_json_ku64(&j, "maps_count", tm_maps_count(t.maps));
+        tm_json_ku64(&j, "mmap_calls", s->mmap_calls);
+        tm_json_ku64(&j, "munmap_calls", s->munmap_calls);
+        tm_json_ku64(&j, "mremap_calls", s->mremap_calls);
         tm_json_object_end(&j);
         tm_json_end(&j);
     } else {
@@ -134,14 +146,25 @@ int tm_cmd_summary(int argc, char **argv)
         printf("leaked           %s in %" PRIu64 " blocks%s\n",
                tm_human_bytes(leaked_bytes, b), leaked_blocks,
                leaked_blocks ? "  (tidemark leaks for where)" : "");
+        /* Anonymous maps are not heap blocks: beside the heap, so heap,
+         * maps and RSS can be told apart. */
+        if (s->mmap_calls || s->mremap_calls)
+            printf("anonymous maps   %s mapped at the end in %" PRIu64 " range%s, peak %s at "
+                   "%.3f s (%" PRIu64 " mmap, %" PRIu64 " munmap, %" PRIu64 " mremap)\n",
+                   tm_human_bytes(tm_maps_bytes(t.maps), a), tm_maps_count(t.maps),
+                   tm_maps_count(t.maps) == 1 ? "" : "s",
+                   tm_human_bytes(s->maps_peak_bytes, b), tm_seconds(s->maps_peak_time_ns),
+                   s->mmap_calls, s->munmap_calls, s->mremap_calls);
+        else
+            printf("anonymous maps   none recorded\n");
         if (s->lost_events)
             printf("lost             %" PRIu64 " events (seen but not recorded)\n",
                    s->lost_events);
         if (s->rss_peak_bytes)
             printf("RSS peak         %s\n", tm_human_bytes(s->rss_peak_bytes, a));
         else
-            printf("RSS peak         not sampled (the run ended before a sample was "
-                   "recorded, or sampling was off)\n");
+            printf("RSS peak         not sampled (sampling was off, or the process ended "
+                   "before a sample was recorded)\n");
     }
     return tm_trace_close(&t);
 }

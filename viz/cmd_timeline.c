@@ -11,11 +11,12 @@ static const char timeline_help[] =
     "usage: tidemark timeline TRACE -o FILE.png|FILE.svg [--region NAME] [--title TEXT]\n"
     "                         [--keep DIR] [--json]\n"
     "\n"
-    "Plots heap bytes in use (traced allocations) and RSS over time with gnuplot:\n"
+    "Plots heap bytes in use (traced allocations), anonymous maps (mmap'd\n"
+    "memory, when the program mapped any) and RSS over time with gnuplot:\n"
     "shaded bands for top-level regions (or for NAME with --region), one lane\n"
     "per thread that ran regions, dashed lines for marks, the heap peak\n"
     "annotated, the legend right of the plot.  RSS moves to its own right axis\n"
-    "when its peak is over 4 times the heap peak.  Long traces are downsampled\n"
+    "when its peak is over 4 times the heap (or maps) peak.  Long traces are downsampled\n"
     "(at most 4000 points per curve, the maximum of each interval kept).\n"
     "\n"
     "  -o, --output FILE  .png or .svg (required); missing folders are created\n"
@@ -24,6 +25,7 @@ static const char timeline_help[] =
     "  --region NAME      bands for this region instead of the top-level ones\n"
     "  --title TEXT       plot title (default: the trace file name)\n"
     "  --json             print what was plotted: output, points, rss_points,\n"
+    "                     maps_points, maps_peak_bytes,\n"
     "                     bands, lanes, marks, rss_axis (left|right), peak_bytes,\n"
     "                     peak_time, duration\n";
 
@@ -45,9 +47,15 @@ static uint64_t series_max(const tm_series *s)
     return m;
 }
 
+/* The left axis holds the heap and the anonymous maps. */
+static uint64_t left_max(const tm_timeline *tl)
+{
+    return tl->peak_bytes > tl->maps_peak_bytes ? tl->peak_bytes : tl->maps_peak_bytes;
+}
+
 bool tm_timeline_rss_own_axis(const tm_timeline *tl)
 {
-    return tl->rss.n && series_max(&tl->rss) > 4 * tl->peak_bytes;
+    return tl->rss.n && series_max(&tl->rss) > 4 * left_max(tl);
 }
 
 static void panel_axes(FILE *f, const tm_timeline *tl, double dur, const char *title)
@@ -58,8 +66,8 @@ static void panel_axes(FILE *f, const tm_timeline *tl, double dur, const char *t
      * mark's label. */
     fprintf(f, "set key outside right top vertical\n");
     if (tm_timeline_rss_own_axis(tl))
-        fprintf(f, "set ylabel \"heap MiB\"\nset y2label \"RSS MiB\"\nset y2range [0:*]\n"
-                   "set y2tics\nset ytics nomirror\n");
+        fprintf(f, "set ylabel \"%s MiB\"\nset y2label \"RSS MiB\"\nset y2range [0:*]\n"
+                   "set y2tics\nset ytics nomirror\n", tl->maps.n ? "heap, maps" : "heap");
     else
         fprintf(f, "set ylabel \"MiB\"\nunset y2label\nunset y2tics\nset ytics mirror\n");
 }
@@ -129,6 +137,9 @@ void tm_timeline_panel(FILE *f, const tm_timeline *tl, tm_trace *t, const char *
             left ? "right" : "left", left ? "-1" : "1");
     fprintf(f, "plot '%s/%sheap.dat' using 1:2 with steps lw 2 lc rgb \"#1f77b4\" "
                "title \"heap in use (traced)\"", dir, prefix);
+    if (tl->maps.n)
+        fprintf(f, ", '%s/%smaps.dat' using 1:2 with steps lw 2 lc rgb \"#2ca02c\" "
+                   "title \"anonymous maps\"", dir, prefix);
     if (tl->rss.n)
         fprintf(f, ", '%s/%srss.dat' using 1:2%s with lines lw 1.5 lc rgb \"#d62728\" "
                    "title \"RSS%s\"", dir, prefix,
@@ -276,6 +287,8 @@ int tm_cmd_timeline(int argc, char **argv)
         tm_json_kstr(&j, "output", out);
         tm_json_ku64(&j, "points", tl.heap.n);
         tm_json_ku64(&j, "rss_points", tl.rss.n);
+        tm_json_ku64(&j, "maps_points", tl.maps.n);
+        tm_json_ku64(&j, "maps_peak_bytes", tl.maps_peak_bytes);
         tm_json_ku64(&j, "bands", tl.nbands);
         tm_json_ku64(&j, "lanes", tm_timeline_lanes(&tl, NULL));
         tm_json_ku64(&j, "marks", tl.nmarks);

@@ -8,9 +8,18 @@
  * the regions table.
  *
  * The page aggregates, so its size follows the number of distinct stacks
- * and time bins, never the number of events. */
+ * and time bins, never the number of events.
+ *
+ *   report_scan.c   the two passes: tm_report_trace_load / _free
+ *   report_tally.c  the (stack, extra) tables the views count in
+ *   report_tree.c   the frame tree and the frames' kinds (report_tree.h)
+ *   report_json.c   one trace's JSON object
+ *   report_sweep.c  the sweep object over several traces
+ *   cmd_report.c    the command and the page around the data */
 #ifndef TM_REPORT_DATA_H
 #define TM_REPORT_DATA_H
+
+#include <stdio.h>
 
 #include "groups.h"
 #include "regions.h"
@@ -44,18 +53,15 @@ tm_tally_entry *tm_tally_find(const tm_tally *t, uint64_t stack, uint32_t extra)
 #define TM_REPORT_BINS 256
 #define TM_REPORT_RANGE_CELLS 150000
 
-/* One open region invocation on one thread, for inclusive counts. */
-typedef struct tm_incl_frame {
-    uint32_t name;
-    uint64_t allocs, bytes, freed;
-} tm_incl_frame;
+/* The heap curve: live bytes in TM_REPORT_POINTS equal buckets over the
+ * trace's duration, each with its lowest and highest value and the value
+ * at its end (an event-exact envelope, whatever the trace's length). */
+#define TM_REPORT_POINTS 1000
 
-#define TM_INCL_DEPTH 64
-
-typedef struct tm_incl_stats {
-    uint64_t n, allocs;
-    int64_t net;
-} tm_incl_stats;
+typedef struct tm_heap_bucket {
+    uint64_t lo, hi, last;
+    bool seen;
+} tm_heap_bucket;
 
 typedef struct tm_report_trace {
     const char *path;
@@ -71,26 +77,22 @@ typedef struct tm_report_trace {
     uint64_t duration_ns;
     uint64_t nev;
 
-    tm_timeline tl;
-    tm_regions regions;
+    tm_timeline tl;             /* RSS, region bands and marks */
+    tm_heap_bucket *heap;       /* TM_REPORT_POINTS */
+    uint64_t heap_ns;           /* a bucket's width */
+    tm_regions regions;         /* the regions report's figures, own and inclusive */
     tm_region_stats *stats;
     size_t nstats;
     tm_groups peak;             /* stack -> bytes, blocks live at the peak */
     uint64_t peak_bytes, peak_blocks;
-    tm_groups leaked;           /* unsuppressed, live at exit */
+    tm_groups leaked;           /* live at exit; suppressed groups marked */
     uint64_t leaked_bytes, leaked_blocks, sup_bytes, sup_blocks;
     tm_tally alloc;             /* (stack, 0) */
-    tm_tally kept;              /* (stack, region name) */
-    tm_tally invs;              /* (invocation, region name): blocks = 1 once ended */
+    tm_tally kept;              /* (stack, region name): alive when an invocation
+                                 * holding it (inclusive) ended, as `kept` counts */
     tm_tally range;             /* (stack, abin << 16 | fbin) */
     unsigned bins;
     uint64_t bin_ns;
-
-    tm_incl_frame (*incl)[TM_INCL_DEPTH];   /* by dense thread index */
-    uint32_t *incl_depth;
-    size_t nincl;
-    tm_incl_stats *incl_by_name;            /* by string id */
-    size_t nincl_names;
 } tm_report_trace;
 
 /* Reads the trace (both passes).  Returns 0, or 2 after one line on stderr
@@ -100,12 +102,18 @@ int tm_report_trace_load(tm_report_trace *r, const char *path, const char *param
 /* Closes the trace: 2 after one line on stderr when it was damaged or
  * truncated (the report then shows what could be read), else 0. */
 int tm_report_trace_free(tm_report_trace *r);
-/* Writes the trace's JSON object (compact) to out. */
+/* Writes the trace's JSON object (compact) to out; 0, or 2 after one line
+ * on stderr when memory ran out. */
 int tm_report_trace_json(tm_report_trace *r, FILE *out);
+/* Writes ,"sweep":{...}: the verdict of `tidemark sweep` over the traces,
+ * by its rules, with each criterion's values in parameter order. */
+void tm_report_sweep_json(FILE *out, tm_report_trace *traces, int n, const char *param);
 
-/* Compact JSON bits shared with cmd_report.c: a string safe inside a
- * <script> element ('<' written as \u003c). */
+/* A JSON string safe inside a <script> element ('<', '>' and '&' written
+ * as \u00XX); NULL -> null. */
 void tm_report_str(FILE *out, const char *s);
+/* A number, %.9g; non-finite -> null. */
+void tm_report_num(FILE *out, double v);
 
 int tm_cmd_report(int argc, char **argv);
 

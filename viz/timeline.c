@@ -19,7 +19,7 @@
 void tm_timeline_init(tm_timeline *tl, const char *region)
 {
     memset(tl, 0, sizeof *tl);
-    tl->heap.width_ns = tl->rss.width_ns = 1000000;   /* 1 ms, doubled as needed */
+    tl->heap.width_ns = tl->rss.width_ns = tl->maps.width_ns = 1000000; /* 1 ms, doubled */
     tl->band_gap_ns = 1000000;
     tl->region = region;
 }
@@ -28,6 +28,7 @@ void tm_timeline_free(tm_timeline *tl)
 {
     free(tl->heap.v);
     free(tl->rss.v);
+    free(tl->maps.v);
     free(tl->bands);
     free(tl->marks);
     free(tl->open);
@@ -182,6 +183,15 @@ int tm_timeline_event(tm_timeline *tl, tm_trace *t, const tm_event *ev)
     case TM_EV_RSS:
         rc = series_add(&tl->rss, ev->time_ns, ev->size);
         break;
+    case TM_EV_MMAP:
+    case TM_EV_MUNMAP:
+    case TM_EV_MREMAP: {
+        uint64_t mapped = tm_maps_bytes(t->maps);
+        rc = series_add(&tl->maps, ev->time_ns, mapped);
+        if (mapped > tl->maps_peak_bytes)
+            tl->maps_peak_bytes = mapped;
+        break;
+    }
     case TM_EV_REGION_BEGIN:
     case TM_EV_REGION_END: {
         if (!band_wanted(tl, t, ev))
@@ -236,9 +246,9 @@ int tm_timeline_write_data(const tm_timeline *tl, tm_trace *t, const char *dir,
                            const char *prefix)
 {
     char path[4096];
-    static const char *names[] = {"heap", "rss"};
-    const tm_series *series[] = {&tl->heap, &tl->rss};
-    for (int k = 0; k < 2; k++) {
+    static const char *names[] = {"heap", "rss", "maps"};
+    const tm_series *series[] = {&tl->heap, &tl->rss, &tl->maps};
+    for (int k = 0; k < 3; k++) {
         snprintf(path, sizeof path, "%s/%s%s.dat", dir, prefix, names[k]);
         FILE *f = fopen(path, "w");
         if (!f)

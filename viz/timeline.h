@@ -39,6 +39,8 @@ typedef struct tm_open_band {
 
 typedef struct tm_timeline {
     tm_series heap, rss;
+    tm_series maps;             /* anonymous maps mapped (tm_maps) */
+    uint64_t maps_peak_bytes;
     tm_band *bands;
     size_t nbands, capbands;
     uint64_t band_gap_ns;       /* bands closer than this merge */

@@ -39,22 +39,7 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PY = "/usr/bin/python3"
-
-ALLOC_PY = """
-import sys
-n = int(sys.argv[1])
-keep = []
-for i in range(n):
-    for j in range(1000):
-        b = bytearray(600 + (j % 200))
-        d = {k: k for k in range(j % 8)}
-        if j % 100 == 0:
-            keep.append(b)
-    if len(keep) > 500:
-        del keep[:250]
-"""
+from workloads import ALLOC_PY, PY, ROOT
 
 
 def fail(msg):

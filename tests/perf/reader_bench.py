@@ -16,7 +16,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracer_bench import ALLOC_PY  # noqa: E402  (workload A, one definition)
+from workloads import ALLOC_PY  # noqa: E402  (workload A, one definition)
 
 
 def timed(cmd):

@@ -28,6 +28,7 @@ class Case:
         shutil.rmtree(self.work, ignore_errors=True)
         os.makedirs(self.work)
         self.trace = os.path.join(self.work, "t.trace")
+        self.opts = args
 
     def run(self, argv, status=0, extra=(), output=None, one_cpu=False):
         cmd = [self.tm, "run", "-o", output or self.trace, *extra, "--", *argv]
@@ -453,15 +454,25 @@ CASES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
+def run_cases(doc, cases, prefix="", options=(), setup=None):
+    """The command line shared by the case files:
+
+        FILE CASE --tidemark BIN --progs DIR --work DIR [--OPTION VALUE...]
+
+    runs cases[CASE] with a fresh Case in WORK/PREFIX+CASE.  `options` names
+    further options; a required one is given as "name!", and every option is
+    on the Case as c.opts.NAME; `setup`, if given, is called with them first.
+    Returns the exit status."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("case", choices=sorted(cases))
+    for name in ("tidemark", "progs", "work", *options):
+        ap.add_argument("--" + name.rstrip("!"),
+                        required=name in ("tidemark", "progs", "work") or name.endswith("!"))
     args = ap.parse_args()
+    if setup:
+        setup(args)
     try:
-        CASES[args.case](Case(args, args.case))
+        cases[args.case](Case(args, prefix + args.case))
     except AssertionError as e:
         print(f"FAIL {args.case}: {e}", file=sys.stderr)
         return 1
@@ -470,4 +481,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES))

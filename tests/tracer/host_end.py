@@ -7,13 +7,12 @@ an allocator preloaded before the tracer.
 Same conventions as cases.py: each case runs a real program under the
 tracer and checks exact numbers.
 """
-import argparse
 import glob
 import os
 import subprocess
 import sys
 
-from cases import Case, expect, expect_eq, functions
+from cases import run_cases, expect, expect_eq, functions
 
 # end_host's every mode: end_lib.so's constructor malloc(500), freed by its
 # destructor after the program's exit handlers.
@@ -99,7 +98,8 @@ def preloaded(c, preload, argv, trace):
 # Another allocator preloaded first takes every malloc: nothing can be
 # recorded, and the tracer says so in one line naming it.  Debian's jemalloc
 # too, when installed.
-def case_allocator_first(c, preload):
+def case_allocator_first(c):
+    preload = c.opts.preload
     others = other_allocators(c)
     for n, other in enumerate(others):
         trace = os.path.join(c.work, f"first{n}.trace")
@@ -132,7 +132,8 @@ def check_thousand(c, trace, what):
     expect_eq(mine, [(100, 2400)], f"{what}: the blocks left by thousand()")
 
 
-def case_allocator_after(c, preload):
+def case_allocator_after(c):
+    preload = c.opts.preload
     for n, other in enumerate(other_allocators(c)):
         trace = os.path.join(c.work, f"after{n}.trace")
         p = preloaded(c, f"{preload}:{other}", [c.prog("end_host"), "count"], trace)
@@ -158,26 +159,5 @@ CASES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--preload", required=True)
-    args = ap.parse_args()
-    c = Case(args, "end_" + args.case)
-    try:
-        if args.case.startswith("allocator"):
-            CASES[args.case](c, args.preload)
-        else:
-            CASES[args.case](c)
-    except AssertionError as e:
-        print(f"FAIL {args.case}: {e}", file=sys.stderr)
-        return 1
-    print(f"ok {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES, "end_", ("preload!",)))

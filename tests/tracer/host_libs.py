@@ -6,13 +6,12 @@
 Same conventions as cases.py: each case runs a real program under
 `tidemark run` and checks exact numbers.
 """
-import argparse
 import os
 import resource
 import subprocess
 import sys
 
-from cases import Case, expect, expect_eq, functions
+from cases import run_cases, expect, expect_eq, functions
 
 # What libtidemark.so may bring into a process beyond the program's own
 # libraries: itself and libzstd (the stream's compression).
@@ -106,7 +105,8 @@ def traced_allocs(c, code, name):
 # import allocated 10 times less than the untraced one.  The import's
 # allocations, counted by the tracer, equal those counted by a preload that
 # loads nothing (progs/count_allocs.c).
-def case_python_libs(c, counter):
+def case_python_libs(c):
+    counter = c.opts.counter
     imp, base = "import lzma, bz2, zlib", "pass"
     want = counted_allocs(c, imp, counter) - counted_allocs(c, base, counter)
     got = traced_allocs(c, imp, "import") - traced_allocs(c, base, "pass")
@@ -151,26 +151,5 @@ CASES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--counter")
-    args = ap.parse_args()
-    c = Case(args, "host_" + args.case)
-    try:
-        if args.case == "python_libs":
-            CASES[args.case](c, args.counter)
-        else:
-            CASES[args.case](c)
-    except AssertionError as e:
-        print(f"FAIL {args.case}: {e}", file=sys.stderr)
-        return 1
-    print(f"ok {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES, "host_", ("counter",)))

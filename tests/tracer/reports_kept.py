@@ -6,14 +6,13 @@ its top) and Python programs through the bridge.
 
     reports_kept.py CASE --tidemark BIN --progs DIR --work DIR --pythonpath DIR
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 
 import cases
-from cases import Case, expect, expect_eq, functions
+from cases import run_cases, expect, expect_eq, functions
 
 
 def tm(c, *args, status=0):
@@ -353,24 +352,6 @@ def case_sweep_fitted(c):
 CASES = {name[5:]: f for name, f in globals().items() if name.startswith("case_")}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--pythonpath", required=True)
-    args = ap.parse_args()
-    c = Case(args, "kept_" + args.case)
-    os.environ["PYTHONPATH"] = args.pythonpath
-    try:
-        CASES[args.case](c)
-    except AssertionError as e:
-        print(f"FAIL {args.case}: {e}", file=sys.stderr)
-        return 1
-    print(f"ok {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES, "kept_", ("pythonpath!",),
+                       setup=lambda opts: os.environ.update(PYTHONPATH=opts.pythonpath)))

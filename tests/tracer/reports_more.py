@@ -4,12 +4,11 @@ programs under the tracer; same CLI as cases.py:
 
     reports_more.py CASE --tidemark BIN --progs DIR --work DIR
 """
-import argparse
 import subprocess
 import sys
 
 import cases
-from cases import Case, expect, expect_eq
+from cases import run_cases, expect, expect_eq
 
 
 def leaks(c, *args):
@@ -65,21 +64,5 @@ def case_sweep_distinct(c):
 CASES = {"sweep_distinct": case_sweep_distinct, "python_clean": case_python_clean, "python_planted": case_python_planted}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    try:
-        CASES[args.case](Case(args, "more_" + args.case))
-    except AssertionError as e:
-        print(f"FAIL {args.case}: {e}", file=sys.stderr)
-        return 1
-    print(f"ok {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES, "more_", ()))

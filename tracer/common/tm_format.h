@@ -127,6 +127,20 @@ enum tm_op {
     /* LOST: u count (events), u dts.  Events the tracer saw but could not
      * record (counted, never dropped silently); the reader sums them. */
     TM_OP_LOST = 0x72,
+    /* Anonymous memory maps (mmap with MAP_ANONYMOUS, munmap, mremap), a
+     * domain of their own beside the heap.  Lengths are as the caller gave
+     * them; the kernel works in whole pages, and so does the reader.
+     * MMAP: s daddr, u len, u dts, u stack (0 = none).  A successful
+     * anonymous mmap; whatever it overlaps is replaced (MAP_FIXED).
+     * MUNMAP: s daddr, u len, u dts.  A successful munmap, or a file-backed
+     * MAP_FIXED mmap over [addr, addr+len): anonymous memory there is gone.
+     * MREMAP: s daddr (old address), u old_len, s daddr (new address, from
+     * the old one), u new_len, u flags (bit 0: MREMAP_DONTUNMAP, the old
+     * range stays mapped), u dts, u stack.  A successful mremap; it moves
+     * anonymous memory only when the old range holds some. */
+    TM_OP_MMAP = 0x74,
+    TM_OP_MUNMAP = 0x75,
+    TM_OP_MREMAP = 0x76,
     /* END: u reason (enum tm_end_reason), u detail (version 2: the signal
      * number for TM_END_SIGNAL, the errno for TM_END_WRITE_FAILED, else 0).
      * The process finished tracing; nothing follows. */

@@ -550,6 +550,39 @@ static int decode_one(tm_reader *r, tm_event *ev)
             ev->thread = TM_THREAD_UNKNOWN;
             rc = 1;
             break;
+        case TM_OP_MMAP:
+        case TM_OP_MUNMAP:
+            if (take_addr(r, &q, ev) < 0 || tm_get_u(&q, r->end, &a) < 0 ||
+                take_ts(r, &q, ev) < 0)
+                return -1;
+            if (op == TM_OP_MMAP && (tm_get_u(&q, r->end, &b) < 0 || b > UINT32_MAX))
+                return -1;
+            ev->kind = op == TM_OP_MMAP ? TM_EV_MMAP : TM_EV_MUNMAP;
+            ev->size = a;
+            ev->stack = op == TM_OP_MMAP ? (uint32_t)b : 0;
+            stamp_thread(r, ev);
+            rc = 1;
+            break;
+        case TM_OP_MREMAP: {
+            uint64_t flags;
+            if (take_addr(r, &q, ev) < 0 || tm_get_u(&q, r->end, &a) < 0)
+                return -1;
+            uint64_t old = ev->addr;
+            if (take_addr(r, &q, ev) < 0 || tm_get_u(&q, r->end, &b) < 0 ||
+                tm_get_u(&q, r->end, &flags) < 0 || take_ts(r, &q, ev) < 0 ||
+                tm_get_u(&q, r->end, &c) < 0 || c > UINT32_MAX || flags > UINT32_MAX)
+                return -1;
+            ev->kind = TM_EV_MREMAP;
+            ev->addr2 = ev->addr;
+            ev->size2 = b;
+            ev->addr = old;
+            ev->size = a;
+            ev->fn = (uint32_t)flags;
+            ev->stack = (uint32_t)c;
+            stamp_thread(r, ev);
+            rc = 1;
+            break;
+        }
         case TM_OP_CLOCK:
             if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0)
                 return -1;

@@ -34,6 +34,13 @@ enum tm_event_kind {
     TM_EV_RSS,              /* size = resident bytes */
     TM_EV_END,              /* size = enum tm_end_reason, addr = detail */
     TM_EV_LOST,             /* size = events the tracer could not record */
+    /* Anonymous maps (a domain beside the heap; tm_maps models it).
+     * Lengths as the program passed them, not rounded to pages. */
+    TM_EV_MMAP,             /* addr, size = length, stack */
+    TM_EV_MUNMAP,           /* addr, size = length */
+    TM_EV_MREMAP,           /* addr, size: the old range; addr2, size2: the
+                               new one; fn = flags (bit 0: MREMAP_DONTUNMAP);
+                               stack */
 };
 
 typedef struct tm_event {
@@ -51,6 +58,7 @@ typedef struct tm_event {
     uint64_t invocation;    /* the region's invocation number, from 1 */
     uint32_t depth;         /* nesting depth of that region, from 1 */
     uint32_t pystack;       /* ALLOC: Python stack node, 0 = none */
+    uint64_t addr2, size2;  /* MREMAP: the new range */
 } tm_event;
 
 /* --- reader -------------------------------------------------------------- */
@@ -150,6 +158,36 @@ uint64_t tm_heap_unmatched_frees(const tm_heap *h);
 /* Calls fn for every live block (unspecified order); stops early and
  * returns fn's value when fn returns non-zero. */
 int tm_heap_foreach(const tm_heap *h, int (*fn)(const tm_block *b, void *arg), void *arg);
+
+/* --- anonymous maps ---------------------------------------------------------
+ *
+ * The anonymous memory mapped through mmap/mremap and not unmapped yet, as
+ * page ranges (the header's page size): a partial munmap splits a map, an
+ * mmap over mapped memory (MAP_FIXED) replaces what it covers, an mremap
+ * moves the anonymous memory of its old range, and an munmap or mremap of
+ * a range that holds none (a file map, a map from before the trace) changes
+ * nothing. */
+
+typedef struct tm_map {
+    uint64_t start, end;    /* page-aligned, end exclusive */
+    uint64_t time_ns;
+    uint32_t stack;
+    uint32_t thread;
+    uint32_t region;
+    uint64_t invocation;
+} tm_map;
+
+typedef struct tm_maps tm_maps;
+
+/* page_size 0 = 4096. */
+tm_maps *tm_maps_new(uint64_t page_size);
+void tm_maps_free(tm_maps *m);
+/* Applies an MMAP/MUNMAP/MREMAP event (others are ignored).  Returns 1
+ * when the mapped bytes changed, 0 when not, negative when out of memory. */
+int tm_maps_apply(tm_maps *m, const tm_event *ev);
+uint64_t tm_maps_bytes(const tm_maps *m);   /* mapped now */
+uint64_t tm_maps_count(const tm_maps *m);   /* distinct ranges now */
+int tm_maps_foreach(const tm_maps *m, int (*fn)(const tm_map *map, void *arg), void *arg);
 
 /* --- symbolizer ------------------------------------------------------------ */
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tm_internal.h"
@@ -34,15 +35,27 @@ TM_HIDDEN char *tm_utoa(uint64_t v, char *buf)
     return buf;
 }
 
+/* System calls, not libc's mmap: that is interposed (maps.c), and the
+ * tracer's own pages are no map of the program's. */
+TM_HIDDEN void *tm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+TM_HIDDEN int tm_sys_munmap(void *addr, size_t len)
+{
+    return (int)syscall(SYS_munmap, addr, len);
+}
+
 TM_HIDDEN void *tm_pages(size_t bytes)
 {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = tm_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
 TM_HIDDEN void tm_pages_free(void *p, size_t bytes)
 {
-    munmap(p, bytes);
+    tm_sys_munmap(p, bytes);
 }
 
 static size_t huge_round(size_t bytes)
@@ -53,14 +66,14 @@ static size_t huge_round(size_t bytes)
 TM_HIDDEN void *tm_pages_huge(size_t bytes)
 {
     size_t size = huge_round(bytes);
-    uint8_t *p = mmap(NULL, size + TM_HUGE_PAGE, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *p = tm_sys_mmap(NULL, size + TM_HUGE_PAGE, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
     uint8_t *a = (uint8_t *)(((uintptr_t)p + TM_HUGE_PAGE - 1) & ~(uintptr_t)(TM_HUGE_PAGE - 1));
     if (a > p)
-        munmap(p, (size_t)(a - p));
-    munmap(a + size, (size_t)(p + TM_HUGE_PAGE - a));
+        tm_sys_munmap(p, (size_t)(a - p));
+    tm_sys_munmap(a + size, (size_t)(p + TM_HUGE_PAGE - a));
     /* Advice only: without transparent huge pages this is ordinary memory. */
     madvise(a, size, MADV_HUGEPAGE);
     return a;
@@ -68,7 +81,7 @@ TM_HIDDEN void *tm_pages_huge(size_t bytes)
 
 TM_HIDDEN void tm_pages_huge_free(void *p, size_t bytes)
 {
-    munmap(p, huge_round(bytes));
+    tm_sys_munmap(p, huge_round(bytes));
 }
 
 TM_HIDDEN const char *tm_strerror(int e)

@@ -109,6 +109,30 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
             e.out = tm_put_u(e.out, arg);
             put_ts(&e);
             break;
+        case TM_OP_MMAP:
+        case TM_OP_MUNMAP:
+            if (end - w < (op == TM_OP_MMAP ? 2 : 1))
+                return NULL;
+            *e.out++ = (uint8_t)op;
+            put_addr(&e, arg);
+            e.out = tm_put_u(e.out, *w++);
+            put_ts(&e);
+            if (op == TM_OP_MMAP)
+                e.out = tm_put_u(e.out, *w++);
+            break;
+        case TM_OP_MREMAP:
+            if (end - w < 5)
+                return NULL;
+            *e.out++ = (uint8_t)op;
+            put_addr(&e, w[0]);
+            e.out = tm_put_u(e.out, w[1]);
+            put_addr(&e, w[2]);
+            e.out = tm_put_u(e.out, w[3]);
+            e.out = tm_put_u(e.out, arg);
+            put_ts(&e);
+            e.out = tm_put_u(e.out, w[4]);
+            w += 5;
+            break;
         case TM_RAW_BYTES: {
             uint32_t words = tm_raw_bytes_words((uint32_t)arg) - 1;
             if ((uint64_t)(end - w) < words)

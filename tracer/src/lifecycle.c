@@ -8,6 +8,8 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,10 +28,10 @@ static int constructed;
 
 /* Opens a new trace file: never clobbers an existing file or follows a
  * symlink, and keeps away from the low descriptor numbers programs expect
- * to get.  In a traced process tree (--follow-fork) a path already taken
- * is the trace of this pid's image before an exec (or the parent's, when
- * the pattern has no %p): the pid is added, then a number, up to
- * PATH_TRIES. */
+ * to get.  In a traced process tree (--follow-fork), and after an exec
+ * that failed once the trace had ended, a path already taken is the trace
+ * of this pid's image before the exec (or the parent's, when the pattern
+ * has no %p): the pid is added, then a number, up to PATH_TRIES. */
 #define PATH_TRIES 100
 
 static int open_path(const char *path)
@@ -54,7 +56,7 @@ static int open_trace(pid_t pid, int force_pid)
     int fd = open_path(path);
     char base[4096];
     size_t len;
-    if (fd < 0 && errno == EEXIST && tm_cfg.follow_fork &&
+    if (fd < 0 && errno == EEXIST && (tm_cfg.follow_fork || force_pid) &&
         tm_output_path(&tm_cfg, pid, 1, base, sizeof base) == 0 &&
         (len = tm_strlen(base)) + 4 < sizeof base) {
         /* BASE (when not the path just tried), then BASE.2, BASE.3, ... */
@@ -97,6 +99,13 @@ static void check_allocator_order(uintptr_t self_lo, uintptr_t self_hi)
     if (!first || (first >= self_lo && first < self_hi))
         return;
     Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    /* A program built without -fPIE (Debian's python3) has no malloc of its
+     * own: the address is its PLT entry, malloc's canonical address there,
+     * an undefined symbol with a value.  Its calls still reach our hooks. */
+    if (dladdr1((void *)first, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+        sym->st_shndx == SHN_UNDEF)
+        return;
     const char *who = dladdr((void *)first, &info) && info.dli_fname && *info.dli_fname
                           ? info.dli_fname
                           : "a library";
@@ -129,7 +138,8 @@ static int start(void)
             tm_diag("cannot set up the recorder (out of memory): not tracing", NULL, NULL);
         else
             tm_diag("cannot write the trace header: ", tm_strerror(-rc), "; not tracing");
-        tm_sink_close();
+        tm_sink_discard(trace_fd);
+        trace_fd = -1;
         return -1;
     }
     uintptr_t lo, hi;
@@ -158,6 +168,14 @@ TM_HIDDEN int tm_ensure_started(void)
     if (ok) {
         /* The module map goes in once recording is on. */
         tm_modules_emit();
+        /* RSS at the start (and at the end, tm_finish): a run shorter than
+         * one sampling interval has its RSS and its thread too. */
+        if (tm_cfg.rss_interval_ms > 0) {
+            uint64_t rss = tm_rss_once();
+            tm_lock();
+            tm_record_rss_locked(rss);
+            tm_unlock();
+        }
         if (constructed)
             tm_writer_start();
     }
@@ -206,9 +224,11 @@ TM_HIDDEN int tm_finish(int reason)
                                      __ATOMIC_ACQUIRE))
         return 0;
     tm_quiet q = tm_quiet_begin();
-    /* From a signal handler that stopped this thread inside the recorder,
-     * the stream ends where it stands (the lock is never waited for). */
-    if (tm_end_stream(reason, 0))
+    /* The last RSS sample, then END.  From a signal handler that stopped
+     * this thread inside the recorder, the stream ends where it stands (the
+     * lock is never waited for). */
+    uint64_t rss = tm_cfg.rss_interval_ms > 0 ? tm_rss_once() : 0;
+    if (tm_end_stream(reason, 0, rss))
         __atomic_store_n(&ended_inside, 1, __ATOMIC_RELAXED);
     tm_writer_stop();
     tm_write_sealed();
@@ -372,12 +392,13 @@ TM_HIDDEN void tm_exec_failed(int ended)
     tm_quiet_end(q);
 }
 
-/* --- fatal signals ----------------------------------------------------------- */
+/* --- fatal signals -----------------------------------------------------------
+ *
+ * signals.c keeps the tracer's handler under the program's view of its
+ * dispositions; when a fatal signal's default action is due it calls this
+ * first, then dies of the signal. */
 
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
-                                    SIGSYS, SIGTERM, SIGQUIT, SIGHUP, SIGXCPU, SIGXFSZ};
-
-static void on_fatal_signal(int sig)
+TM_HIDDEN void tm_signal_end(int sig)
 {
     int saved = errno;
     int expected = TM_STATE_ON;
@@ -394,24 +415,10 @@ static void on_fatal_signal(int sig)
             tm_unlock();
         tm_write_all_sealed(2000000000ull);
     }
-    /* Die of the same signal, as the program would have. */
-    signal(sig, SIG_DFL);
     errno = saved;
-    raise(sig);
 }
 
 static void install_signal_handlers(void)
 {
-    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
-        struct sigaction old;
-        if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
-            (old.sa_flags & SA_SIGINFO))
-            continue; /* the program (or its parent) chose a disposition */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_fatal_signal;
-        sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
-        sigemptyset(&sa.sa_mask);
-        sigaction(fatal_signals[i], &sa, NULL);
-    }
+    tm_signals_install();
 }

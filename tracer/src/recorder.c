@@ -660,6 +660,34 @@ TM_HIDDEN void tm_record_mark(const char *label)
     tm_unlock();
 }
 
+/* Anonymous maps (maps.c): the caller holds the lock around the system
+ * call and this, so the record lands exactly where the kernel's change did
+ * among every thread's events.  words[0..n) follow the opcode word; with
+ * `walk`, its interned stack is one more word. */
+TM_HIDDEN void tm_record_map_locked(unsigned op, uint64_t arg, const uint64_t *words,
+                                    uint32_t n, tm_walk *walk, int keep, int with_stack)
+{
+    uint64_t stack = walk ? intern_walk_locked(walk, keep) : 0;
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1 + n + 1);
+    w = put_thread(w, tm_self.tid);
+    w = put_time_now(w);
+    *w++ = tm_raw(op, arg);
+    for (uint32_t i = 0; i < n; i++)
+        *w++ = words[i];
+    if (with_stack)
+        *w++ = stack;
+    tm_cur.wpos = w;
+}
+
+TM_HIDDEN void tm_record_rss_locked(uint64_t bytes)
+{
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_thread(w, tm_self.tid ? tm_self.tid : tm_gettid());
+    w = put_time_now(w);
+    *w++ = tm_raw(TM_OP_RSS, bytes);
+    tm_cur.wpos = w;
+}
+
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes)
 {
     if (!tm_trylock_spin(WRITER_LOCK_SPINS))
@@ -874,20 +902,27 @@ static int settle_stream(void)
     return 1;
 }
 
-TM_HIDDEN int tm_end_stream(int reason, int detail)
+/* What the stream ends with: pending records, the RSS sample (when not 0),
+ * END. */
+static void end_locked(int reason, int detail, uint64_t rss)
+{
+    pend_put_all_locked();
+    if (rss)
+        tm_record_rss_locked(rss);
+    tm_record_end(reason, detail);
+}
+
+TM_HIDDEN int tm_end_stream(int reason, int detail, uint64_t rss)
 {
     uint32_t me = tm_gettid();
     if (!tm_lock_is_mine(me)) {
         tm_lock();
-        pend_put_all_locked();
-        tm_record_end(reason, detail);
+        end_locked(reason, detail, rss);
         tm_unlock();
         return 0;
     }
-    if (tm_lock_settle_mine(me, 20000000) && settle_stream()) {
-        pend_put_all_locked();
-        tm_record_end(reason, detail);
-    }
+    if (tm_lock_settle_mine(me, 20000000) && settle_stream())
+        end_locked(reason, detail, rss);
     return 1;
 }
 

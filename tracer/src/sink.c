@@ -27,16 +27,20 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tm_internal.h"
 
 /* The tracer's descriptors start here, above what programs use. */
 #define HIGH_FD 900
+#define KSET_BYTES 8 /* the kernel's signal set */
 
 static struct {
     int fd;
@@ -105,6 +109,17 @@ TM_HIDDEN void tm_sink_close(void)
     sink.fd = -1;
 }
 
+TM_HIDDEN void tm_sink_discard(int fd)
+{
+    struct stat st, named;
+    if (fd >= 0 && fstat(fd, &st) == 0 && sink.path[0] && lstat(sink.path, &named) == 0 &&
+        named.st_dev == st.st_dev && named.st_ino == st.st_ino)
+        unlink(sink.path);
+    if (fd >= 0 && fd != sink.fd)
+        close(fd);
+    tm_sink_close();
+}
+
 static void stop(int e)
 {
     __atomic_store_n(&sink.err, e, __ATOMIC_RELEASE);
@@ -144,17 +159,47 @@ static int reopen(struct stat *st)
     return -e;
 }
 
+/* A write past RLIMIT_FSIZE fails with EFBIG and raises SIGXFSZ at the
+ * writing thread, whose default action kills the process: the program
+ * would die of the trace's size (before main, when the header is the
+ * write).  So SIGXFSZ is blocked around the tracer's writes, and one the
+ * write raised is taken back before it is unblocked. */
+static void xfsz_block(sigset_t *was)
+{
+    sigset_t x;
+    sigemptyset(&x);
+    sigaddset(&x, SIGXFSZ);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &x, was, KSET_BYTES);
+}
+
+static void xfsz_unblock(const sigset_t *was, int raised)
+{
+    if (raised) {
+        sigset_t x;
+        sigemptyset(&x);
+        sigaddset(&x, SIGXFSZ);
+        struct timespec now = {0, 0};
+        syscall(SYS_rt_sigtimedwait, &x, NULL, &now, KSET_BYTES);
+    }
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, was, NULL, KSET_BYTES);
+}
+
 static int write_all(struct iovec *iov, int cnt)
 {
     size_t left = 0;
     for (int i = 0; i < cnt; i++)
         left += iov[i].iov_len;
+    sigset_t was;
+    xfsz_block(&was);
     while (left) {
         ssize_t n = writev(sink.fd, iov, cnt);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            xfsz_unblock(&was, e == EFBIG);
+            return -e;
+        }
         left -= (size_t)n;
         for (int i = 0; i < cnt && n > 0; i++) {
             size_t take = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
@@ -163,6 +208,7 @@ static int write_all(struct iovec *iov, int cnt)
             n -= (ssize_t)take;
         }
     }
+    xfsz_unblock(&was, 0);
     return 0;
 }
 

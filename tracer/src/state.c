@@ -10,11 +10,22 @@
 TM_HIDDEN int tm_state = TM_STATE_OFF;
 TM_HIDDEN tm_config tm_cfg;
 TM_HIDDEN TM_TLS tm_thread tm_self;
+TM_HIDDEN void (*tm_thread_hook)(void);
+
+/* A thread's first call: out of line, so that tm_gettid stays two loads. */
+static __attribute__((noinline, cold)) uint32_t first_gettid(void)
+{
+    tm_self.tid = (uint32_t)syscall(SYS_gettid);
+    void (*hook)(void) = __atomic_load_n(&tm_thread_hook, __ATOMIC_ACQUIRE);
+    if (hook)
+        hook();
+    return tm_self.tid;
+}
 
 TM_HIDDEN uint32_t tm_gettid(void)
 {
     if (tm_unlikely(!tm_self.tid))
-        tm_self.tid = (uint32_t)syscall(SYS_gettid);
+        return first_gettid();
     return tm_self.tid;
 }
 

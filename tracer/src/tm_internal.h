@@ -208,6 +208,19 @@ TM_HIDDEN int tm_is_traced_process(void);
 TM_HIDDEN int tm_exec_begin(void);
 TM_HIDDEN void tm_exec_failed(int ended);
 TM_HIDDEN uint32_t tm_gettid(void);
+/* Ends the trace for a fatal signal whose default action follows (END:
+ * signal, everything buffered written); errno kept. */
+TM_HIDDEN void tm_signal_end(int sig);
+/* Called by tm_gettid when a thread first learns its id (its first
+ * record): signals.c gives the thread its hidden alternate signal stack. */
+extern TM_HIDDEN void (*tm_thread_hook)(void);
+
+/* --- signals.c ----------------------------------------------------------- */
+
+/* The tracer's handler for the fatal signals, under the program's view of
+ * its dispositions (sigaction and friends interposed); this thread's
+ * hidden alternate signal stack. */
+TM_HIDDEN void tm_signals_install(void);
 
 /* --- config.c ----------------------------------------------------------- */
 
@@ -283,6 +296,20 @@ TM_HIDDEN void tm_lock_exempt_self(void);
 TM_HIDDEN void tm_record_region_begin(const char *name);
 TM_HIDDEN void tm_record_region_end(void);
 TM_HIDDEN void tm_record_mark(const char *label);
+/* An anonymous-map record (maps.c), lock held: opcode TM_OP_MMAP, _MUNMAP
+ * or _MREMAP with its raw words (tm_raw.h); with_stack appends the stack
+ * interned from walk (0 when walk is NULL). */
+TM_HIDDEN void tm_record_map_locked(unsigned op, uint64_t arg, const uint64_t *words,
+                                    uint32_t n, struct tm_walk *walk, int keep, int with_stack);
+/* The tracer's own pages come from the kernel directly (config.c), never
+ * through the interposed mmap. */
+TM_HIDDEN void *tm_sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+TM_HIDDEN int tm_sys_munmap(void *addr, size_t len);
+/* An RSS sample taken by the calling thread (the start and the end of the
+ * trace; its THREAD record makes the thread known).  Lock held. */
+TM_HIDDEN void tm_record_rss_locked(uint64_t bytes);
+/* RSS now, read by the calling thread (writer.c); 0 when unreadable. */
+TM_HIDDEN uint64_t tm_rss_once(void);
 /* The writer thread's records: 0 when the lock was busy (try later). */
 TM_HIDDEN int tm_try_record_rss(uint64_t bytes);
 /* The writer's mail (recorder.c): the next thread that records takes it
@@ -296,12 +323,13 @@ TM_HIDDEN void tm_post_seal(int ask);
 TM_HIDDEN uint32_t tm_sealed_count(void);
 /* detail: see TM_OP_END (signal number, errno, or 0).  Lock held. */
 TM_HIDDEN void tm_record_end(int reason, int detail);
-/* Ends the stream with END, this thread's pending nested events first,
- * from any thread, including one stopped inside the recorder's lock (a
- * signal handler calling exit or _exit from within a hook): that one never
+/* Ends the stream with END, this thread's pending nested events and the
+ * last RSS sample (rss, when not 0) first, from any thread, including one
+ * stopped inside the recorder's lock (a signal handler calling exit or
+ * _exit from within a hook): that one never
  * waits for the lock, and drops only the record it was writing.  Returns 1
  * in that case (the lock stays held: the stopped record never resumes). */
-TM_HIDDEN int tm_end_stream(int reason, int detail);
+TM_HIDDEN int tm_end_stream(int reason, int detail, uint64_t rss);
 /* A hook entered inside a hook (hooks.c): records the event now, or, when
  * this thread holds the recorder's lock, keeps it (pend) for
  * tm_flush_pending. */
@@ -355,6 +383,9 @@ TM_HIDDEN int tm_sink_attach(int fd);
 TM_HIDDEN int tm_sink_fd(void);
 /* Closes the descriptor if it is still the trace file's. */
 TM_HIDDEN void tm_sink_close(void);
+/* Tracing could not start: the file just created for it (fd, at the path
+ * set) holds no trace and is removed again, the descriptor closed. */
+TM_HIDDEN void tm_sink_discard(int fd);
 /* The errno that stopped writing, 0 while writing goes on. */
 TM_HIDDEN int tm_sink_failed(void);
 /* Writes iov whole after checking the descriptor (reopening the file when

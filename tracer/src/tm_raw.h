@@ -21,6 +21,9 @@
  *   REGION_END    [op]
  *   MARK          [op|label]
  *   RSS           [op|bytes]
+ *   MMAP          [op|addr] [len] [stack]
+ *   MUNMAP        [op|addr] [len]
+ *   MREMAP        [op|flags] [old addr] [old len] [new addr] [new len] [stack]
  *   TIME          [op|ticks since the file header's start_tick]
  *   BYTES         [op|len] then len bytes of encoded records, padded to a word
  *

@@ -423,3 +423,28 @@ TM_HIDDEN void tm_writer_forget(void)
     __atomic_store_n(&wr.waiting, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&wr.stop, 0, __ATOMIC_RELEASE);
 }
+
+/* One RSS reading now, from any thread (the start and the end of the
+ * trace, so that a run shorter than one interval has its samples too):
+ * its own descriptor, closed at once, not the writer's. 0 when unreadable. */
+TM_HIDDEN uint64_t tm_rss_once(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = buf; /* statm: size resident shared ... (pages) */
+    while (*p && *p != ' ')
+        p++;
+    while (*p == ' ')
+        p++;
+    uint64_t pages = 0;
+    while (*p >= '0' && *p <= '9')
+        pages = pages * 10 + (uint64_t)(*p++ - '0');
+    return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}

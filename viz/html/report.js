@@ -40,6 +40,9 @@
     var s = i === 0 ? String(Math.round(a)) : a.toFixed(a < 10 ? 2 : a < 100 ? 1 : 0);
     return (neg ? '-' : '') + s + ' ' + u[i];
   }
+  // Bytes per invocation: below 10 B with one decimal (0.1 B kept per call
+  // matters over 500 000 calls).
+  function perInv(v) { return v != null && isFinite(v) && Math.abs(v) < 10 && v !== Math.round(v) ? v.toFixed(1) + ' B' : bytes(v); }
   function count(v) { return v == null ? '-' : Math.round(v).toLocaleString('en-US'); }
   function fixed(v, d) { return v == null || !isFinite(v) ? '-' : Number(v).toFixed(d); }
   function secs(v) { return v < 1 ? (v * 1000).toFixed(1) + ' ms' : v.toFixed(3) + ' s'; }
@@ -70,7 +73,7 @@
   function hideTip() { if (tip) tip.style.display = 'none'; }
 
   // --- state in the URL hash ------------------------------------------------
-  var state = {trace: 0, view: 'leaked', measure: 'bytes', region: '', range: '', q: '', zoom: 0};
+  var state = {trace: 0, view: 'leaked', measure: 'bytes', region: '', range: '', q: '', zoom: 0, sort: '-1', interp: 0};
   function readHash() {
     location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
       var i = kv.indexOf('=');
@@ -92,19 +95,31 @@
     ['native (own code)', '#f0a04b'], ['native (library)', '#8fb8de'],
     ['interpreter', '#c8c8c8'], ['unknown', '#e8e8e8']];
 
-  function Model(t) {
+  // The tree of one trace.  With `hide`, the interpreter's frames and
+  // frames with no symbol are left out and the paths that become the same
+  // merge (a Python function called through different C paths of the
+  // interpreter is one box); `remap` takes the data's node ids to the
+  // model's.  Parents come before their children in the data.
+  function Model(t, hide) {
     this.t = t;
-    var n = t.nodes.length / 2 + 1;
+    var nd = t.nodes.length / 2 + 1, F = t.frames, S = t.strs;
+    var remap = new Int32Array(nd), parent = [-1], frame = [-1], keys = {}, i;
+    for (i = 1; i < nd; i++) {
+      var p = remap[t.nodes[2 * (i - 1)]], f = t.nodes[2 * (i - 1) + 1];
+      if (hide && (F[5 * f] >= 4 || F[5 * f + 1] < 0 || S[F[5 * f + 1]] === '??')) { remap[i] = p; continue; }
+      var k = p + ',' + f;
+      if (!(k in keys)) { keys[k] = parent.length; parent.push(p); frame.push(f); }
+      remap[i] = keys[k];
+    }
+    var n = parent.length;
     this.n = n;
-    this.parent = new Int32Array(n);
-    this.frame = new Int32Array(n);
+    this.remap = remap;
+    this.parent = Int32Array.from(parent);
+    this.frame = Int32Array.from(frame);
     this.depth = new Int32Array(n);
-    this.parent[0] = -1; this.frame[0] = -1;
     var kids = [];
-    for (var i = 0; i < n; i++) kids.push([]);
+    for (i = 0; i < n; i++) kids.push([]);
     for (i = 1; i < n; i++) {
-      this.parent[i] = t.nodes[2 * (i - 1)];
-      this.frame[i] = t.nodes[2 * (i - 1) + 1];
       this.depth[i] = this.depth[this.parent[i]] + 1;
       kids[this.parent[i]].push(i);
     }
@@ -128,8 +143,8 @@
     var b = new Float64Array(this.n), k = new Float64Array(this.n);
     for (var i = 0; i < triples.length; i += stride) {
       if (pick && !pick(triples, i)) continue;
-      b[triples[i]] += triples[i + stride - 2];
-      k[triples[i]] += triples[i + stride - 1];
+      b[this.remap[triples[i]]] += triples[i + stride - 2];
+      k[this.remap[triples[i]]] += triples[i + stride - 1];
     }
     for (var v = this.n - 1; v > 0; v--) {
       b[this.parent[v]] += b[v];
@@ -148,9 +163,9 @@
       state.region = r.name;
       var tot = m.totals(r.kept, 3);
       return {tot: tot, region: r,
-              title: 'kept by region ' + r.name + ': alive when its invocation ended (' +
-                     bytes(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
-                     count(r.invocations) + ' invocations)'};
+              title: 'kept by region ' + r.name + ' (inclusive): allocated in an invocation and alive when it ended, ' +
+                     perInv(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
+                     count(r.invocations) + ' invocations'};
     }
     if (v === 'range') {
       var ab = rangeBins(t);
@@ -245,6 +260,9 @@
         bytes(vd.tot.bytes[nd]) + ' in ' + count(vd.tot.blocks[nd]) + ' blocks (' +
           share.toFixed(1) + '% of the view' + (isCount ? ', by count' : '') + ')',
         KINDS[f.kind][0]];
+      if (vd.region)
+        lines.push(perInv(vd.tot.bytes[nd] / Math.max(1, vd.region.invocations)) + ' per invocation of ' +
+                   vd.region.name + ' (' + count(vd.region.invocations) + ')');
       if (f.file) lines.push(f.file + (f.line ? ':' + f.line : ''));
       if (f.module) lines.push(f.module);
       showTip(ev, lines);
@@ -255,7 +273,7 @@
       if (nd >= 0) { state.zoom = nd === zoom ? m.parent[nd] : nd; if (state.zoom < 0) state.zoom = 0; render(); }
     });
     box.appendChild(cv.c);
-    return {total: total, isCount: isCount, matchTotal: matchTotal, val: val};
+    return {total: total, isCount: isCount, matchTotal: matchTotal, val: val, boxes: rects.length};
   }
 
   // --- timeline -----------------------------------------------------------------
@@ -266,8 +284,10 @@
     var L = small ? 4 : 64, R = small ? 4 : 64, T = small ? 4 : 10, B = small ? 4 : 24 + lanes * 14;
     var dur = Math.max(t.summary.duration, 1e-9);
     var hmax = 1, rmax = 1, i;
-    for (i = 1; i < tl.heap.length; i += 2) hmax = Math.max(hmax, tl.heap[i]);
+    for (i = 2; i < tl.heap.length; i += 3) hmax = Math.max(hmax, tl.heap[i]);
     for (i = 1; i < tl.rss.length; i += 2) rmax = Math.max(rmax, tl.rss[i]);
+    var maps = tl.maps || [];
+    for (i = 1; i < maps.length; i += 2) hmax = Math.max(hmax, maps[i]);
     var own = rmax > 4 * hmax;   // RSS on its own axis when far above the heap
     var ymaxL = own ? hmax : Math.max(hmax, rmax), ymaxR = own ? rmax : ymaxL;
     function X(s) { return L + (W - L - R) * s / dur; }
@@ -282,10 +302,29 @@
         g.fillText(secs(dur * i / 4), X(dur * i / 4) - (i === 4 ? 40 : i ? 20 : 0), H - B + 14);
       }
     }
+    // The heap: the band between each bucket's lowest and highest value.
+    function heapArea() {
+      var h = tl.heap, bw = tl.bucket || 0, k;
+      if (!h.length) return;
+      g.fillStyle = 'rgba(31,95,168,0.25)'; g.strokeStyle = '#1f5fa8'; g.lineWidth = 1.5;
+      g.beginPath();
+      for (k = 0; k < h.length; k += 3) {
+        g.lineTo(X(h[k]), Y(h[k + 2], ymaxL)); g.lineTo(X(Math.min(dur, h[k] + bw)), Y(h[k + 2], ymaxL));
+      }
+      for (k = h.length - 3; k >= 0; k -= 3) {
+        g.lineTo(X(Math.min(dur, h[k] + bw)), Y(h[k + 1], ymaxL)); g.lineTo(X(h[k]), Y(h[k + 1], ymaxL));
+      }
+      g.closePath(); g.fill();
+      g.beginPath();
+      for (k = 0; k < h.length; k += 3) {
+        g.lineTo(X(h[k]), Y(h[k + 2], ymaxL)); g.lineTo(X(Math.min(dur, h[k] + bw)), Y(h[k + 2], ymaxL));
+      }
+      g.stroke();
+    }
     function line(s, col, m) {
       g.strokeStyle = col; g.lineWidth = 1.5; g.beginPath();
-      g.moveTo(X(0), Y(0, m));
       for (var k = 0; k < s.length; k += 2) g.lineTo(X(s[k]), Y(s[k + 1], m));
+      if (s.length) g.lineTo(X(dur), Y(s[s.length - 1], m));
       g.stroke();
     }
     var sel = null;
@@ -293,14 +332,21 @@
       g.clearRect(L + 1, T + 1, W - L - R - 2, H - T - B - 2);
       if (sel) { g.fillStyle = '#cfe0ff'; g.fillRect(X(sel[0]), T + 1, Math.max(1, X(sel[1]) - X(sel[0])), H - T - B - 2); }
       if (!small) {
+        // Labels in up to 4 rows, each placed in the first row where it
+        // does not run into the one before it.
+        var ends = [-1e9, -1e9, -1e9, -1e9];
         tl.marks.forEach(function (mk) {
+          var x = X(mk[0]), w = g.measureText(mk[1]).width + 6, row = 0;
+          while (row < 3 && ends[row] > x) row++;
+          ends[row] = x + w;
           g.strokeStyle = '#999'; g.setLineDash([3, 3]); g.beginPath();
-          g.moveTo(X(mk[0]), T); g.lineTo(X(mk[0]), H - B); g.stroke(); g.setLineDash([]);
-          g.fillStyle = '#555'; g.fillText(mk[1], X(mk[0]) + 2, T + 10);
+          g.moveTo(x, T); g.lineTo(x, H - B); g.stroke(); g.setLineDash([]);
+          g.fillStyle = '#555'; g.fillText(mk[1], x + 2, T + 10 + 12 * row);
         });
       }
       line(tl.rss, '#e67e22', ymaxR);
-      line(tl.heap, '#1f5fa8', ymaxL);
+      if (maps.length) line(maps, '#2a9d4a', ymaxL);
+      heapArea();
     }
     draw();
     if (!small) {
@@ -322,8 +368,9 @@
           return ev.offsetY >= y && ev.offsetY < y + 11 && s >= b[0] - dur / W && s <= b[1] + dur / W;
         })[0];
         var hv = 0;
-        for (var k = 0; k < tl.heap.length; k += 2) if (tl.heap[k] <= s) hv = tl.heap[k + 1];
-        showTip(ev, [secs(s), 'heap ' + bytes(hv)].concat(band ? ['region ' + band[2] + ' ' +
+        var hl = 0;
+        for (var k = 0; k < tl.heap.length; k += 3) if (tl.heap[k] <= s) { hl = tl.heap[k + 1]; hv = tl.heap[k + 2]; }
+        showTip(ev, [secs(s), 'heap ' + (hl === hv ? bytes(hv) : bytes(hl) + ' - ' + bytes(hv))].concat(band ? ['region ' + band[2] + ' ' +
           secs(band[0]) + ' - ' + secs(band[1])] : []).concat(['drag to pick a time range']));
       });
       cv.c.addEventListener('mouseleave', hideTip);
@@ -342,8 +389,10 @@
     box.appendChild(cv.c);
     if (!small) {
       var lg = el('div', {cls: 'legend'}, [
-        el('span', {}, [el('i', {style: 'background:#1f5fa8'}), 'heap (live bytes, bucket maximum)']),
+        el('span', {}, [el('i', {style: 'background:#1f5fa8'}), 'heap (live bytes, lowest to highest in each of ' + (tl.heap.length / 3) + ' steps)']),
         el('span', {}, [el('i', {style: 'background:#e67e22'}), 'RSS' + (own ? ' (right axis)' : '')])]);
+      if (maps.length)
+        lg.appendChild(el('span', {}, [el('i', {style: 'background:#2a9d4a'}), 'anonymous maps (mapped bytes)']));
       var names = {};
       tl.bands.forEach(function (b) { names[b[2]] = 1; });
       Object.keys(names).slice(0, 20).forEach(function (nm) {
@@ -355,24 +404,32 @@
   }
 
   // --- regions table -----------------------------------------------------------
+  // Columns: [title, value, format, tooltip]; the values are the keys of
+  // `tidemark regions --json` (own = exclusive, incl = inclusive).
+  function f2(v) { return fixed(v, 2); }
+  function f1(v) { return fixed(v, 1); }
   var COLS = [
-    ['region', function (r) { return r.name; }, String],
-    ['invocations', function (r) { return r.invocations; }, count],
-    ['allocs/inv', function (r) { return r.allocs.mean; }, function (v) { return fixed(v, 2); }],
-    ['allocs/inv incl.', function (r) { return r.incl_allocs_mean; }, function (v) { return fixed(v, 2); }],
-    ['net bytes/inv', function (r) { return r.net_bytes.mean; }, function (v) { return fixed(v, 1); }],
-    ['net bytes/inv incl.', function (r) { return r.incl_net_bytes_mean; }, function (v) { return fixed(v, 1); }],
-    ['kept bytes/inv', function (r) { return r.kept_bytes_per_invocation; }, function (v) { return fixed(v, 1); }],
-    ['inv. keeping', function (r) { return r.invocations_net_positive; }, count],
-    ['escaped', function (r) { return r.escaped_bytes; }, bytes],
-    ['leaked at exit', function (r) { return r.leaked_bytes; }, bytes],
-    ['keeps memory', function (r) { return r.retains ? 1 : 0; }, function (v) { return v ? 'yes' : 'no'; }]];
-  var sortCol = 1, sortDesc = true;
+    ['region', function (r) { return r.name; }, String, 'the region\'s name'],
+    ['invocations', function (r) { return r.invocations; }, count, 'times it was entered'],
+    ['allocs/inv', function (r) { return r.own.allocs.mean; }, f2, 'allocations per invocation while it was the innermost region'],
+    ['allocs/inv incl.', function (r) { return r.incl.allocs.mean; }, f2, 'allocations per invocation, nested regions included'],
+    ['net B/inv', function (r) { return r.own.net_bytes.mean; }, f1, 'bytes allocated minus bytes freed per invocation (own)'],
+    ['net B/inv incl.', function (r) { return r.incl.net_bytes.mean; }, f1, 'net bytes per invocation, nested regions included'],
+    ['kept B/inv', function (r) { return r.own.kept_bytes.mean; }, f1, 'bytes allocated in an invocation and alive when it ended (own)'],
+    ['kept B/inv incl.', function (r) { return r.incl.kept_bytes.mean; }, f1, 'kept bytes per invocation, nested regions included'],
+    ['peak B/inv incl.', function (r) { return r.incl.peak_bytes.mean; }, f1, 'most bytes an invocation had allocated and alive at once'],
+    ['grows B/inv', function (r) { return r.kept_per_invocation; }, f1, 'how much the live memory allocated in it grows with each call (fitted): what the sweep judges'],
+    ['inv. keeping', function (r) { return r.incl.invocations_keeping; }, count, 'invocations that kept bytes (inclusive)'],
+    ['escaped', function (r) { return r.escaped_bytes; }, bytes, 'kept by an invocation, freed later'],
+    ['leaked at exit', function (r) { return r.leaked_bytes; }, bytes, 'allocated in it and never freed'],
+    ['accumulates', function (r) { return r.accumulates ? 1 : 0; }, function (v) { return v ? 'yes' : 'no'; }, 'grows B/inv is over the threshold']];
   function regionsTable(box, t) {
     if (!t.regions.length) {
       box.appendChild(el('p', {cls: 'muted', text: 'No regions in this trace (tidemark_region_begin/end, tidemark.region(), or the bridge\'s callbacks open them).'}));
       return;
     }
+    var sortCol = Math.min(COLS.length - 1, Math.abs(parseInt(state.sort, 10) || 0));
+    var sortDesc = String(state.sort).charAt(0) === '-';
     var rows = t.regions.slice();
     rows.sort(function (a, b) {
       var x = COLS[sortCol][1](a), y = COLS[sortCol][1](b);
@@ -380,8 +437,9 @@
       return sortDesc ? -c : c;
     });
     var head = el('tr', {}, COLS.map(function (c, i) {
-      return el('th', {text: c[0] + (i === sortCol ? (sortDesc ? ' ▼' : ' ▲') : ''), onclick: function () {
-        if (sortCol === i) sortDesc = !sortDesc; else { sortCol = i; sortDesc = i !== 0; }
+      return el('th', {text: c[0] + (i === sortCol ? (sortDesc ? ' \u25bc' : ' \u25b2') : ''), title: c[3], onclick: function () {
+        var desc = sortCol === i ? !sortDesc : i !== 0;
+        state.sort = (desc ? '-' : '') + i;
         render();
       }});
     }));
@@ -389,10 +447,10 @@
       return el('tr', {cls: state.view === 'kept' && state.region === r.name ? 'sel' : '',
                        'data-region': r.name,
                        onclick: function () { state.view = 'kept'; state.region = r.name; state.zoom = 0; render(); }},
-        COLS.map(function (c) { return el('td', {text: c[2](c[1](r))}); }));
+        COLS.map(function (c) { return el('td', {text: c[2](c[1](r)), 'data-value': c[1](r)}); }));
     }));
-    box.appendChild(el('table', {id: 'tm-regions'}, [el('thead', {}, [head]), body]));
-    box.appendChild(el('p', {cls: 'muted', text: 'Exclusive columns count what ran while the region was the innermost open one (as tidemark regions); "incl." counts nested regions too. Kept = allocated in an invocation and alive when it ended. A click shows what the region kept.'}));
+    box.appendChild(el('div', {cls: 'scroll'}, [el('table', {id: 'tm-regions'}, [el('thead', {}, [head]), body])]));
+    box.appendChild(el('p', {cls: 'muted', text: 'The figures of tidemark regions: plain columns count what ran while the region was the innermost open one, "incl." counts nested regions too. Kept = allocated in an invocation and alive when it ended; grows = how much of that stays call after call. Click a column to sort, a row to see in the flame graph what the region kept.'}));
   }
 
   // --- summary ---------------------------------------------------------------
@@ -407,9 +465,15 @@
       ['frees', count(s.free_calls) + ' calls'],
       ['heap peak', bytes(s.peak_bytes) + ' in ' + count(s.peak_blocks) + ' blocks at ' + secs(s.peak_time)],
       ['RSS peak', s.rss_peak_bytes ? bytes(s.rss_peak_bytes) : 'not sampled'],
+      ['anonymous maps', s.mmap_calls ? bytes(s.maps_bytes) + ' in ' + count(s.maps_count) + ' ranges at the end, peak ' +
+        bytes(s.maps_peak_bytes) + ' at ' + secs(s.maps_peak_time) : 'none recorded'],
       ['threads', count(s.threads)],
       ['ended by', s.end + (s.lost_events ? ', ' + count(s.lost_events) + ' events lost' : '')]];
-    for (var k in t.recorded) rows.push([k.replace(/_/g, ' '), t.recorded[k]]);
+    var rec = t.recorded || {};
+    rows.push(['python stacks', rec.python_stacks || 'off']);
+    rows.push(['python allocator', rec.python_allocator || s.python_allocator || 'not recorded']);
+    for (var k in rec) if (k !== 'python_stacks' && k !== 'python_allocator') rows.push([k.replace(/_/g, ' '), rec[k]]);
+    rows.push(['events', count(s.events)]);
     if (t.param != null) rows.push(['parameter', String(t.param)]);
     box.appendChild(el('table', {cls: 'kv', id: 'tm-summary'}, rows.map(function (r) {
       return el('tr', {}, [el('td', {text: r[0]}), el('td', {}, [r[1]])]);
@@ -417,7 +481,7 @@
   }
 
   // --- sweep page -------------------------------------------------------------
-  function chart(sw, values, label, threshold) {
+  function chart(sw, values, label, threshold, isBytes) {
     var cv = canvas(300, 160), g = cv.g, L = 60, R = 8, T = 16, B = 22;
     var xs = [], ys = [];
     for (var i = 0; i < values.length; i++) {
@@ -431,11 +495,20 @@
     function X(v) { return L + (300 - L - R) * (x1 > x0 ? (Math.log(v) - x0) / (x1 - x0) : 0.5); }
     function Y(v) { return T + (160 - T - B) * (1 - (v - y0) / (y1 - y0)); }
     g.strokeStyle = '#ccc'; g.strokeRect(L, T, 300 - L - R, 160 - T - B);
-    var isBytes = /bytes/.test(label);
+    if (isBytes == null) isBytes = /bytes/.test(label);
     g.fillStyle = '#333';
     g.fillText(isBytes ? bytes(y1) : fixed(y1, 1), 2, T + 8);
     g.fillText(isBytes ? bytes(y0) : fixed(y0, 1), 2, 160 - B);
-    xs.forEach(function (x) { g.fillText(String(x), X(x) - 8, 160 - 6); });
+    // The parameter's values under the axis, skipping those that would run
+    // into the one before; the last one kept inside the chart.
+    var lastEnd = -1e9;
+    xs.forEach(function (x) {
+      var txt = String(x), w = g.measureText(txt).width;
+      var at = Math.min(300 - R - w, Math.max(L - w / 2, X(x) - w / 2));
+      if (at < lastEnd + 4) return;
+      g.fillText(txt, at, 160 - 6);
+      lastEnd = at + w;
+    });
     if (threshold != null) {
       g.strokeStyle = '#c0392b'; g.setLineDash([4, 3]); g.beginPath();
       g.moveTo(L, Y(threshold)); g.lineTo(300 - R, Y(threshold)); g.stroke(); g.setLineDash([]);
@@ -455,8 +528,8 @@
       box.appendChild(el('ul', {}, sw.reasons.map(function (r) { return el('li', {text: r}); })));
     var charts = el('div', {cls: 'runs'});
     sw.criteria.forEach(function (c) {
-      charts.appendChild(el('div', {cls: 'run', title: c.name + ': ' + c.verdict}, [
-        chart(sw, c.values, c.name + ' — ' + c.verdict, c.threshold)]));
+      charts.appendChild(el('div', {cls: 'run', title: c.explanation}, [
+        chart(sw, c.values, c.name + ' \u2014 ' + c.verdict, c.threshold, c.unit === 'bytes')]));
     });
     charts.appendChild(el('div', {cls: 'run'}, [chart(sw, sw.peak_bytes, 'heap peak bytes')]));
     charts.appendChild(el('div', {cls: 'run'}, [chart(sw, sw.rss_peak_bytes, 'RSS peak bytes')]));
@@ -471,12 +544,12 @@
       timeline(d, t, true);
       runs.appendChild(d);
     });
-    box.appendChild(el('p', {cls: 'muted', text: 'One timeline per trace (heap blue, RSS orange); a click opens the trace below.'}));
+    box.appendChild(el('p', {cls: 'muted', text: 'One timeline per trace (heap blue, RSS orange, anonymous maps green); a click opens the trace below.'}));
     box.appendChild(runs);
   }
 
   // --- the page --------------------------------------------------------------------
-  var D, models = [];
+  var D, models = {};
   function section(title, id) {
     var s = el('section', {id: id}, [el('h2', {text: title})]);
     return s;
@@ -487,7 +560,8 @@
     app.textContent = '';
     if (!(state.trace >= 0 && state.trace < D.traces.length)) state.trace = 0;
     var t = D.traces[state.trace];
-    var m = models[state.trace] || (models[state.trace] = new Model(t));
+    var mk = state.trace + (state.interp ? '+' : '-');
+    var m = models[mk] || (models[mk] = new Model(t, !state.interp));
     var hdr = el('header', {}, [el('h1', {text: D.title})]);
     if (D.traces.length > 1) {
       hdr.appendChild(el('select', {id: 'tm-trace', onchange: function (e) {
@@ -546,6 +620,12 @@
     }
     if (state.view === 'range' && !state.range)
       state.range = '0,' + t.summary.duration;
+    var ib = el('input', {id: 'tm-interp', type: 'checkbox', onchange: function (e) {
+      state.interp = e.target.checked ? 1 : 0; state.zoom = 0; render();
+    }});
+    ib.checked = !!state.interp;
+    ctl.appendChild(el('label', {title: 'the interpreter\'s own C frames and frames without a symbol'},
+                       [ib, 'interpreter frames']));
     var search = el('input', {id: 'tm-search', type: 'search', placeholder: 'search frames', value: state.q});
     search.addEventListener('change', function () { state.q = search.value; render(); });
     ctl.appendChild(search);
@@ -572,28 +652,29 @@
     fs.appendChild(el('p', {cls: 'muted', text: 'The outermost frame on top; width is the share of the view. Click a frame to zoom (click it again to go back up).'}));
 
     var ts = section('Timeline', 'tm-timeline');
+    app.appendChild(ts);
     timeline(ts, t, false, function (a, b) {
       state.view = 'range'; state.range = a.toFixed(6) + ',' + b.toFixed(6); state.zoom = 0; render();
     });
     ts.appendChild(el('p', {cls: 'muted', text: 'Drag across the plot to see, in the flame graph, what was allocated in that time range and still alive at its end.'}));
-    app.appendChild(ts);
 
     var rs = section('Regions', 'tm-regions-box');
     regionsTable(rs, t);
     app.appendChild(rs);
     writeHash();
-    selftest(t, m, vd);
+    selftest(t, m, vd, fg);
   }
 
   // What the page shows, for the tests: each view's totals and the names of
   // the frames it holds.
-  function selftest(t, m, vd) {
+  function selftest(t, m, vd, fg) {
+    var kinds = {};
     function names(tot) {
       var seen = {}, out = [];
       for (var v = 1; v < m.n && out.length < 5000; v++) {
         if (tot.bytes[v] > 0 || tot.blocks[v] > 0) {
-          var f = m.fr(v).name;
-          if (!seen[f]) { seen[f] = 1; out.push(f); }
+          var f = m.fr(v);
+          if (!seen[f.name]) { seen[f.name] = 1; out.push(f.name); kinds[f.name] = KINDS[f.kind][0]; }
         }
       }
       return out;
@@ -608,14 +689,22 @@
       var tot = m.totals(r.kept, 3);
       kept[r.name] = {bytes: tot.bytes[0], blocks: tot.blocks[0], functions: names(tot)};
     });
-    var rows = [];
+    var rows = [], values = [];
     document.querySelectorAll('#tm-regions tbody tr').forEach(function (tr) {
       rows.push([].map.call(tr.children, function (td) { return td.textContent; }));
+      values.push([].map.call(tr.children, function (td) { return td.getAttribute('data-value'); }));
     });
-    var out = {trace: state.trace, view: state.view, shown: {bytes: vd.tot.bytes[0], blocks: vd.tot.blocks[0],
-               functions: names(vd.tot)}, views: views, kept: kept,
-               regions: {columns: COLS.map(function (c) { return c[0]; }), rows: rows},
-               sweep: D.sweep ? D.sweep.verdict : undefined, errors: errors};
+    var out = {trace: state.trace, view: state.view, title: vd.title,
+               shown: {bytes: vd.tot.bytes[0], blocks: vd.tot.blocks[0], functions: names(vd.tot),
+                       match: state.q ? fg.matchTotal : null, zoom: state.zoom,
+                       boxes: fg.boxes}, views: views, kept: kept, kinds: kinds,
+               timeline: {heap_points: t.timeline.heap.length / 3, bands: t.timeline.bands.length,
+                          maps_points: (t.timeline.maps || []).length / 2, rss_points: t.timeline.rss.length / 2,
+                          marks: t.timeline.marks.length},
+               error: t.error, banner: !!document.getElementById('tm-trace-error'),
+               regions: {columns: COLS.map(function (c) { return c[0]; }), rows: rows, values: values},
+               sweep: D.sweep ? D.sweep.verdict : undefined, errors: errors,
+               render_ms: window.performance ? performance.now() : null};
     var st = document.getElementById('tm-selftest');
     if (!st) { st = el('pre', {id: 'tm-selftest'}); document.body.appendChild(st); }
     st.textContent = JSON.stringify(out);
@@ -623,6 +712,8 @@
 
   try {
     D = JSON.parse(document.getElementById('tm-data').textContent);
+    // With several traces, the largest value of the parameter first.
+    if (D.sweep && D.sweep.order.length) state.trace = D.sweep.order[D.sweep.order.length - 1];
     readHash();
     render();
   } catch (e) {
