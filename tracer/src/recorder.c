@@ -129,7 +129,10 @@ static void acquire_next_slot(void)
     unsigned spins = 0, waits = 0;
     int st;
     while ((st = __atomic_load_n(&s->state, __ATOMIC_SEQ_CST)) != SLOT_FREE) {
-        if ((!tm_writer_running() || tm_on_writer_thread() || waits > HELP_AFTER_WAITS) &&
+        /* Events of signal handlers pile up meanwhile (nested events),
+         * before pend overflows: help too. */
+        if ((!tm_writer_running() || tm_on_writer_thread() || waits > HELP_AFTER_WAITS ||
+             __atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED) >= TM_PENDING_MAX / 4) &&
             tm_write_sealed() > 0)
             continue;
         if (++spins < 64) {

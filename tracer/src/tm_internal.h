@@ -143,7 +143,7 @@ enum tm_busy {
 /* Events of a nested call made while its thread was stopped inside the
  * recorder's lock (recorder.c, "nested events"), kept until the hook that
  * holds the lock leaves. */
-#define TM_PENDING_MAX 128
+#define TM_PENDING_MAX 256
 typedef struct tm_pending {
     uint32_t op;              /* TM_OP_ALLOC | fn, or a FREE opcode; 0 = not yet filled */
     uintptr_t ptr;
