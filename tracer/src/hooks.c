@@ -108,9 +108,7 @@ static inline int enter(void)
  * recorder's lock go in now (recorder.c, "nested events"). */
 static inline void leave(void)
 {
-    if (tm_unlikely(__atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED)))
-        tm_flush_pending();
-    tm_self.busy = TM_BUSY_NONE;
+    tm_hook_leave();
 }
 
 /* --- nested calls ----------------------------------------------------------

@@ -81,13 +81,13 @@ static void *call_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 }
 
 /* 1 when this call is to be recorded, with the recursion guard up (leave
- * with tm_self.busy = 0).  Unlike the allocation hooks, a map never starts
+ * with tm_hook_leave).  Unlike the allocation hooks, a map never starts
  * tracing: starting allocates. */
 static int enter(void)
 {
     if (tm_self.busy || __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
         return 0;
-    tm_self.busy = 1;
+    tm_self.busy = TM_BUSY_HOOK;
     return 1;
 }
 
@@ -121,7 +121,7 @@ static inline __attribute__((always_inline)) void *mmap_traced(void *addr, size_
                              anon);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    tm_hook_leave(); /* a signal handler's events meanwhile go in */
     errno = e;
     return p;
 }
@@ -149,7 +149,7 @@ EXPORT int munmap(void *addr, size_t len)
         tm_record_map_locked(TM_OP_MUNMAP, (uintptr_t)addr, words, 1, NULL, 0, 0);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    tm_hook_leave(); /* a signal handler's events meanwhile go in */
     errno = e;
     return rc;
 }
@@ -169,7 +169,7 @@ static inline __attribute__((always_inline)) void *mremap_traced(void *old, size
                              keep, 1);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    tm_hook_leave(); /* a signal handler's events meanwhile go in */
     errno = e;
     return p;
 }
