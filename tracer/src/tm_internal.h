@@ -149,7 +149,7 @@ enum tm_busy {
 /* Events of a nested call made while its thread was stopped inside the
  * recorder's lock (recorder.c, "nested events"), kept until the hook that
  * holds the lock leaves. */
-#define TM_PENDING_MAX 128
+#define TM_PENDING_MAX 256
 typedef struct tm_pending {
     uint32_t op;              /* TM_OP_ALLOC | fn, or a FREE opcode; 0 = not yet filled */
     uintptr_t ptr;
@@ -345,6 +345,15 @@ TM_HIDDEN void tm_record_nested_alloc(int fn, const void *ptr, size_t size);
 TM_HIDDEN void tm_record_nested_free(int op, const void *ptr);
 /* Records this thread's pending nested events; from a hook leaving. */
 TM_HIDDEN void tm_flush_pending(void);
+
+/* A hook leaving: events that came from a signal handler while it held
+ * the recorder's lock go in first, then the guard drops. */
+static inline void tm_hook_leave(void)
+{
+    if (tm_unlikely(__atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED)))
+        tm_flush_pending();
+    tm_self.busy = TM_BUSY_NONE;
+}
 /* Appends one pre-encoded record (module map); lock held. */
 TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len);
 /* Seals the chunk being filled if it holds any event; 0 when the lock was
