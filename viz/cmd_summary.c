@@ -152,9 +152,10 @@ int tm_cmd_summary(int argc, char **argv)
         /* Anonymous maps are not heap blocks: beside the heap, so heap,
          * maps and RSS can be told apart. */
         if (s->mmap_calls || s->mremap_calls)
-            printf("anonymous maps   %s mapped at the end in %" PRIu64 " ranges, peak %s at "
+            printf("anonymous maps   %s mapped at the end in %" PRIu64 " range%s, peak %s at "
                    "%.3f s (%" PRIu64 " mmap, %" PRIu64 " munmap, %" PRIu64 " mremap)\n",
                    tm_human_bytes(tm_maps_bytes(t.maps), a), tm_maps_count(t.maps),
+                   tm_maps_count(t.maps) == 1 ? "" : "s",
                    tm_human_bytes(s->maps_peak_bytes, b), tm_seconds(s->maps_peak_time_ns),
                    s->mmap_calls, s->munmap_calls, s->mremap_calls);
         else

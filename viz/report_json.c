@@ -160,6 +160,8 @@ static void timeline_json(FILE *out, tm_report_trace *r)
     fputc(']', out);
     fputs(",\"rss\":", out);
     series_json(out, &tl->rss);
+    fputs(",\"maps\":", out);
+    series_json(out, &tl->maps);
     uint32_t *lane = calloc(tl->nbands ? tl->nbands : 1, sizeof *lane);
     fprintf(out, ",\"lanes\":%zu,\"bands\":[", lane ? tm_timeline_lanes(tl, lane) : 0);
     for (size_t i = 0; lane && i < tl->nbands; i++) {
@@ -213,12 +215,16 @@ static void summary_json(FILE *out, tm_report_trace *r)
                  ",\"peak_bytes\":%" PRIu64 ",\"peak_blocks\":%" PRIu64 ",\"peak_time\":%.6f"
                  ",\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64
                  ",\"threads\":%u,\"rss_peak_bytes\":%" PRIu64 ",\"lost_events\":%" PRIu64
-                 ",\"events\":%" PRIu64 ",\"pid\":%u,\"end\":",
+                 ",\"events\":%" PRIu64 ",\"maps_bytes\":%" PRIu64 ",\"maps_peak_bytes\":%" PRIu64
+                 ",\"maps_peak_time\":%.6f,\"maps_count\":%" PRIu64 ",\"mmap_calls\":%" PRIu64
+                 ",\"pid\":%u,\"end\":",
             tm_seconds(s->last_time_ns), s->alloc_calls, s->free_calls, s->bytes_allocated,
             s->peak_bytes, s->peak_blocks, tm_seconds(s->peak_time_ns),
             tm_heap_live_bytes(r->t.heap), tm_heap_live_blocks(r->t.heap),
             tm_reader_thread_count(r->t.reader), s->rss_peak_bytes, s->lost_events, r->nev,
-            tm_reader_header(r->t.reader)->pid);
+            r->t.maps ? tm_maps_bytes(r->t.maps) : 0, s->maps_peak_bytes,
+            tm_seconds(s->maps_peak_time_ns), r->t.maps ? tm_maps_count(r->t.maps) : 0,
+            s->mmap_calls, tm_reader_header(r->t.reader)->pid);
     tm_report_str(out, tm_end_reason_name(s->end_reason));
     fputc('}', out);
     markers_json(out, r);

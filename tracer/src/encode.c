@@ -110,6 +110,7 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
             put_ts(&e);
             break;
         case TM_OP_RSS:
+        case TM_OP_LOST:
             *e.out++ = (uint8_t)op;
             e.out = tm_put_u(e.out, arg);
             put_ts(&e);

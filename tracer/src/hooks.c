@@ -89,6 +89,88 @@ TM_HIDDEN void tm_resolve_real(void)
     tm_self.resolving = 0;
 }
 
+/* --- nested calls ----------------------------------------------------------
+ * A hook that did not enter passes through to the real function, unless
+ * its thread is inside a hook already and not in the tracer's own work: a
+ * signal handler that interrupted a hook (or the real allocator calling
+ * back).  That call is the program's and is recorded, without a stack
+ * (recorder.c, "nested events"), and the thread's state is put back as the
+ * interrupted hook left it. */
+static inline int nested_begin(int *was)
+{
+    int b = tm_self.busy;
+    if ((b != TM_BUSY_HOOK && b != TM_BUSY_NESTED) ||
+        __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
+        return 0;
+    *was = b;
+    tm_self.busy = TM_BUSY_NESTED;
+    return 1;
+}
+
+#define PASS_ALLOC(pass, fn, params, args, call, size_expr)                      \
+    static __attribute__((noinline)) void *pass params                          \
+    {                                                                           \
+        int was;                                                                \
+        if (!nested_begin(&was))                                                \
+            return call args;                                                   \
+        void *p = call args;                                                    \
+        if (p)                                                                  \
+            tm_record_nested_alloc(fn, p, size_expr);                           \
+        tm_self.busy = was;                                                     \
+        return p;                                                               \
+    }
+
+PASS_ALLOC(pass_malloc, TM_FN_MALLOC, (size_t size), (size), tm_real.malloc, size)
+PASS_ALLOC(pass_calloc, TM_FN_CALLOC, (size_t n, size_t size), (n, size), tm_real.calloc, n * size)
+PASS_ALLOC(pass_aligned_alloc, TM_FN_ALIGNED_ALLOC, (size_t align, size_t size), (align, size),
+           tm_real.aligned_alloc, size)
+PASS_ALLOC(pass_memalign, TM_FN_MEMALIGN, (size_t align, size_t size), (align, size),
+           tm_real.memalign, size)
+PASS_ALLOC(pass_valloc, TM_FN_VALLOC, (size_t size), (size), tm_real.valloc, size)
+PASS_ALLOC(pass_pvalloc, TM_FN_PVALLOC, (size_t size), (size), tm_real.pvalloc, size)
+
+static __attribute__((noinline)) int pass_posix_memalign(void **out, size_t align, size_t size)
+{
+    int was;
+    if (!nested_begin(&was))
+        return tm_real.posix_memalign(out, align, size);
+    int rc = tm_real.posix_memalign(out, align, size);
+    if (rc == 0 && *out)
+        tm_record_nested_alloc(TM_FN_POSIX_MEMALIGN, *out, size);
+    tm_self.busy = was;
+    return rc;
+}
+
+static __attribute__((noinline)) void pass_free(void *p)
+{
+    int was;
+    if (!nested_begin(&was)) {
+        tm_real.free(p);
+        return;
+    }
+    tm_record_nested_free(TM_OP_FREE, p);
+    tm_self.busy = was;
+    tm_real.free(p);
+}
+
+static __attribute__((noinline)) void *pass_realloc(int fn, void *p, size_t n, size_t size,
+                                                    int is_array, int overflow, size_t total)
+{
+    int was;
+    int nested = nested_begin(&was);
+    if (nested && p)
+        tm_record_nested_free(TM_OP_REALLOC_FREE, p);
+    void *q = is_array ? tm_real.reallocarray(p, n, size) : tm_real.realloc(p, size);
+    if (nested) {
+        if (q)
+            tm_record_nested_alloc(fn, q, total);
+        else if (p && (overflow || total != 0))
+            tm_record_nested_free(TM_OP_REALLOC_FAIL, p);
+        tm_self.busy = was;
+    }
+    return q;
+}
+
 #define EXPORT __attribute__((visibility("default")))
 
 EXPORT void *malloc(size_t size)
@@ -96,7 +178,7 @@ EXPORT void *malloc(size_t size)
     if (bootstrapping())
         return arena_alloc(size, 16);
     if (!enter())
-        return tm_real.malloc(size);
+        return pass_malloc(size);
     void *p = tm_real.malloc(size);
     if (p)
         record_alloc(TM_FN_MALLOC, p, size);
@@ -113,7 +195,7 @@ EXPORT void *calloc(size_t n, size_t size)
         return arena_alloc(total, 16);
     }
     if (!enter())
-        return tm_real.calloc(n, size);
+        return pass_calloc(n, size);
     void *p = tm_real.calloc(n, size);
     if (p)
         record_alloc(TM_FN_CALLOC, p, n * size);
@@ -129,7 +211,7 @@ EXPORT void free(void *p)
     if (tm_unlikely(p == NULL || tm_in_arena(p)))
         return;
     if (!enter()) {
-        tm_real.free(p);
+        pass_free(p);
         return;
     }
     tm_record_free(TM_OP_FREE, p);
@@ -164,16 +246,16 @@ static inline __attribute__((always_inline)) void *realloc_common(int fn, void *
     size_t total;
     int overflow = __builtin_mul_overflow(n, size, &total);
     int rec = enter();
-    if (rec && p)
+    if (!rec)
+        return pass_realloc(fn, p, n, size, is_array, overflow, total);
+    if (p)
         tm_record_free(TM_OP_REALLOC_FREE, p);
     void *q = is_array ? tm_real.reallocarray(p, n, size) : tm_real.realloc(p, size);
-    if (rec) {
-        if (q)
-            record_alloc(fn, q, total);
-        else if (p && (overflow || total != 0))
-            tm_record_free(TM_OP_REALLOC_FAIL, p); /* p is still valid */
-        leave();
-    }
+    if (q)
+        record_alloc(fn, q, total);
+    else if (p && (overflow || total != 0))
+        tm_record_free(TM_OP_REALLOC_FAIL, p); /* p is still valid */
+    leave();
     return q;
 }
 
@@ -198,7 +280,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
         return *out ? 0 : ENOMEM;
     }
     if (!enter())
-        return tm_real.posix_memalign(out, align, size);
+        return pass_posix_memalign(out, align, size);
     int rc = tm_real.posix_memalign(out, align, size);
     if (rc == 0 && *out)
         record_alloc(TM_FN_POSIX_MEMALIGN, *out, size);
@@ -210,7 +292,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
     EXPORT void *name params                                                   \
     {                                                                          \
         if (!enter())                                                          \
-            return tm_real.name args;                                          \
+            return pass_##name args;                                           \
         void *p = tm_real.name args;                                           \
         if (p)                                                                 \
             record_alloc(fn, p, size_expr);                                    \
@@ -232,10 +314,11 @@ EXPORT int dlclose(void *h)
         tm_resolve_real();
     int rc = tm_real.dlclose(h);
     if (rc == 0 && !tm_self.busy && __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON) {
-        tm_quiet q = tm_quiet_begin();
+        sigset_t old;
+        tm_quiet q = tm_quiet_begin_masked(&old);
         tm_unwind_invalidate();
         tm_modules_emit();
-        tm_quiet_end(q);
+        tm_quiet_end_masked(q, &old);
     }
     return rc;
 }
@@ -245,7 +328,7 @@ EXPORT void _exit(int status)
     if (tm_unlikely(!tm_real.free))
         tm_resolve_real();
     if (tm_is_traced_process()) { /* a vfork child shares our state: hands off */
-        tm_self.busy = 1;
+        tm_self.busy = TM_BUSY_TRACER;
         tm_finish(TM_END__EXIT);
     }
     tm_real._exit(status);

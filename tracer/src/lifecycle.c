@@ -195,7 +195,7 @@ __attribute__((constructor)) static void tm_constructor(void)
     }
     if (__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON && !tm_writer_running()) {
         int was = tm_self.busy;
-        tm_self.busy = 1;
+        tm_self.busy = TM_BUSY_TRACER;
         tm_writer_start();
         tm_self.busy = was;
     }
@@ -210,6 +210,11 @@ TM_HIDDEN int tm_is_traced_process(void)
     return (pid_t)syscall(SYS_getpid) == trace_pid;
 }
 
+/* The trace was ended by a thread stopped inside the recorder: the stopped
+ * record holds the lock for good, so no new trace may follow (a failed exec
+ * from a signal handler). */
+static int ended_inside;
+
 TM_HIDDEN int tm_finish(int reason)
 {
     if (!tm_is_traced_process())
@@ -219,12 +224,12 @@ TM_HIDDEN int tm_finish(int reason)
                                      __ATOMIC_ACQUIRE))
         return 0;
     tm_quiet q = tm_quiet_begin();
+    /* The last RSS sample, then END.  From a signal handler that stopped
+     * this thread inside the recorder, the stream ends where it stands (the
+     * lock is never waited for). */
     uint64_t rss = tm_cfg.rss_interval_ms > 0 ? tm_rss_once() : 0;
-    tm_lock();
-    if (tm_cfg.rss_interval_ms > 0)
-        tm_record_rss_locked(rss);
-    tm_record_end(reason, 0);
-    tm_unlock();
+    if (tm_end_stream(reason, 0, rss))
+        __atomic_store_n(&ended_inside, 1, __ATOMIC_RELAXED);
     tm_writer_stop();
     tm_write_sealed();
     tm_quiet_end(q);
@@ -279,7 +284,7 @@ static void hold_spares(int hold)
 static void atfork_prepare(void)
 {
     fork_was_busy = tm_self.busy;
-    tm_self.busy = 1; /* fork itself may allocate; it must not wait on us */
+    tm_self.busy = TM_BUSY_TRACER; /* fork itself may allocate; it must not wait on us */
     fork_held = __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) == TM_STATE_ON;
     if (fork_held) {
         if (tm_cfg.follow_fork) {
@@ -373,7 +378,7 @@ TM_HIDDEN int tm_exec_begin(void)
 
 TM_HIDDEN void tm_exec_failed(int ended)
 {
-    if (!ended)
+    if (!ended || __atomic_load_n(&ended_inside, __ATOMIC_RELAXED))
         return;
     tm_quiet q = tm_quiet_begin();
     int expected = TM_STATE_DONE;
@@ -401,7 +406,7 @@ TM_HIDDEN void tm_signal_end(int sig)
     if (tm_is_traced_process() &&
         __atomic_compare_exchange_n(&tm_state, &expected, TM_STATE_DONE, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
-        tm_self.busy = 1;
+        tm_self.busy = TM_BUSY_TRACER;
         /* Another thread may hold the lock mid-record; give it a moment.
          * If this thread itself crashed inside the recorder, seal anyway. */
         int locked = tm_trylock_spin(20000000);

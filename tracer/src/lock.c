@@ -55,10 +55,19 @@ TM_HIDDEN void tm_lock_exempt_self(void)
     tm_lk.exempt = tm_gettid();
 }
 
-static inline void spin_acquire(void)
+/* The spinlock holds its holder's tid, so that a signal handler can tell
+ * the lock is held by the very thread it interrupted (tm_lock_is_mine). */
+static inline int spin_try(uint32_t me)
+{
+    uint32_t free_ = 0;
+    return __atomic_compare_exchange_n(&tm_lk.spin, &free_, me, 0, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
+}
+
+static inline void spin_acquire(uint32_t me)
 {
     unsigned spins = 0;
-    while (__atomic_exchange_n(&tm_lk.spin, 1, __ATOMIC_ACQUIRE)) {
+    while (!spin_try(me)) {
         while (__atomic_load_n(&tm_lk.spin, __ATOMIC_RELAXED)) {
             if (++spins < 256)
                 __builtin_ia32_pause();
@@ -97,7 +106,7 @@ static int revoke_owner(uint32_t me, long spins)
 
 TM_HIDDEN void tm_lock_slow(uint32_t me)
 {
-    spin_acquire();
+    spin_acquire(me);
     uint32_t owner = __atomic_load_n(&tm_lk.owner, __ATOMIC_ACQUIRE);
     if (owner != me && owner != TM_NO_OWNER) {
         revoke_owner(me, -1);
@@ -116,11 +125,10 @@ TM_HIDDEN void tm_unlock_slow(int held)
 TM_HIDDEN int tm_trylock_spin(long spins)
 {
     uint32_t me = tm_gettid();
-    if (__atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) == me &&
-        __atomic_load_n(&tm_lk.owner_in, __ATOMIC_RELAXED))
+    if (tm_lock_is_mine(me))
         return 0; /* this thread stopped inside the recorder */
     for (long i = 0; i < spins; i++) {
-        if (!__atomic_exchange_n(&tm_lk.spin, 1, __ATOMIC_ACQUIRE)) {
+        if (spin_try(me)) {
             uint32_t owner = __atomic_load_n(&tm_lk.owner, __ATOMIC_ACQUIRE);
             if (owner == me || owner == TM_NO_OWNER) {
                 tm_self.lock_held = TM_HELD_SPIN;
@@ -137,4 +145,16 @@ TM_HIDDEN int tm_trylock_spin(long spins)
         __builtin_ia32_pause();
     }
     return 0;
+}
+
+TM_HIDDEN int tm_lock_settle_mine(uint32_t me, long spins)
+{
+    if (__atomic_load_n(&tm_lk.spin, __ATOMIC_RELAXED) != me)
+        return 1; /* the owner, inside: everyone else waits for it */
+    uint32_t owner = __atomic_load_n(&tm_lk.owner, __ATOMIC_ACQUIRE);
+    if (owner == me || owner == TM_NO_OWNER)
+        return 1;
+    /* Stopped between taking the spinlock and the owner leaving: make sure
+     * it stays out (revoking twice is harmless). */
+    return revoke_owner(me, spins);
 }

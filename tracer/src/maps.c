@@ -30,6 +30,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "tm_internal.h"
 #include "tm_lock.h"
@@ -41,44 +43,60 @@ typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef int (*munmap_fn)(void *, size_t);
 typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
 
+/* An mmap may come from inside another allocator holding its own lock
+ * (jemalloc maps its chunks so, and pymalloc its arenas under the GIL):
+ * these hooks allocate nothing and take no lock but the recorder's.  So
+ * the real functions are looked up in a constructor, not at the first
+ * call (dlsym may allocate); a call before it goes to the kernel directly,
+ * with the same results. */
 static mmap_fn real_mmap;
 static munmap_fn real_munmap;
 static mremap_fn real_mremap;
 
-static void resolve(void)
+__attribute__((constructor(101))) static void maps_resolve(void)
 {
-    if (tm_unlikely(!tm_real.free))
-        tm_resolve_real();
-    if (!__atomic_load_n(&real_mremap, __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&real_mmap, (mmap_fn)dlsym(RTLD_NEXT, "mmap"), __ATOMIC_RELEASE);
-        __atomic_store_n(&real_munmap, (munmap_fn)dlsym(RTLD_NEXT, "munmap"), __ATOMIC_RELEASE);
-        __atomic_store_n(&real_mremap, (mremap_fn)dlsym(RTLD_NEXT, "mremap"), __ATOMIC_RELEASE);
-    }
+    __atomic_store_n(&real_mmap, (mmap_fn)dlsym(RTLD_NEXT, "mmap"), __ATOMIC_RELEASE);
+    __atomic_store_n(&real_munmap, (munmap_fn)dlsym(RTLD_NEXT, "munmap"), __ATOMIC_RELEASE);
+    __atomic_store_n(&real_mremap, (mremap_fn)dlsym(RTLD_NEXT, "mremap"), __ATOMIC_RELEASE);
 }
 
-/* As hooks.c's enter(): 1 when this call is to be recorded, with the
- * recursion guard up (leave with tm_self.busy = *was).  Inside a wrapped
- * Python allocator (TM_BUSY_PYALLOC) maps are recorded: pymalloc's arenas. */
+static void *call_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    mmap_fn f = __atomic_load_n(&real_mmap, __ATOMIC_ACQUIRE);
+    return f ? f(addr, len, prot, flags, fd, off) : tm_sys_mmap(addr, len, prot, flags, fd, off);
+}
+
+static int call_munmap(void *addr, size_t len)
+{
+    munmap_fn f = __atomic_load_n(&real_munmap, __ATOMIC_ACQUIRE);
+    return f ? f(addr, len) : tm_sys_munmap(addr, len);
+}
+
+static void *call_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+    mremap_fn f = __atomic_load_n(&real_mremap, __ATOMIC_ACQUIRE);
+    if (f)
+        return f(old, old_len, new_len, flags, new_addr);
+    return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+}
+
+/* 1 when this call is to be recorded, with the recursion guard up (leave
+ * with tm_self.busy = *was).  Unlike the allocation hooks, a map never starts
+ * tracing: starting allocates.  Inside a wrapped Python allocator
+ * (TM_BUSY_PYALLOC) maps are recorded: pymalloc's arenas. */
 static int enter(int *was)
 {
-    resolve();
     *was = tm_self.busy;
-    if (*was & TM_BUSY)
+    if ((*was && *was != TM_BUSY_PYALLOC) ||
+        __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
         return 0;
-    /* Never the hook that starts tracing, nor a thread's first walk: both
-     * may allocate, and an allocator maps memory under its own lock (jemalloc
-     * does, preloaded before the tracer), so allocating here would wait for
-     * that lock forever.  A map before tracing is on is not recorded. */
-    if (tm_unlikely(__atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON))
-        return 0;
-    tm_self.busy = 1;
+    tm_self.busy = TM_BUSY_HOOK;
     return 1;
 }
 
-/* The caller's stack, walked before the lock is taken (a walk may read
- * the module map); NULL without stacks, and on a thread that has not
- * walked yet (see enter: making its walk state may allocate).  errno is
- * kept. */
+/* The caller's stack, walked before the lock is taken, with the thread's
+ * walk state if it has one already (making one allocates); NULL without.
+ * errno is kept. */
 static tm_walk *walk_from(const void *frame, int *keep)
 {
     *keep = 0;
@@ -98,7 +116,7 @@ static inline __attribute__((always_inline)) void *mmap_traced(void *addr, size_
     int anon = (flags & MAP_ANONYMOUS) != 0, keep = 0;
     tm_walk *w = anon ? walk_from(frame, &keep) : NULL;
     tm_lock();
-    void *p = real_mmap(addr, len, prot, flags, fd, off);
+    void *p = call_mmap(addr, len, prot, flags, fd, off);
     int e = errno;
     if (p != MAP_FAILED) {
         uint64_t words[1] = {len};
@@ -115,10 +133,8 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 {
     /* A file-backed map that replaces nothing is nothing of ours. */
     int was;
-    if (!(flags & (MAP_ANONYMOUS | MAP_FIXED)) || !enter(&was)) {
-        resolve();
-        return real_mmap(addr, len, prot, flags, fd, off);
-    }
+    if (!(flags & (MAP_ANONYMOUS | MAP_FIXED)) || !enter(&was))
+        return call_mmap(addr, len, prot, flags, fd, off);
     return mmap_traced(addr, len, prot, flags, fd, off, __builtin_frame_address(0), was);
 }
 
@@ -129,9 +145,9 @@ EXPORT int munmap(void *addr, size_t len)
 {
     int was;
     if (!enter(&was))
-        return real_munmap(addr, len);
+        return call_munmap(addr, len);
     tm_lock();
-    int rc = real_munmap(addr, len);
+    int rc = call_munmap(addr, len);
     int e = errno;
     if (rc == 0) {
         uint64_t words[1] = {len};
@@ -150,7 +166,7 @@ static inline __attribute__((always_inline)) void *mremap_traced(void *old, size
     int keep;
     tm_walk *w = walk_from(frame, &keep);
     tm_lock();
-    void *p = real_mremap(old, old_len, new_len, flags, new_addr);
+    void *p = call_mremap(old, old_len, new_len, flags, new_addr);
     int e = errno;
     if (p != MAP_FAILED) {
         uint64_t words[4] = {(uintptr_t)old, old_len, (uintptr_t)p, new_len};
@@ -175,7 +191,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
     }
     int was;
     if (!enter(&was))
-        return real_mremap(old, old_len, new_len, flags, new_addr);
+        return call_mremap(old, old_len, new_len, flags, new_addr);
     return mremap_traced(old, old_len, new_len, flags, new_addr, __builtin_frame_address(0),
                          was);
 }

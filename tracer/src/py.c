@@ -367,9 +367,12 @@ static void *thread_state(int kind, size_t size)
     void *p = tm_spares_take(&states.spare[kind]);
     if (!p && !(p = tm_pages(size)))
         return NULL;
+    sigset_t old;
+    tm_quiet q = tm_quiet_begin_masked(&old); /* these may allocate: the tracer's */
     pthread_once(&states.once, make_key);
     if (states.key_made)
         pthread_setspecific(states.key, &states); /* any value but NULL */
+    tm_quiet_end_masked(q, &old);
     return p;
 }
 

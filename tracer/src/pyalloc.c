@@ -18,7 +18,10 @@
  * TM_BUSY_PYALLOC, so what pymalloc asks malloc for (requests above 512
  * bytes, the debug hooks' headers) is not recorded a second time, and
  * pymalloc's arenas are not object leaks: they are recorded by the maps
- * hooks, as anonymous maps (maps.c).  Frees the reader never saw
+ * hooks, as anonymous maps (maps.c).  (A signal handler that allocates
+ * while the saved allocator runs is not recorded either: rare, and the
+ * thread is then inside the interpreter's allocator, which a handler may
+ * not call.)  Frees the reader never saw
  * allocated (blocks from before the wrap) are ignored by the reader.
  *
  * Nothing is ever unwrapped: the interpreter may free a block through the
@@ -59,7 +62,7 @@ static int installed; /* atomic */
             return o->malloc(o->ctx, size);                                                 \
         tm_self.busy = TM_BUSY_PYALLOC;                                                     \
         void *p = o->malloc(o->ctx, size);                                                  \
-        tm_self.busy = TM_BUSY;                                                             \
+        tm_self.busy = TM_BUSY_HOOK;                                                        \
         if (p)                                                                              \
             record_alloc((int)tm_py_alloc_code(D, TM_FN_MALLOC), p, size);                  \
         leave();                                                                            \
@@ -73,7 +76,7 @@ static int installed; /* atomic */
             return o->calloc(o->ctx, n, size);                                              \
         tm_self.busy = TM_BUSY_PYALLOC;                                                     \
         void *p = o->calloc(o->ctx, n, size);                                               \
-        tm_self.busy = TM_BUSY;                                                             \
+        tm_self.busy = TM_BUSY_HOOK;                                                        \
         if (p)                                                                              \
             record_alloc((int)tm_py_alloc_code(D, TM_FN_CALLOC), p, n * size);              \
         leave();                                                                            \
@@ -90,7 +93,7 @@ static int installed; /* atomic */
             tm_record_free((int)tm_py_free_op(D, 1), p);                                    \
         tm_self.busy = TM_BUSY_PYALLOC;                                                     \
         void *q = o->realloc(o->ctx, p, size);                                              \
-        tm_self.busy = TM_BUSY;                                                             \
+        tm_self.busy = TM_BUSY_HOOK;                                                        \
         if (q)                                                                              \
             record_alloc((int)tm_py_alloc_code(D, TM_FN_REALLOC), q, size);                 \
         else if (p)                                                                         \

@@ -53,12 +53,13 @@ static struct {
     uint64_t pokes;                     /* tm_recorder_poke calls * 4 (atomic) */
     uint64_t start_tick;
     /* per-chunk state */
-    uint32_t last_tid;
+ uint32_t last_tid;
     uint64_t *ts_due;                   /* the clock is read at the first event past it */
     uint64_t last_time;                 /* ticks of the latest TIME record */
     /* The writer thread's requests (see "mail" below), atomic. */
     uint64_t mail_rss;                  /* an RSS sample in bytes + 1; 0 = none */
     int mail_seal;                      /* seal the chunk being filled */
+    int sealing;                        /* how far a seal got (seal_stage) */
 } rec;
 
 /* Where the chunk is filled to (tm_cur.wpos) and the bound of the owner's
@@ -91,11 +92,13 @@ static inline void close_short_path(void)
  * first event reads the clock. */
 static void start_chunk(void)
 {
-    tm_cur.wpos = chunk_words(rec.cur);
-    rec.wend = tm_cur.wpos + CHUNK_WORDS;
+    uint64_t *w = chunk_words(rec.cur);
+    tm_commit(w);
+    rec.wend = w + CHUNK_WORDS;
     rec.last_tid = 0;
-    put_time(&tm_cur.wpos, rec.last_time);
-    rec.ts_due = tm_cur.wpos;
+    put_time(&w, rec.last_time);
+    tm_commit(w);
+    rec.ts_due = w;
     close_short_path();
 }
 
@@ -123,19 +126,34 @@ static void acquire_next_slot(void)
     start_chunk();
 }
 
+/* How far a seal got (rec.sealing), for a signal handler on the sealing
+ * thread that ends the stream (settle_stream).  Compiler-ordered stores. */
+enum { SEAL_NONE = 0, SEAL_BEGUN, SEAL_PUBLISHED, SEAL_ADVANCED };
+
+static inline void seal_stage(int stage)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    rec.sealing = stage;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
 static void seal_locked(void)
 {
     int saved = errno; /* the futex wake-up must not show in the program */
+    seal_stage(SEAL_BEGUN);
     slot *s = &rec.slots[rec.cur % NSLOTS];
     s->words = (uint32_t)(tm_cur.wpos - chunk_words(rec.cur));
     __atomic_store_n(&s->state, SLOT_SEALED, __ATOMIC_RELEASE);
+    seal_stage(SEAL_PUBLISHED);
     rec.cur++;
     __atomic_store_n(&rec.sealed, rec.cur, __ATOMIC_RELEASE);
+    seal_stage(SEAL_ADVANCED);
     /* The writer looks every 10 ms anyway; a wake-up is a futex
      * system call, worth it only once chunks pile up. */
     if (rec.cur - __atomic_load_n(&rec.claimed, __ATOMIC_ACQUIRE) >= WAKE_BACKLOG)
         tm_writer_wake();
     acquire_next_slot();
+    seal_stage(SEAL_NONE);
     errno = saved;
 }
 
@@ -219,7 +237,7 @@ static inline void bytes_end(uint8_t *end)
     uint64_t *w = tm_cur.wpos;
     uint32_t len = (uint32_t)(end - (uint8_t *)(w + 1));
     *w = tm_raw(TM_RAW_BYTES, len);
-    tm_cur.wpos = w + tm_raw_bytes_words(len);
+    tm_commit(w + tm_raw_bytes_words(len));
 }
 
 /* Words an event may need before its own: THREAD, TIME and an RSS sample
@@ -537,12 +555,12 @@ TM_HIDDEN __attribute__((noinline)) uint32_t tm_record_alloc_full(int fn, const 
     w = put_thread(w, tm_self.tid);
     w = put_time_sampled(w);
     if (tm_likely(size <= UINT32_MAX && !py)) {
-        tm_cur.wpos = tm_raw_put_alloc_short(w, (unsigned)fn, ptr, size, stack);
+        tm_commit(tm_raw_put_alloc_short(w, (unsigned)fn, ptr, size, stack));
     } else {
         w[0] = tm_raw(TM_OP_ALLOC | (unsigned)fn, (uintptr_t)ptr);
         w[1] = size;
         w[2] = stack | (uint64_t)py << 32;
-        tm_cur.wpos = w + 3;
+        tm_commit(w + 3);
     }
     reopen_short_path(seen);
     tm_unlock();
@@ -558,7 +576,7 @@ TM_HIDDEN __attribute__((noinline)) void tm_record_free_full(int op, const void 
     w = put_thread(w, tm_self.tid);
     w = put_time_sampled(w);
     *w++ = tm_raw((unsigned)op, (uintptr_t)ptr);
-    tm_cur.wpos = w;
+    tm_commit(w);
     reopen_short_path(seen);
     tm_unlock();
 }
@@ -570,7 +588,7 @@ static void emit_region_begin(uint32_t name, uint64_t inv)
     w = put_time_now(w);
     w[0] = tm_raw(TM_OP_REGION_BEGIN, name);
     w[1] = inv;
-    tm_cur.wpos = w + 2;
+    tm_commit(w + 2);
 }
 
 TM_HIDDEN void tm_record_region_begin(const char *name)
@@ -597,7 +615,7 @@ TM_HIDDEN void tm_record_region_end(void)
     w = put_thread(w, tm_self.tid);
     w = put_time_now(w);
     *w++ = tm_raw(TM_OP_REGION_END, 0);
-    tm_cur.wpos = w;
+    tm_commit(w);
     tm_unlock();
 }
 
@@ -609,7 +627,7 @@ TM_HIDDEN void tm_record_mark(const char *label)
     w = put_thread(w, tm_self.tid);
     w = put_time_now(w);
     *w++ = tm_raw(TM_OP_MARK, id);
-    tm_cur.wpos = w;
+    tm_commit(w);
     tm_unlock();
 }
 
@@ -648,9 +666,144 @@ TM_HIDDEN int tm_try_record_rss(uint64_t bytes)
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
     w = put_time_now(w);
     *w++ = tm_raw(TM_OP_RSS, bytes);
-    tm_cur.wpos = w;
+    tm_commit(w);
     tm_unlock();
     return 1;
+}
+
+/* --- nested events ----------------------------------------------------------------
+ *
+ * A hook entered while its thread is inside a hook already is a signal
+ * handler's allocation (or the real allocator calling back): hooks.c sends
+ * it here, without a stack (the interrupted hook's walk state and the
+ * unwinder's locks may be in use).  When the thread does not hold the
+ * recorder's lock, the event is recorded at once.  When it does, the
+ * interrupted hook is half-way through a record and nothing in the stream
+ * may be touched: the event waits in the thread's pend array, filled
+ * without any lock (a reservation is one compare-and-swap, which a further
+ * handler cannot split), until that hook leaves (tm_flush_pending), some
+ * nanoseconds later.  The real calls happen when the handler makes them:
+ * moving a free out of the handler would make the interrupted code and the
+ * next handler use the same allocator bin at once, which the program never
+ * did.  (So another thread could, in those nanoseconds, be given an
+ * address freed in the handler and record it first; the reader would see
+ * that allocation replaced.)  An event that finds the array full is
+ * counted and recorded as LOST. */
+
+/* A slot of pend, or NULL when full. */
+static tm_pending *pend_reserve(void)
+{
+    uint32_t n = __atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED);
+    do {
+        if (n >= TM_PENDING_MAX) {
+            __atomic_add_fetch(&tm_self.lost, 1, __ATOMIC_RELAXED);
+            return NULL;
+        }
+    } while (!__atomic_compare_exchange_n(&tm_self.npend, &n, n + 1, 0, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return &tm_self.pend[n];
+}
+
+static void pend_fill(tm_pending *e, uint32_t op, const void *ptr, uint64_t size)
+{
+    e->ptr = (uintptr_t)ptr;
+    e->size = size;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    e->op = op;
+}
+
+TM_HIDDEN void tm_record_nested_alloc(int fn, const void *ptr, size_t size)
+{
+    if (!tm_lock_is_mine(tm_gettid())) {
+        tm_record_alloc_full(fn, ptr, size, NULL, 0, 0);
+        return;
+    }
+    tm_pending *e = pend_reserve();
+    if (e)
+        pend_fill(e, TM_OP_ALLOC | (unsigned)fn, ptr, size);
+}
+
+TM_HIDDEN void tm_record_nested_free(int op, const void *ptr)
+{
+    if (!tm_lock_is_mine(tm_gettid())) {
+        tm_record_free_full(op, ptr);
+        return;
+    }
+    tm_pending *e = pend_reserve();
+    if (e)
+        pend_fill(e, (uint32_t)op, ptr, 0);
+}
+
+/* One pending event into the stream, lock held. */
+static void pend_put_locked(const tm_pending *e)
+{
+    if (e->op >= TM_OP_ALLOC && e->op < TM_OP_ALLOC + TM_FN_FREE) {
+        uint64_t *w = reserve(PREAMBLE_WORDS + 3);
+        w = put_thread(w, tm_self.tid);
+        w = put_time_sampled(w);
+        w[0] = tm_raw(e->op, e->ptr);
+        w[1] = e->size;
+        w[2] = 0;
+        tm_commit(w + 3);
+    } else {
+        uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+        w = put_thread(w, tm_self.tid);
+        w = put_time_sampled(w);
+        *w++ = tm_raw(e->op, e->ptr);
+        tm_commit(w);
+    }
+}
+
+static void lost_put_locked(void)
+{
+    uint64_t n = __atomic_exchange_n(&tm_self.lost, 0, __ATOMIC_RELAXED);
+    if (!n)
+        return;
+    uint64_t *w = reserve(PREAMBLE_WORDS + 1);
+    w = put_time_now(w);
+    *w++ = tm_raw(TM_OP_LOST, n);
+    tm_commit(w);
+}
+
+/* Everything pending, lock held (the stream's end). */
+static void pend_put_all_locked(void)
+{
+    uint32_t n = __atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < n; i++)
+        if (tm_self.pend[i].op)
+            pend_put_locked(&tm_self.pend[i]);
+    __atomic_store_n(&tm_self.npend, 0, __ATOMIC_RELAXED);
+    lost_put_locked();
+}
+
+/* From a hook leaving, the lock not held.  A handler may add events
+ * meanwhile (at the end of pend, complete before this resumes); pend is
+ * emptied only when nothing came since the last one was taken. */
+TM_HIDDEN void tm_flush_pending(void)
+{
+    int was = tm_self.busy;
+    tm_self.busy = TM_BUSY_HOOK; /* a handler's events meanwhile are nested */
+    uint32_t i = 0;
+    for (;;) {
+        uint32_t n = __atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED);
+        if (i >= n) {
+            if (__atomic_compare_exchange_n(&tm_self.npend, &n, 0, 0, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED))
+                break;
+            continue;
+        }
+        tm_pending e = tm_self.pend[i++];
+        tm_lock();
+        if (e.op)
+            pend_put_locked(&e);
+        tm_unlock();
+    }
+    if (__atomic_load_n(&tm_self.lost, __ATOMIC_RELAXED)) {
+        tm_lock();
+        lost_put_locked();
+        tm_unlock();
+    }
+    tm_self.busy = was;
 }
 
 /* Lock held by the caller (tm_finish or the crash path). */
@@ -662,6 +815,77 @@ TM_HIDDEN void tm_record_end(int reason, int detail)
     p = tm_put_u(p, (uint64_t)(uint32_t)detail);
     bytes_end(p);
     seal_locked();
+}
+
+/* This thread stopped inside the recorder and now ends the stream (a
+ * signal handler calling _exit or exit, tm_end_stream): the record it was
+ * writing is dropped.  Every record before tm_cur.wpos is whole
+ * (tm_commit); a seal under way (rec.sealing) is finished here.  Returns 0
+ * when the stream cannot be put right (a slot that never frees): no END
+ * then. */
+#define SETTLE_NS 2000000000ull
+static int settle_stream(void)
+{
+    slot *s = &rec.slots[rec.cur % NSLOTS];
+    rec.last_tid = 0; /* the next record says whose it is */
+    switch (rec.sealing) {
+    case SEAL_BEGUN:
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_SEALED)
+            break; /* not sealed yet: the chunk is as it was */
+        /* fall through */
+    case SEAL_PUBLISHED:
+        rec.cur++; /* sealed, not yet counted */
+        __atomic_store_n(&rec.sealed, rec.cur, __ATOMIC_RELEASE);
+        /* fall through */
+    case SEAL_ADVANCED: {
+        /* Waiting for the next slot, or starting it (acquire_next_slot):
+         * the writer frees it, or this thread writes what is sealed;
+         * bounded. */
+        s = &rec.slots[rec.cur % NSLOTS];
+        uint64_t deadline = tm_mono_ns() + SETTLE_NS;
+        int st;
+        while ((st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE)) != SLOT_FREE &&
+               st != SLOT_FILLING) {
+            if (!tm_writer_running() && tm_write_sealed() > 0)
+                continue;
+            if (tm_mono_ns() > deadline)
+                return 0;
+            sched_yield();
+        }
+        s->state = SLOT_FILLING;
+        start_chunk();
+        break;
+    }
+    default:
+        break;
+    }
+    rec.sealing = SEAL_NONE;
+    rec.wend = chunk_words(rec.cur) + CHUNK_WORDS;
+    return 1;
+}
+
+/* What the stream ends with: pending records, the RSS sample (when not 0),
+ * END. */
+static void end_locked(int reason, int detail, uint64_t rss)
+{
+    pend_put_all_locked();
+    if (rss)
+        tm_record_rss_locked(rss);
+    tm_record_end(reason, detail);
+}
+
+TM_HIDDEN int tm_end_stream(int reason, int detail, uint64_t rss)
+{
+    uint32_t me = tm_gettid();
+    if (!tm_lock_is_mine(me)) {
+        tm_lock();
+        end_locked(reason, detail, rss);
+        tm_unlock();
+        return 0;
+    }
+    if (tm_lock_settle_mine(me, 20000000) && settle_stream())
+        end_locked(reason, detail, rss);
+    return 1;
 }
 
 TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len)

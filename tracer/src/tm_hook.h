@@ -25,13 +25,17 @@ static inline int enter(void)
         if (!tm_ensure_started())
             return 0;
     }
-    tm_self.busy = 1;
+    tm_self.busy = TM_BUSY_HOOK;
     return 1;
 }
 
+/* Events that came from a signal handler while this hook held the
+ * recorder's lock go in now (recorder.c, "nested events"). */
 static inline void leave(void)
 {
-    tm_self.busy = 0;
+    tm_self.busy = TM_BUSY_NONE;
+    if (tm_unlikely(__atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED)))
+        tm_flush_pending();
 }
 
 /* An allocation whose stack must be walked: the walk may read files and

@@ -130,9 +130,34 @@ extern TM_HIDDEN tm_real_fns tm_real;
 extern TM_HIDDEN int tm_state;  /* enum tm_state, accessed atomically */
 extern TM_HIDDEN tm_config tm_cfg;
 
+/* What a thread is doing, for a hook that finds it busy (tm_thread.busy).
+ * A hook entered inside a hook (a signal handler that allocates, or the
+ * real allocator calling back) is the program's and is recorded (hooks.c,
+ * "nested calls"); one entered from the tracer's own work is not. */
+enum tm_busy {
+    TM_BUSY_NONE = 0,
+    TM_BUSY_HOOK = 1,   /* inside a hook (the real call or its record) */
+    TM_BUSY_TRACER = 2, /* the tracer's own work: hooks pass through */
+    TM_BUSY_NESTED = 3, /* inside a hook entered inside a hook */
+    /* A wrapped Python allocator runs (pyalloc.c): the malloc hooks pass
+     * through, since the block is the Python domain's (not even as a
+     * nested call), but the maps hooks record (pymalloc's arenas are maps). */
+    TM_BUSY_PYALLOC = 4,
+};
+
+/* Events of a nested call made while its thread was stopped inside the
+ * recorder's lock (recorder.c, "nested events"), kept until the hook that
+ * holds the lock leaves. */
+#define TM_PENDING_MAX 128
+typedef struct tm_pending {
+    uint32_t op;              /* TM_OP_ALLOC | fn, or a FREE opcode; 0 = not yet filled */
+    uintptr_t ptr;
+    uint64_t size;
+} tm_pending;
+
 /* Per-thread state; zero-initialized for every new thread. */
 typedef struct tm_thread {
-    int busy;                 /* TM_BUSY, TM_BUSY_PYALLOC or 0 (below) */
+    int busy;                 /* enum tm_busy: inside a hook or the tracer */
     int resolving;            /* looking up the real allocator (hooks.c) */
     uint32_t tid;             /* cached gettid(), 0 = not yet known */
     int lock_held;            /* how this thread holds the recorder lock (lock.c) */
@@ -140,16 +165,12 @@ typedef struct tm_thread {
     int region_depth;         /* may exceed TM_MAX_REGION_DEPTH */
     uint32_t region_name[TM_MAX_REGION_DEPTH];
     uint64_t region_inv[TM_MAX_REGION_DEPTH];
+    uint32_t npend;           /* pend[0..npend) reserved (atomic against handlers) */
+    uint64_t lost;            /* nested events that found pend full, not yet recorded */
+    tm_pending pend[TM_PENDING_MAX];
 } tm_thread;
 
 extern TM_HIDDEN TM_TLS tm_thread tm_self;
-
-/* tm_self.busy: TM_BUSY inside the tracer (every hook passes through);
- * TM_BUSY_PYALLOC while a wrapped Python allocator runs (pyalloc.c): the
- * malloc hooks pass through, since the block is the Python domain's, but
- * the maps hooks record (pymalloc's arenas are maps). */
-#define TM_BUSY 1
-#define TM_BUSY_PYALLOC 2
 
 /* Tracer work done from a hook, a constructor or a handler: meanwhile the
  * thread's own allocations pass through the hooks, and afterwards errno
@@ -161,7 +182,7 @@ typedef struct tm_quiet {
 static inline tm_quiet tm_quiet_begin(void)
 {
     tm_quiet q = {errno, tm_self.busy};
-    tm_self.busy = 1;
+    tm_self.busy = TM_BUSY_TRACER;
     return q;
 }
 
@@ -170,6 +191,13 @@ static inline void tm_quiet_end(tm_quiet q)
     tm_self.busy = q.busy_was;
     errno = q.errno_was;
 }
+
+/* The same around the tracer's own work on a program thread that may
+ * allocate (state.c): a signal handler's allocations meanwhile could not
+ * be told from the tracer's, so signals wait until it is done. */
+#include <signal.h>
+TM_HIDDEN tm_quiet tm_quiet_begin_masked(sigset_t *old);
+TM_HIDDEN void tm_quiet_end_masked(tm_quiet q, const sigset_t *old);
 
 /* --- lifecycle.c -------------------------------------------------------- */
 
@@ -298,8 +326,22 @@ TM_HIDDEN int tm_post_rss(uint64_t bytes);
 TM_HIDDEN int tm_take_back_rss(void);
 TM_HIDDEN void tm_post_seal(int ask);
 TM_HIDDEN uint32_t tm_sealed_count(void);
-/* detail: see TM_OP_END (signal number, errno, or 0). */
+/* detail: see TM_OP_END (signal number, errno, or 0).  Lock held. */
 TM_HIDDEN void tm_record_end(int reason, int detail);
+/* Ends the stream with END, this thread's pending nested events and the
+ * last RSS sample (rss, when not 0) first, from any thread, including one
+ * stopped inside the recorder's lock (a signal handler calling exit or
+ * _exit from within a hook): that one never
+ * waits for the lock, and drops only the record it was writing.  Returns 1
+ * in that case (the lock stays held: the stopped record never resumes). */
+TM_HIDDEN int tm_end_stream(int reason, int detail, uint64_t rss);
+/* A hook entered inside a hook (hooks.c): records the event now, or, when
+ * this thread holds the recorder's lock, keeps it (pend) for
+ * tm_flush_pending. */
+TM_HIDDEN void tm_record_nested_alloc(int fn, const void *ptr, size_t size);
+TM_HIDDEN void tm_record_nested_free(int op, const void *ptr);
+/* Records this thread's pending nested events; from a hook leaving. */
+TM_HIDDEN void tm_flush_pending(void);
 /* Appends one pre-encoded record (module map); lock held. */
 TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len);
 /* Seals the chunk being filled if it holds any event; 0 when the lock was

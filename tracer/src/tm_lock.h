@@ -15,7 +15,7 @@ typedef struct tm_lock_state {
     int owner_in;                 /* written by the owner only */
     int revoke;                   /* raised by a spinlock holder */
     /* Everyone else's line. */
-    _Alignas(64) int spin;
+    _Alignas(64) uint32_t spin;   /* the holder's tid, 0 = free */
     uint32_t revokes;
     uint32_t exempt;              /* the writer thread's tid: its revokes are expected */
 } tm_lock_state;
@@ -24,6 +24,19 @@ extern TM_HIDDEN tm_lock_state tm_lk;
 
 TM_HIDDEN void tm_lock_slow(uint32_t me);
 TM_HIDDEN void tm_unlock_slow(int held);
+/* Thread `me` holds the lock, or is half-way in or out: a signal handler
+ * on it must not wait for the lock (the holder is what it interrupted). */
+static inline int tm_lock_is_mine(uint32_t me)
+{
+    return (__atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) == me &&
+            __atomic_load_n(&tm_lk.owner_in, __ATOMIC_RELAXED)) ||
+           __atomic_load_n(&tm_lk.spin, __ATOMIC_RELAXED) == me;
+}
+/* After tm_lock_is_mine: makes the interrupted hold a whole one (a
+ * spinlock holder stopped before the owner left waits, at most about
+ * `spins` yields, for it to leave).  1 when the stream is this thread's
+ * alone. */
+TM_HIDDEN int tm_lock_settle_mine(uint32_t me, long spins);
 
 /* The owner's way in alone: 1 when thread `me` holds the bias and got in;
  * it leaves with tm_unlock_owner().  Two plain stores and a load. */

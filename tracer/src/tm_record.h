@@ -22,6 +22,16 @@ typedef struct tm_cursor {
 
 extern TM_HIDDEN tm_cursor tm_cur;
 
+/* A record is in the stream once tm_cur.wpos is past it: its words are
+ * stored first, in the compiler's order too (no instruction), so that a
+ * signal handler ending the stream on this thread (tm_end_stream) finds
+ * every record before tm_cur.wpos whole. */
+static inline void tm_commit(uint64_t *end)
+{
+    __atomic_signal_fence(__ATOMIC_RELEASE);
+    tm_cur.wpos = end;
+}
+
 /* The full paths, out of line: everything but the usual event. */
 TM_HIDDEN uint32_t tm_record_alloc_full(int fn, const void *ptr, size_t size,
                                         struct tm_walk *walk, int keep, uint32_t stack);
@@ -51,7 +61,7 @@ tm_record_alloc(int fn, const void *ptr, size_t size, struct tm_walk *walk, int 
 {
     if (tm_likely(!walk && size <= UINT32_MAX) &&
         tm_owner_reserve(tm_raw_alloc_words(ptr, size, stack))) {
-        tm_cur.wpos = tm_raw_put_alloc_short(tm_cur.wpos, (unsigned)fn, ptr, size, stack);
+        tm_commit(tm_raw_put_alloc_short(tm_cur.wpos, (unsigned)fn, ptr, size, stack));
         tm_unlock_owner();
         return stack;
     }
@@ -61,7 +71,9 @@ tm_record_alloc(int fn, const void *ptr, size_t size, struct tm_walk *walk, int 
 static inline __attribute__((always_inline)) void tm_record_free(int op, const void *ptr)
 {
     if (tm_likely(tm_owner_reserve(1))) {
-        *tm_cur.wpos++ = tm_raw((unsigned)op, (uintptr_t)ptr);
+        uint64_t *w = tm_cur.wpos;
+        *w = tm_raw((unsigned)op, (uintptr_t)ptr);
+        tm_commit(w + 1);
         tm_unlock_owner();
         return;
     }

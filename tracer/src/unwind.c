@@ -252,10 +252,15 @@ TM_HIDDEN tm_walk *tm_walk_new_self(void)
         w = tm_pages(sizeof *w);
     if (!w)
         return NULL;
+    /* Both may allocate: the tracer's, not the program's (a hook inside a
+     * hook would record it, hooks.c). */
+    sigset_t old;
+    tm_quiet q = tm_quiet_begin_masked(&old);
     w->bounded = stack_bounds(w) == 0;
     w->fast = w->bounded && !tm_cfg.unwind_careful;
     if (walk_key_made)
         pthread_setspecific(walk_key, w);
+    tm_quiet_end_masked(q, &old);
     tm_self.walk = w;
     return w;
 }

@@ -291,7 +291,7 @@ static uint64_t flush_partial(uint64_t now)
 
 static void *writer_main(void *arg)
 {
-    tm_self.busy = 1; /* nothing this thread does is traced */
+    tm_self.busy = TM_BUSY_TRACER; /* nothing this thread does is traced */
     is_writer = 1;
     tm_lock_exempt_self();
     enc_own = tm_pages(ENC_BYTES);

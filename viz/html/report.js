@@ -40,6 +40,9 @@
     var s = i === 0 ? String(Math.round(a)) : a.toFixed(a < 10 ? 2 : a < 100 ? 1 : 0);
     return (neg ? '-' : '') + s + ' ' + u[i];
   }
+  // Bytes per invocation: below 10 B with one decimal (0.1 B kept per call
+  // matters over 500 000 calls).
+  function perInv(v) { return v != null && isFinite(v) && Math.abs(v) < 10 && v !== Math.round(v) ? v.toFixed(1) + ' B' : bytes(v); }
   function count(v) { return v == null ? '-' : Math.round(v).toLocaleString('en-US'); }
   function fixed(v, d) { return v == null || !isFinite(v) ? '-' : Number(v).toFixed(d); }
   function secs(v) { return v < 1 ? (v * 1000).toFixed(1) + ' ms' : v.toFixed(3) + ' s'; }
@@ -70,7 +73,7 @@
   function hideTip() { if (tip) tip.style.display = 'none'; }
 
   // --- state in the URL hash ------------------------------------------------
-  var state = {trace: 0, view: 'leaked', measure: 'bytes', region: '', range: '', q: '', zoom: 0, sort: '-1'};
+  var state = {trace: 0, view: 'leaked', measure: 'bytes', region: '', range: '', q: '', zoom: 0, sort: '-1', interp: 0};
   function readHash() {
     location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
       var i = kv.indexOf('=');
@@ -92,19 +95,31 @@
     ['native (own code)', '#f0a04b'], ['native (library)', '#8fb8de'],
     ['interpreter', '#c8c8c8'], ['unknown', '#e8e8e8']];
 
-  function Model(t) {
+  // The tree of one trace.  With `hide`, the interpreter's frames and
+  // frames with no symbol are left out and the paths that become the same
+  // merge (a Python function called through different C paths of the
+  // interpreter is one box); `remap` takes the data's node ids to the
+  // model's.  Parents come before their children in the data.
+  function Model(t, hide) {
     this.t = t;
-    var n = t.nodes.length / 2 + 1;
+    var nd = t.nodes.length / 2 + 1, F = t.frames, S = t.strs;
+    var remap = new Int32Array(nd), parent = [-1], frame = [-1], keys = {}, i;
+    for (i = 1; i < nd; i++) {
+      var p = remap[t.nodes[2 * (i - 1)]], f = t.nodes[2 * (i - 1) + 1];
+      if (hide && (F[5 * f] >= 4 || F[5 * f + 1] < 0 || S[F[5 * f + 1]] === '??')) { remap[i] = p; continue; }
+      var k = p + ',' + f;
+      if (!(k in keys)) { keys[k] = parent.length; parent.push(p); frame.push(f); }
+      remap[i] = keys[k];
+    }
+    var n = parent.length;
     this.n = n;
-    this.parent = new Int32Array(n);
-    this.frame = new Int32Array(n);
+    this.remap = remap;
+    this.parent = Int32Array.from(parent);
+    this.frame = Int32Array.from(frame);
     this.depth = new Int32Array(n);
-    this.parent[0] = -1; this.frame[0] = -1;
     var kids = [];
-    for (var i = 0; i < n; i++) kids.push([]);
+    for (i = 0; i < n; i++) kids.push([]);
     for (i = 1; i < n; i++) {
-      this.parent[i] = t.nodes[2 * (i - 1)];
-      this.frame[i] = t.nodes[2 * (i - 1) + 1];
       this.depth[i] = this.depth[this.parent[i]] + 1;
       kids[this.parent[i]].push(i);
     }
@@ -128,8 +143,8 @@
     var b = new Float64Array(this.n), k = new Float64Array(this.n);
     for (var i = 0; i < triples.length; i += stride) {
       if (pick && !pick(triples, i)) continue;
-      b[triples[i]] += triples[i + stride - 2];
-      k[triples[i]] += triples[i + stride - 1];
+      b[this.remap[triples[i]]] += triples[i + stride - 2];
+      k[this.remap[triples[i]]] += triples[i + stride - 1];
     }
     for (var v = this.n - 1; v > 0; v--) {
       b[this.parent[v]] += b[v];
@@ -149,7 +164,7 @@
       var tot = m.totals(r.kept, 3);
       return {tot: tot, region: r,
               title: 'kept by region ' + r.name + ' (inclusive): allocated in an invocation and alive when it ended, ' +
-                     bytes(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
+                     perInv(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
                      count(r.invocations) + ' invocations'};
     }
     if (v === 'range') {
@@ -245,6 +260,9 @@
         bytes(vd.tot.bytes[nd]) + ' in ' + count(vd.tot.blocks[nd]) + ' blocks (' +
           share.toFixed(1) + '% of the view' + (isCount ? ', by count' : '') + ')',
         KINDS[f.kind][0]];
+      if (vd.region)
+        lines.push(perInv(vd.tot.bytes[nd] / Math.max(1, vd.region.invocations)) + ' per invocation of ' +
+                   vd.region.name + ' (' + count(vd.region.invocations) + ')');
       if (f.file) lines.push(f.file + (f.line ? ':' + f.line : ''));
       if (f.module) lines.push(f.module);
       showTip(ev, lines);
@@ -268,6 +286,8 @@
     var hmax = 1, rmax = 1, i;
     for (i = 2; i < tl.heap.length; i += 3) hmax = Math.max(hmax, tl.heap[i]);
     for (i = 1; i < tl.rss.length; i += 2) rmax = Math.max(rmax, tl.rss[i]);
+    var maps = tl.maps || [];
+    for (i = 1; i < maps.length; i += 2) hmax = Math.max(hmax, maps[i]);
     var own = rmax > 4 * hmax;   // RSS on its own axis when far above the heap
     var ymaxL = own ? hmax : Math.max(hmax, rmax), ymaxR = own ? rmax : ymaxL;
     function X(s) { return L + (W - L - R) * s / dur; }
@@ -312,13 +332,20 @@
       g.clearRect(L + 1, T + 1, W - L - R - 2, H - T - B - 2);
       if (sel) { g.fillStyle = '#cfe0ff'; g.fillRect(X(sel[0]), T + 1, Math.max(1, X(sel[1]) - X(sel[0])), H - T - B - 2); }
       if (!small) {
+        // Labels in up to 4 rows, each placed in the first row where it
+        // does not run into the one before it.
+        var ends = [-1e9, -1e9, -1e9, -1e9];
         tl.marks.forEach(function (mk) {
+          var x = X(mk[0]), w = g.measureText(mk[1]).width + 6, row = 0;
+          while (row < 3 && ends[row] > x) row++;
+          ends[row] = x + w;
           g.strokeStyle = '#999'; g.setLineDash([3, 3]); g.beginPath();
-          g.moveTo(X(mk[0]), T); g.lineTo(X(mk[0]), H - B); g.stroke(); g.setLineDash([]);
-          g.fillStyle = '#555'; g.fillText(mk[1], X(mk[0]) + 2, T + 10);
+          g.moveTo(x, T); g.lineTo(x, H - B); g.stroke(); g.setLineDash([]);
+          g.fillStyle = '#555'; g.fillText(mk[1], x + 2, T + 10 + 12 * row);
         });
       }
       line(tl.rss, '#e67e22', ymaxR);
+      if (maps.length) line(maps, '#2a9d4a', ymaxL);
       heapArea();
     }
     draw();
@@ -364,6 +391,8 @@
       var lg = el('div', {cls: 'legend'}, [
         el('span', {}, [el('i', {style: 'background:#1f5fa8'}), 'heap (live bytes, lowest to highest in each of ' + (tl.heap.length / 3) + ' steps)']),
         el('span', {}, [el('i', {style: 'background:#e67e22'}), 'RSS' + (own ? ' (right axis)' : '')])]);
+      if (maps.length)
+        lg.appendChild(el('span', {}, [el('i', {style: 'background:#2a9d4a'}), 'anonymous maps (mapped bytes)']));
       var names = {};
       tl.bands.forEach(function (b) { names[b[2]] = 1; });
       Object.keys(names).slice(0, 20).forEach(function (nm) {
@@ -436,6 +465,8 @@
       ['frees', count(s.free_calls) + ' calls'],
       ['heap peak', bytes(s.peak_bytes) + ' in ' + count(s.peak_blocks) + ' blocks at ' + secs(s.peak_time)],
       ['RSS peak', s.rss_peak_bytes ? bytes(s.rss_peak_bytes) : 'not sampled'],
+      ['anonymous maps', s.mmap_calls ? bytes(s.maps_bytes) + ' in ' + count(s.maps_count) + ' ranges at the end, peak ' +
+        bytes(s.maps_peak_bytes) + ' at ' + secs(s.maps_peak_time) : 'none recorded'],
       ['threads', count(s.threads)],
       ['ended by', s.end + (s.lost_events ? ', ' + count(s.lost_events) + ' events lost' : '')]];
     var rec = t.recorded || {};
@@ -468,7 +499,16 @@
     g.fillStyle = '#333';
     g.fillText(isBytes ? bytes(y1) : fixed(y1, 1), 2, T + 8);
     g.fillText(isBytes ? bytes(y0) : fixed(y0, 1), 2, 160 - B);
-    xs.forEach(function (x) { g.fillText(String(x), X(x) - 8, 160 - 6); });
+    // The parameter's values under the axis, skipping those that would run
+    // into the one before; the last one kept inside the chart.
+    var lastEnd = -1e9;
+    xs.forEach(function (x) {
+      var txt = String(x), w = g.measureText(txt).width;
+      var at = Math.min(300 - R - w, Math.max(L - w / 2, X(x) - w / 2));
+      if (at < lastEnd + 4) return;
+      g.fillText(txt, at, 160 - 6);
+      lastEnd = at + w;
+    });
     if (threshold != null) {
       g.strokeStyle = '#c0392b'; g.setLineDash([4, 3]); g.beginPath();
       g.moveTo(L, Y(threshold)); g.lineTo(300 - R, Y(threshold)); g.stroke(); g.setLineDash([]);
@@ -504,12 +544,12 @@
       timeline(d, t, true);
       runs.appendChild(d);
     });
-    box.appendChild(el('p', {cls: 'muted', text: 'One timeline per trace (heap blue, RSS orange); a click opens the trace below.'}));
+    box.appendChild(el('p', {cls: 'muted', text: 'One timeline per trace (heap blue, RSS orange, anonymous maps green); a click opens the trace below.'}));
     box.appendChild(runs);
   }
 
   // --- the page --------------------------------------------------------------------
-  var D, models = [];
+  var D, models = {};
   function section(title, id) {
     var s = el('section', {id: id}, [el('h2', {text: title})]);
     return s;
@@ -520,7 +560,8 @@
     app.textContent = '';
     if (!(state.trace >= 0 && state.trace < D.traces.length)) state.trace = 0;
     var t = D.traces[state.trace];
-    var m = models[state.trace] || (models[state.trace] = new Model(t));
+    var mk = state.trace + (state.interp ? '+' : '-');
+    var m = models[mk] || (models[mk] = new Model(t, !state.interp));
     var hdr = el('header', {}, [el('h1', {text: D.title})]);
     if (D.traces.length > 1) {
       hdr.appendChild(el('select', {id: 'tm-trace', onchange: function (e) {
@@ -579,6 +620,12 @@
     }
     if (state.view === 'range' && !state.range)
       state.range = '0,' + t.summary.duration;
+    var ib = el('input', {id: 'tm-interp', type: 'checkbox', onchange: function (e) {
+      state.interp = e.target.checked ? 1 : 0; state.zoom = 0; render();
+    }});
+    ib.checked = !!state.interp;
+    ctl.appendChild(el('label', {title: 'the interpreter\'s own C frames and frames without a symbol'},
+                       [ib, 'interpreter frames']));
     var search = el('input', {id: 'tm-search', type: 'search', placeholder: 'search frames', value: state.q});
     search.addEventListener('change', function () { state.q = search.value; render(); });
     ctl.appendChild(search);
@@ -652,6 +699,7 @@
                        match: state.q ? fg.matchTotal : null, zoom: state.zoom,
                        boxes: fg.boxes}, views: views, kept: kept, kinds: kinds,
                timeline: {heap_points: t.timeline.heap.length / 3, bands: t.timeline.bands.length,
+                          maps_points: (t.timeline.maps || []).length / 2, rss_points: t.timeline.rss.length / 2,
                           marks: t.timeline.marks.length},
                error: t.error, banner: !!document.getElementById('tm-trace-error'),
                regions: {columns: COLS.map(function (c) { return c[0]; }), rows: rows, values: values},
@@ -664,6 +712,8 @@
 
   try {
     D = JSON.parse(document.getElementById('tm-data').textContent);
+    // With several traces, the largest value of the parameter first.
+    if (D.sweep && D.sweep.order.length) state.trace = D.sweep.order[D.sweep.order.length - 1];
     readHash();
     render();
   } catch (e) {
