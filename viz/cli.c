@@ -150,6 +150,15 @@ int tm_mkdirs_for(const char *path)
     return tm_mkdirs(dir);
 }
 
+const char *tm_python_allocator_note(const tm_trace *t)
+{
+    if (strcmp(tm_reader_python_allocator(t->reader), "off") != 0)
+        return NULL;
+    return "note: Python's small objects (pymalloc) were not traced, so leaks of them are "
+           "invisible here; trace with tidemark run (--python-allocator traced, the default) "
+           "or PYTHONMALLOC=malloc to see them";
+}
+
 /* --- the trace scan ------------------------------------------------------------ */
 
 int tm_trace_open(tm_trace *t, const char *path)

@@ -87,6 +87,11 @@ const char *tm_fit_name(const char *name, char *out, size_t len);
  * second pass over the same file reports. */
 void tm_trace_discard(tm_trace *t);
 
+/* A Python process traced with its small objects (pymalloc) unseen
+ * (tm_reader_python_allocator "off"): the one line that says so and how to
+ * see them, else NULL.  After the scan. */
+const char *tm_python_allocator_note(const tm_trace *t);
+
 tm_symbolizer *tm_trace_symbolizer(tm_trace *t);
 const char *tm_end_reason_name(int reason);
 double tm_seconds(uint64_t ns);
@@ -167,6 +172,7 @@ const char *tm_stack_top_function(tm_trace *t, tm_stack_key key);
 
 /* Commands: argc/argv start at the command name. */
 int tm_cmd_run(int argc, char **argv);
+int tm_cmd_pytest(int argc, char **argv);
 int tm_cmd_summary(int argc, char **argv);
 int tm_cmd_leaks(int argc, char **argv);
 int tm_cmd_peak(int argc, char **argv);

@@ -35,7 +35,9 @@ static const char summary_help[] =
     "            ended the process, write_error, lost_events,\n"
     "            stack_table_rebuilds (times the traced process dropped its\n"
     "            stack tables at --stack-memory), unmatched_frees,\n"
-    "            python_stacks (walker, hook or off); anonymous maps\n"
+    "            python_stacks (walker, hook or off), python_allocator\n"
+    "            (traced, malloc: PYTHONMALLOC=malloc, off: small objects unseen,\n"
+    "            none: not a Python process); anonymous maps\n"
     "            (mmap/mremap of MAP_ANONYMOUS memory, a domain beside the heap):\n"
     "            maps_bytes (mapped at the end), maps_peak_bytes, maps_peak_time,\n"
     "            maps_count (ranges mapped at the end), mmap_calls,\n"
@@ -114,6 +116,7 @@ int tm_cmd_summary(int argc, char **argv)
         tm_json_ku64(&j, "stack_table_rebuilds", s->stack_table_rebuilds);
         tm_json_ku64(&j, "unmatched_frees", tm_heap_unmatched_frees(t.heap));
         tm_json_kstr(&j, "python_stacks", python_stacks_mode(t.reader));
+        tm_json_kstr(&j, "python_allocator", tm_reader_python_allocator(t.reader));
         tm_json_ku64(&j, "maps_bytes", tm_maps_bytes(t.maps));
         tm_json_ku64(&j, "maps_peak_bytes", s->maps_peak_bytes);
         tm_json_kdouble(&j, "maps_peak_time", tm_seconds(s->maps_peak_time_ns));
@@ -171,6 +174,16 @@ int tm_cmd_summary(int argc, char **argv)
         else
             printf("RSS peak         not sampled (sampling was off, or the process ended "
                    "before a sample was recorded)\n");
+        const char *mode = tm_reader_python_allocator(t.reader);
+        if (strcmp(mode, "none") != 0)
+            printf("Python allocator %s\n", strcmp(mode, "traced") == 0
+                                               ? "traced (every object allocation is an event)"
+                                           : strcmp(mode, "malloc") == 0
+                                               ? "malloc (PYTHONMALLOC=malloc)"
+                                               : "off (small objects unseen)");
+        const char *note = tm_python_allocator_note(&t);
+        if (note)
+            printf("%s\n", note);
     }
     return tm_trace_close(&t);
 }

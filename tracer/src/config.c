@@ -174,6 +174,14 @@ TM_HIDDEN void tm_config_load(tm_config *cfg)
     cfg->unwind_careful = uw && (strcmp(uw, "careful") == 0 || strcmp(uw, "libunwind") == 0);
     const char *py = getenv("TIDEMARK_PYTHON_STACKS");
     cfg->python_stacks = py && *py && strcmp(py, "0") != 0;
+    const char *pa = getenv("TIDEMARK_PYTHON_ALLOCATOR");
+    cfg->python_allocator = 1;
+    if (pa && *pa) {
+        if (strcmp(pa, "off") == 0)
+            cfg->python_allocator = 0;
+        else if (strcmp(pa, "traced") != 0)
+            tm_diag("TIDEMARK_PYTHON_ALLOCATOR must be traced or off, using traced: ", pa, NULL);
+    }
     const char *ff = getenv("TIDEMARK_FOLLOW_FORK");
     cfg->follow_fork = ff && *ff && strcmp(ff, "0") != 0;
     const char *sm = getenv("TIDEMARK_STACK_MEMORY");

@@ -103,6 +103,7 @@ typedef struct tm_config {
     int follow_fork;
     int unwind_careful;      /* TIDEMARK_UNWIND=careful (or libunwind): no fast walker */
     int python_stacks;       /* TIDEMARK_PYTHON_STACKS=1: Python frames too */
+    int python_allocator;    /* TIDEMARK_PYTHON_ALLOCATOR: 1 traced (default), 0 off */
     uint64_t stack_memory;   /* TIDEMARK_STACK_MEMORY: cap on the stack tables, 0 = none */
 } tm_config;
 
@@ -139,6 +140,10 @@ enum tm_busy {
     TM_BUSY_HOOK = 1,   /* inside a hook (the real call or its record) */
     TM_BUSY_TRACER = 2, /* the tracer's own work: hooks pass through */
     TM_BUSY_NESTED = 3, /* inside a hook entered inside a hook */
+    /* A wrapped Python allocator is running (pyalloc.c): the malloc hooks
+     * pass through, since the block is the Python domain's, but the maps
+     * hooks record (pymalloc's arenas are maps). */
+    TM_BUSY_PYALLOC = 4,
 };
 
 /* Events of a nested call made while its thread was stopped inside the
