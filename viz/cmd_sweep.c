@@ -10,6 +10,7 @@
 
 #include "regions.h"
 #include "suppress.h"
+#include "sweep_rules.h"
 #include "timeline.h"
 
 static const char sweep_help[] =
@@ -48,9 +49,8 @@ static const char sweep_help[] =
     "\n"
     "Exit status: 0 PASS, 3 FAIL, 2 bad input or damaged trace.\n";
 
-#define MAX_RUNS 64
-#define MAX_CRITERIA 33         /* leaked bytes and up to 32 regions */
-#define LEAK_ALLOWANCE 65536.0
+#define MAX_RUNS TM_SWEEP_MAX_RUNS
+#define MAX_CRITERIA TM_SWEEP_MAX_CRITERIA
 
 typedef struct run {
     const char *path;
@@ -66,16 +66,7 @@ typedef struct run {
     tm_timeline tl;
 } run;
 
-typedef struct criterion {
-    const char *kind;           /* "leaked_bytes" or "kept_per_invocation" */
-    const char *region;         /* kept: the region's name (a run's string) */
-    char name[192];
-    double values[MAX_RUNS];
-    bool has[MAX_RUNS];
-    double slope, intercept, lo, hi, growth, threshold;
-    bool pass;
-    char explain[384];
-} criterion;
+typedef tm_sweep_criterion criterion;
 
 typedef struct hooks {
     tm_regions *regions;
@@ -106,95 +97,6 @@ static const char *name_of(run *r, uint32_t id)
 {
     const char *s = tm_reader_string(r->trace.reader, id);
     return s ? s : "?";
-}
-
-static const tm_region_stats *region_in(run *r, const char *name)
-{
-    for (size_t k = 0; k < r->nstats; k++)
-        if (!strcmp(name_of(r, r->stats[k].name), name))
-            return &r->stats[k];
-    return NULL;
-}
-
-/* Least squares line through the runs that have a value. */
-static void fit(criterion *c, const run *runs, int n)
-{
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0;
-    for (int i = 0; i < n; i++) {
-        if (!c->has[i])
-            continue;
-        double x = runs[i].resolution, y = c->values[i];
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-        k++;
-    }
-    double den = k * sxx - sx * sx;
-    c->slope = k >= 2 && den > 0 ? (k * sxy - sx * sy) / den : 0.0;
-    c->intercept = k > 0 ? (sy - c->slope * sx) / k : 0.0;
-    c->lo = c->intercept + c->slope * runs[0].resolution;
-    c->hi = c->intercept + c->slope * runs[n - 1].resolution;
-    c->growth = c->hi - c->lo;
-}
-
-static int judge(criterion *crit, run *runs, int n, const char *param)
-{
-    int nc = 0;
-    criterion *c = &crit[nc++];
-    memset(c, 0, sizeof *c);
-    c->kind = "leaked_bytes";
-    snprintf(c->name, sizeof c->name, "leaked_bytes");
-    for (int i = 0; i < n; i++) {
-        c->values[i] = (double)runs[i].reported_bytes;
-        c->has[i] = true;
-    }
-    fit(c, runs, n);
-    double tenth = (double)runs[0].reported_bytes / 10;
-    c->threshold = tenth > LEAK_ALLOWANCE ? tenth : LEAK_ALLOWANCE;
-    c->pass = c->growth <= c->threshold;
-    char a[32], b[32];
-    snprintf(c->explain, sizeof c->explain,
-             "leaked bytes at exit after suppressions: fitted growth %s%s from %s=%g to %g "
-             "(threshold %s)",
-             c->growth < 0 ? "-" : "+",
-             tm_human_bytes((uint64_t)(c->growth < 0 ? -c->growth : c->growth), a), param,
-             runs[0].resolution, runs[n - 1].resolution, tm_human_bytes((uint64_t)c->threshold, b));
-
-    /* One kept criterion per region name invoked often enough somewhere. */
-    for (int i = 0; i < n; i++) {
-        for (size_t k = 0; k < runs[i].nstats && nc < MAX_CRITERIA; k++) {
-            const tm_region_stats *s = &runs[i].stats[k];
-            const char *name = name_of(&runs[i], s->name);
-            if (s->invocations < 3)
-                continue;
-            bool known = false;
-            for (int q = 1; q < nc && !known; q++)
-                known = !strcmp(crit[q].region, name);
-            if (known)
-                continue;
-            c = &crit[nc++];
-            memset(c, 0, sizeof *c);
-            c->kind = "kept_per_invocation";
-            c->region = name;
-            snprintf(c->name, sizeof c->name, "kept_per_invocation:%s", name);
-            for (int r = 0; r < n; r++) {
-                const tm_region_stats *x = region_in(&runs[r], name);
-                if ((c->has[r] = x != NULL))
-                    c->values[r] = tm_region_accumulation(x);
-            }
-            fit(c, runs, n);
-            c->threshold = TM_KEPT_THRESHOLD;
-            double worst = c->lo > c->hi ? c->lo : c->hi;
-            c->pass = worst <= c->threshold;
-            snprintf(c->explain, sizeof c->explain,
-                     "region %s, kept bytes per invocation (how much its live memory grows "
-                     "with each call): fitted %.1f at %s=%g, %.1f at %g (threshold %.0f)%s",
-                     name, c->lo, param, runs[0].resolution, c->hi, runs[n - 1].resolution,
-                     c->threshold, c->pass ? "" : ": memory kept call after call");
-        }
-    }
-    return nc;
 }
 
 static void write_json(FILE *out, run *runs, int n, bool pass, const criterion *crit, int nc,
@@ -501,7 +403,12 @@ int tm_cmd_sweep(int argc, char **argv)
         rc = TM_EXIT_FAIL;
         goto done;
     }
-    int nc = judge(crit, runs, n, param);
+    tm_sweep_run in[MAX_RUNS];
+    for (int i = 0; i < n; i++)
+        in[i] = (tm_sweep_run){.param = runs[i].resolution, .leaked_bytes = runs[i].reported_bytes,
+                               .t = &runs[i].trace, .stats = runs[i].stats,
+                               .nstats = runs[i].nstats};
+    int nc = tm_sweep_judge(crit, in, n, param);
     bool pass = true;
     for (int i = 0; i < nc; i++)
         pass &= crit[i].pass;

@@ -1,124 +1,22 @@
 /* report_sweep.c — the sweep object of `tidemark report` over several
- * traces: the verdict of `tidemark sweep`, by its rules (cmd_sweep.c): the
- * leaked bytes after the built-in suppressions, fitted against the
- * parameter, may grow by at most max(64 KiB, a tenth of the first run's);
- * each region invoked at least 3 times somewhere may keep at most
- * TM_KEPT_THRESHOLD bytes per invocation (tm_region_accumulation) at
- * either end of the fitted line.  Fewer than 3 distinct values, or a trace
- * without one, give no verdict. */
+ * traces: the verdict of `tidemark sweep`, by the same rules
+ * (sweep_rules.h).  Fewer than 3 distinct values, or a trace without one,
+ * give no verdict. */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 
 #include "report_data.h"
+#include "sweep_rules.h"
 
-#define MAX_TRACES 64
-#define MAX_CRITERIA 33
-#define LEAK_ALLOWANCE 65536.0
+#define MAX_TRACES TM_SWEEP_MAX_RUNS
 
-typedef struct criterion {
-    const char *kind, *region;
-    char name[192];
-    double values[MAX_TRACES];
-    bool has[MAX_TRACES];
-    double slope, intercept, lo, hi, growth, threshold;
-    bool pass;
-    char explain[384];
-} criterion;
+typedef tm_sweep_criterion criterion;
 
 static int by_param(const void *a, const void *b)
 {
     const tm_report_trace *x = *(tm_report_trace *const *)a, *y = *(tm_report_trace *const *)b;
     return (x->param > y->param) - (x->param < y->param);
-}
-
-static const tm_region_stats *region_in(tm_report_trace *r, const char *name)
-{
-    for (size_t k = 0; k < r->nstats; k++) {
-        const char *s = tm_reader_string(r->t.reader, r->stats[k].name);
-        if (s && !strcmp(s, name))
-            return &r->stats[k];
-    }
-    return NULL;
-}
-
-/* Least squares line through the runs that have a value. */
-static void fit(criterion *c, tm_report_trace **v, int n)
-{
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0;
-    for (int i = 0; i < n; i++) {
-        if (!c->has[i])
-            continue;
-        double x = v[i]->param, y = c->values[i];
-        sx += x;
-        sy += y;
-        sxx += x * x;
-        sxy += x * y;
-        k++;
-    }
-    double den = k * sxx - sx * sx;
-    c->slope = k >= 2 && den > 0 ? (k * sxy - sx * sy) / den : 0.0;
-    c->intercept = k > 0 ? (sy - c->slope * sx) / k : 0.0;
-    c->lo = c->intercept + c->slope * v[0]->param;
-    c->hi = c->intercept + c->slope * v[n - 1]->param;
-    c->growth = c->hi - c->lo;
-}
-
-static int judge(criterion *crit, tm_report_trace **v, int n, const char *param)
-{
-    int nc = 0;
-    criterion *c = &crit[nc++];
-    memset(c, 0, sizeof *c);
-    c->kind = "leaked_bytes";
-    snprintf(c->name, sizeof c->name, "leaked_bytes");
-    for (int i = 0; i < n; i++) {
-        c->values[i] = (double)v[i]->leaked_bytes;
-        c->has[i] = true;
-    }
-    fit(c, v, n);
-    double tenth = (double)v[0]->leaked_bytes / 10;
-    c->threshold = tenth > LEAK_ALLOWANCE ? tenth : LEAK_ALLOWANCE;
-    c->pass = c->growth <= c->threshold;
-    char a[32], b[32];
-    snprintf(c->explain, sizeof c->explain,
-             "leaked bytes at exit after suppressions: fitted growth %s%s from %s=%g to %g "
-             "(threshold %s)",
-             c->growth < 0 ? "-" : "+",
-             tm_human_bytes((uint64_t)(c->growth < 0 ? -c->growth : c->growth), a), param,
-             v[0]->param, v[n - 1]->param, tm_human_bytes((uint64_t)c->threshold, b));
-    for (int i = 0; i < n; i++) {
-        for (size_t k = 0; k < v[i]->nstats && nc < MAX_CRITERIA; k++) {
-            const tm_region_stats *s = &v[i]->stats[k];
-            const char *name = tm_reader_string(v[i]->t.reader, s->name);
-            if (!name || s->invocations < 3)
-                continue;
-            bool known = false;
-            for (int q = 1; q < nc && !known; q++)
-                known = !strcmp(crit[q].region, name);
-            if (known)
-                continue;
-            c = &crit[nc++];
-            memset(c, 0, sizeof *c);
-            c->kind = "kept_per_invocation";
-            c->region = name;
-            snprintf(c->name, sizeof c->name, "kept_per_invocation:%s", name);
-            for (int r = 0; r < n; r++) {
-                const tm_region_stats *x = region_in(v[r], name);
-                if ((c->has[r] = x != NULL))
-                    c->values[r] = tm_region_accumulation(x);
-            }
-            fit(c, v, n);
-            c->threshold = TM_KEPT_THRESHOLD;
-            double worst = c->lo > c->hi ? c->lo : c->hi;
-            c->pass = worst <= c->threshold;
-            snprintf(c->explain, sizeof c->explain,
-                     "region %s, kept bytes per invocation (how much its live memory grows "
-                     "with each call): fitted %.1f at %s=%g, %.1f at %g (threshold %.0f)%s",
-                     name, c->lo, param, v[0]->param, c->hi, v[n - 1]->param, c->threshold,
-                     c->pass ? "" : ": memory kept call after call");
-        }
-    }
-    return nc;
 }
 
 static void values_json(FILE *out, tm_report_trace **v, int n, int which)
@@ -174,8 +72,12 @@ void tm_report_sweep_json(FILE *out, tm_report_trace *traces, int n, const char 
         fputs("],\"criteria\":[]}", out);
         return;
     }
-    static criterion crit[MAX_CRITERIA];
-    int nc = judge(crit, v, n, param);
+    tm_sweep_run runs[MAX_TRACES];
+    for (int i = 0; i < n; i++)
+        runs[i] = (tm_sweep_run){.param = v[i]->param, .leaked_bytes = v[i]->leaked_bytes,
+                                 .t = &v[i]->t, .stats = v[i]->stats, .nstats = v[i]->nstats};
+    static criterion crit[TM_SWEEP_MAX_CRITERIA];
+    int nc = tm_sweep_judge(crit, runs, n, param);
     bool pass = true;
     for (int i = 0; i < nc; i++)
         pass = pass && crit[i].pass;

@@ -7,14 +7,13 @@ Same conventions as cases.py: each case runs a real program
 (progs/host_files.c) under `tidemark run` or the preload and checks exact
 file contents, exit status, messages and trace contents.
 """
-import argparse
 import os
 import re
 import resource
 import subprocess
 import sys
 
-from cases import Case, expect, expect_eq, functions
+from cases import run_cases, expect, expect_eq, functions
 
 KEEP = (300, 300000)  # keep_blocks: blocks, bytes
 
@@ -39,7 +38,7 @@ def preload_run(c, argv, env, status=0):
     e = dict(os.environ)
     e.pop("TIDEMARK_OUTPUT", None)
     e.update(env)
-    e["LD_PRELOAD"] = c.preload
+    e["LD_PRELOAD"] = c.opts.preload
     p = subprocess.run(argv, cwd=c.work, capture_output=True, text=True, timeout=120, env=e)
     expect_eq(p.returncode, status, f"{argv} with {env}: exit ({p.stderr.strip()})")
     return p
@@ -275,24 +274,5 @@ CASES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--preload", required=True)
-    args = ap.parse_args()
-    c = Case(args, "file_" + args.case)
-    c.preload = args.preload
-    try:
-        CASES[args.case](c)
-    except AssertionError as e:
-        print(f"FAIL {args.case}: {e}", file=sys.stderr)
-        return 1
-    print(f"ok {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES, "file_", ("preload!",)))

@@ -8,14 +8,13 @@ Same conventions as cases.py: each case runs a real program under
 output, exit status and trace contents; where the program's own view is
 checked, against the same program run untraced.
 """
-import argparse
 import os
 import select
 import signal
 import subprocess
 import sys
 
-from cases import Case, expect, expect_eq, functions
+from cases import run_cases, expect, expect_eq, functions
 
 PY = "/usr/bin/python3"
 TRACKED = [signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT,
@@ -186,22 +185,5 @@ CASES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    c = Case(args, "signals_" + args.case)
-    try:
-        CASES[args.case](c)
-    except AssertionError as e:
-        print(f"FAIL {args.case}: {e}", file=sys.stderr)
-        return 1
-    print(f"ok {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES, "signals_", ()))
