@@ -87,6 +87,7 @@ typedef struct tm_report_trace {
     uint64_t peak_bytes, peak_blocks;
     tm_groups leaked;           /* live at exit; suppressed groups marked */
     uint64_t leaked_bytes, leaked_blocks, sup_bytes, sup_blocks;
+    struct tm_block_rules *rules; /* while the live heap at exit is read */
     tm_tally alloc;             /* (stack, 0) */
     tm_tally kept;              /* (stack, region name): alive when an invocation
                                  * holding it (inclusive) ended, as `kept` counts */

@@ -850,6 +850,7 @@ TM_HIDDEN void tm_flush_pending(void)
 /* Lock held by the caller (tm_finish or the crash path). */
 TM_HIDDEN void tm_record_end(int reason, int detail)
 {
+    tm_record_hwm_locked();
     uint8_t *p = bytes_begin(1 + 10 + 10);
     *p++ = TM_OP_END;
     p = tm_put_u(p, (uint64_t)reason);
