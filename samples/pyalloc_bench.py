@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """pyalloc_bench.py [--build DIR] [--runs N] [--quick] — what tracing
 Python's allocators costs (issue 23): workload B (the seed's Burgers run,
-N=1001, default pymalloc; tests/perf/tracer_bench.py defines it) and a
-pymalloc-heavy loop (small tuples, strs, lists and dicts, nothing reaching
-malloc), each
+N=1001, default pymalloc) and a pymalloc-heavy loop (small tuples, strs,
+lists and dicts, nothing reaching malloc), both from tests/perf/workloads.py,
+each
 
     plain                  /usr/bin/python3 SCRIPT
     full, allocators       tidemark run -- ... (native stacks, Python's
@@ -17,7 +17,6 @@ summary).  Not part of the test suite: it measures time, and prints what it
 measured whatever the numbers (target: B with full stacks and allocators
 traced <= 1.5x plain)."""
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -27,23 +26,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY = "/usr/bin/python3"
-
-PYMALLOC_PY = """
-import sys
-n = int(sys.argv[1])
-keep = []
-for i in range(n):
-    for j in range(1000):
-        t = (i, j, str(j))
-        d = {"k": j, "t": t}
-        l = [t, d]
-        if j % 100 == 0:
-            keep.append(l)
-    if len(keep) > 500:
-        del keep[:250]
-"""
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "perf"))
+from workloads import BURGERS_PY, PY, PYMALLOC_PY, ROOT  # noqa: E402
 
 MODES = [
     ("plain", None),
@@ -51,14 +36,6 @@ MODES = [
     ("full, allocators off", ["--python-allocator", "off"]),
     ("none, allocators", ["--stacks", "none"]),
 ]
-
-
-def burgers_script():
-    spec = importlib.util.spec_from_file_location(
-        "tracer_bench", os.path.join(ROOT, "tests", "perf", "tracer_bench.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.BURGERS_PY
 
 
 def once(tm, opts, cmd, work):
@@ -95,7 +72,7 @@ def main():
         b = os.path.join(work, "burgers.py")
         loop = os.path.join(work, "pymalloc.py")
         with open(b, "w") as f:
-            f.write(burgers_script())
+            f.write(BURGERS_PY)
         with open(loop, "w") as f:
             f.write(PYMALLOC_PY)
         workloads = [(f"B Burgers N={nb}", [PY, b, str(nb)]),

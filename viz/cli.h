@@ -172,6 +172,7 @@ const char *tm_stack_top_function(tm_trace *t, tm_stack_key key);
 
 /* Commands: argc/argv start at the command name. */
 int tm_cmd_run(int argc, char **argv);
+int tm_cmd_pytest(int argc, char **argv);
 int tm_cmd_summary(int argc, char **argv);
 int tm_cmd_leaks(int argc, char **argv);
 int tm_cmd_peak(int argc, char **argv);

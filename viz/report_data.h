@@ -103,9 +103,12 @@ int tm_report_trace_load(tm_report_trace *r, const char *path, const char *param
 /* Closes the trace: 2 after one line on stderr when it was damaged or
  * truncated (the report then shows what could be read), else 0. */
 int tm_report_trace_free(tm_report_trace *r);
-/* Writes the trace's JSON object (compact) to out; 0, or 2 after one line
+struct tm_rtree;
+/* Writes the trace's JSON object (compact) to out, its stacks as leaves of
+ * `tree`, the one frame tree of the page (report_tree.h), which every
+ * trace adds to and which is written after them; 0, or 2 after one line
  * on stderr when memory ran out. */
-int tm_report_trace_json(tm_report_trace *r, FILE *out);
+int tm_report_trace_json(tm_report_trace *r, struct tm_rtree *tree, FILE *out);
 /* Writes ,"sweep":{...}: the verdict of `tidemark sweep` over the traces,
  * by its rules, with each criterion's values in parameter order. */
 void tm_report_sweep_json(FILE *out, tm_report_trace *traces, int n, const char *param);

@@ -47,23 +47,9 @@ import subprocess
 import sys
 import tempfile
 
-from workloads import ALLOC_PY, PY, ROOT
+from workloads import ALLOC_PY, BURGERS_PY, PY, PYMALLOC_PY, ROOT
 
 
-PYMALLOC_PY = """
-import sys
-n = int(sys.argv[1])
-keep = []
-for i in range(n):
-    for j in range(1000):
-        t = (i, j, str(j))
-        d = {"k": j, "t": t}
-        l = [t, d]
-        if j % 100 == 0:
-            keep.append(l)
-    if len(keep) > 500:
-        del keep[:250]
-"""
 # Set in a workload's environment: the traced runs get it as PYTHONPATH.
 TRACED_PYTHONPATH = "TM_CG_TRACED_PYTHONPATH"
 
@@ -161,8 +147,6 @@ def workloads(args, build):
         start = os.path.join(build, "python", "tidemark", "_autostart")
         items.append(("P pymalloc", [PY, src, str(5 * n_a)], {TRACED_PYTHONPATH: start}))
     if "b" in args.only:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from tracer_bench import BURGERS_PY
         src = os.path.join(args.work, "burgers.py")
         with open(src, "w") as f:
             f.write(BURGERS_PY)

@@ -95,14 +95,13 @@ static int enter(int *was)
 }
 
 /* The guard back as enter found it; a hook that was the thread's outermost
- * puts in what a signal handler recorded meanwhile (hooks.c's leave). */
-/* A signal handler's events while the lock was held go in before the
- * guard drops (tm_hook_leave). */
+ * puts in what a signal handler recorded meanwhile (tm_hook_leave). */
 static inline void leave(int was)
 {
-    if (was == TM_BUSY_NONE && tm_unlikely(__atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED)))
-        tm_flush_pending();
-    tm_self.busy = was;
+    if (was == TM_BUSY_NONE)
+        tm_hook_leave();
+    else
+        tm_self.busy = was;
 }
 
 /* The caller's stack, walked before the lock is taken, with the thread's

@@ -18,7 +18,10 @@
  * TM_BUSY_PYALLOC, so what pymalloc asks malloc for (requests above 512
  * bytes, the debug hooks' headers) is not recorded a second time, and
  * pymalloc's arenas are not object leaks: they are recorded by the maps
- * hooks, as anonymous maps (maps.c).  Frees the reader never saw
+ * hooks, as anonymous maps (maps.c).  (A signal handler that allocates
+ * while the saved allocator runs is not recorded either: rare, and the
+ * thread is then inside the interpreter's allocator, which a handler may
+ * not call.)  Frees the reader never saw
  * allocated (blocks from before the wrap) are ignored by the reader.
  *
  * Nothing is ever unwrapped: the interpreter may free a block through the

@@ -27,6 +27,7 @@
 #include "tm_lock.h"
 #include "tm_raw.h"
 #include "tm_record.h"
+#include "tm_snapshot.h"
 #include "tm_unwind.h"
 
 /* What a process killed with SIGKILL loses is what is not in the file
@@ -563,7 +564,7 @@ static inline uintptr_t short_path_seen(void)
 static inline void reopen_short_path(uintptr_t seen)
 {
     if (rec.last_tid != __atomic_load_n(&tm_lk.owner, __ATOMIC_RELAXED) ||
-        __atomic_load_n(&tm_py_on, __ATOMIC_RELAXED))
+        __atomic_load_n(&tm_py_on, __ATOMIC_RELAXED) || tm_snap_on)
         return;
     uintptr_t limit = (uintptr_t)(rec.ts_due < rec.wend ? rec.ts_due : rec.wend);
     if (limit != seen)
@@ -578,6 +579,7 @@ TM_HIDDEN __attribute__((noinline)) uint32_t tm_record_alloc_full(int fn, const 
                                                                   int keep, uint32_t stack)
 {
     int saved = errno;
+    tm_snap_alloc(ptr, size);
     tm_lock();
     uintptr_t seen = short_path_seen();
     if (walk)
@@ -602,6 +604,7 @@ TM_HIDDEN __attribute__((noinline)) uint32_t tm_record_alloc_full(int fn, const 
 
 TM_HIDDEN __attribute__((noinline)) void tm_record_free_full(int op, const void *ptr)
 {
+    tm_snap_free(op, ptr);
     tm_lock();
     uintptr_t seen = short_path_seen();
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
@@ -633,6 +636,7 @@ TM_HIDDEN void tm_record_region_begin(const char *name)
         tm_self.region_name[d] = id;
         tm_self.region_inv[d] = inv;
     }
+    tm_snap_region_begin(id, name, d);
     emit_region_begin(id, inv);
     tm_unlock();
 }
@@ -643,6 +647,7 @@ TM_HIDDEN void tm_record_region_end(void)
         return; /* unbalanced end: nothing to close */
     tm_self.region_depth--;
     tm_lock();
+    tm_snap_region_end(tm_self.region_depth);
     uint64_t *w = reserve(PREAMBLE_WORDS + 1);
     w = put_thread(w, tm_self.tid);
     w = put_time_now(w);
@@ -758,6 +763,7 @@ TM_HIDDEN void tm_record_nested_alloc(int fn, const void *ptr, size_t size)
         tm_record_alloc_full(fn, ptr, size, NULL, 0, 0);
         return;
     }
+    tm_snap_alloc(ptr, size); /* lock-free: at once, in the program's order */
     tm_pending *e = pend_reserve();
     if (e)
         pend_fill(e, TM_OP_ALLOC | (unsigned)fn, ptr, size);
@@ -769,6 +775,7 @@ TM_HIDDEN void tm_record_nested_free(int op, const void *ptr)
         tm_record_free_full(op, ptr);
         return;
     }
+    tm_snap_free(op, ptr);
     tm_pending *e = pend_reserve();
     if (e)
         pend_fill(e, (uint32_t)op, ptr, 0);

@@ -346,6 +346,23 @@ static uint32_t child_of(uint32_t gparent, uint64_t ip, uint32_t path, int fresh
                          tm_node_emit_fn emit)
 {
     uint32_t parent = gparent ? gparent - trie.base : 0;
+    uint32_t bits = trie.bits, mask = (1u << bits) - 1, i = trie_slot(path, bits);
+    uint32_t tag = trie_tag(path);
+    /* Found: no more than the probes (the address compared through the
+     * small address table, which stays in cache). */
+    if (!fresh)
+        for (;; i = (i + 1) & mask) {
+            uint32_t e = trie.index[i];
+            if (!e)
+                break;
+            if ((e & ~TRIE_ID_MASK) != tag)
+                continue;
+            uint32_t id = e & TRIE_ID_MASK;
+            if (trie.node[id].parent == parent && trie.ips[trie.node[id].ipx] == ip)
+                return trie.base + id;
+        }
+    /* New: room for it first (the index may grow, or the tables be
+     * dropped), then the first free slot from its path. */
     uint32_t ipx = ip_index(ip);
     if (ipx == UINT32_MAX)
         return gparent; /* out of memory: truncate the stack here */
@@ -357,18 +374,13 @@ static uint32_t child_of(uint32_t gparent, uint64_t ip, uint32_t path, int fresh
     if ((trie.count + 2) * sizeof(trie_node) > trie.node_bytes &&
         map_grow((void **)&trie.node, &trie.node_bytes,
                  (trie.count + 2) * sizeof(trie_node)) < 0)
-        return parent;
-    uint32_t mask = (1u << trie.bits) - 1, i = trie_slot(path, trie.bits), tag = trie_tag(path);
-    for (;; i = (i + 1) & mask) {
-        uint32_t e = trie.index[i];
-        if (!e)
-            break;
-        if (fresh || (e & ~TRIE_ID_MASK) != tag)
-            continue;
-        uint32_t id = e & TRIE_ID_MASK;
-        if (trie.node[id].ipx == ipx && trie.node[id].parent == parent)
-            return trie.base + id;
+        return gparent;
+    if (trie.bits != bits) {
+        mask = (1u << trie.bits) - 1;
+        i = trie_slot(path, trie.bits);
     }
+    while (trie.index[i])
+        i = (i + 1) & mask;
     uint32_t id = ++trie.count;
     trie.node[id] = (trie_node){parent, ipx};
     trie.index[i] = id | tag;
@@ -437,9 +449,10 @@ again:;
     for (int p = from; p < n; p++)
         if (w->ncache[path_slot((uint32_t)w->path[p])].ip != w->ip[p] - 1) {
             __builtin_prefetch(&trie.index[trie_slot((uint32_t)w->path[p], trie.bits)]);
-            misses = 1;
+            misses++;
         }
-    if (misses)
+    /* With one miss there is nothing to overlap. */
+    if (misses > 1)
         for (int p = from; p < n; p++)
             if (w->ncache[path_slot((uint32_t)w->path[p])].ip != w->ip[p] - 1)
                 __builtin_prefetch(&trie.node[trie.index[trie_slot((uint32_t)w->path[p], trie.bits)] &

@@ -33,7 +33,7 @@ static inline int enter(void)
  * recorder's lock go in now (recorder.c, "nested events"). */
 static inline void leave(void)
 {
-    tm_hook_leave(); /* before the guard drops: tm_internal.h */
+    tm_hook_leave();
 }
 
 /* An allocation whose stack must be walked: the walk may read files and

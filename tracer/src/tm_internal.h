@@ -140,9 +140,9 @@ enum tm_busy {
     TM_BUSY_HOOK = 1,   /* inside a hook (the real call or its record) */
     TM_BUSY_TRACER = 2, /* the tracer's own work: hooks pass through */
     TM_BUSY_NESTED = 3, /* inside a hook entered inside a hook */
-    /* A wrapped Python allocator is running (pyalloc.c): the malloc hooks
-     * pass through, since the block is the Python domain's, but the maps
-     * hooks record (pymalloc's arenas are maps). */
+    /* A wrapped Python allocator runs (pyalloc.c): the malloc hooks pass
+     * through, since the block is the Python domain's (not even as a
+     * nested call), but the maps hooks record (pymalloc's arenas are maps). */
     TM_BUSY_PYALLOC = 4,
 };
 

@@ -64,7 +64,16 @@ def _start():
         if stacks:
             tidemark.enable_python_stacks()
     except (ImportError, OSError, RuntimeError) as e:  # a part of the package is missing: say so once
-        sys.stderr.write(f"tidemark: {what}: cannot import tidemark ({e})\n")
+        if stacks or _traced():  # an untraced child (another interpreter, say) is not told
+            sys.stderr.write(f"tidemark: {what}: cannot import tidemark ({e})\n")
+
+
+def _traced():
+    try:
+        with open("/proc/self/maps") as f:
+            return "libtidemark" in f.read()
+    except OSError:
+        return True
 
 
 _start()
