@@ -137,14 +137,6 @@ typedef struct collect {
     int oom;
 } collect;
 
-/* A Python object the process held at exit that no per-call leak explains
- * (tm_python_held_rule): made outside any region or in its region's first
- * invocation. */
-static bool python_held(const tm_block *b)
-{
-    return b->domain != TM_DOMAIN_MALLOC && (b->region == 0 || b->invocation <= 1);
-}
-
 static int add_block(const tm_block *b, void *arg)
 {
     collect *c = arg;
@@ -155,7 +147,7 @@ static int add_block(const tm_block *b, void *arg)
         c->cached_blocks++;
         return 0;
     }
-    if (c->cache && python_held(b)) {
+    if (c->cache && tm_python_held(b)) {
         if (tm_groups_add(&c->held, tm_view_key(b->stack, b->pystack), b->size, 1) < 0) {
             c->oom = 1;
             return 1;

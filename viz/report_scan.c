@@ -163,8 +163,15 @@ static int feed(tm_trace *t, const tm_event *ev, const tm_block *freed, void *ar
 static int add_exit(const tm_block *b, void *arg)
 {
     tm_report_trace *r = arg;
-    if (tm_groups_add(&r->leaked, tm_view_key(b->stack, b->pystack), b->size, 1) < 0 ||
-        range_add(r, b, r->bins) < 0)
+    /* Python objects the interpreter held at exit: suppressed, as by `leaks`
+     * (tm_python_held_rule). */
+    if (tm_python_held(b)) {
+        r->sup_bytes += b->size;
+        r->sup_blocks++;
+    } else if (tm_groups_add(&r->leaked, tm_view_key(b->stack, b->pystack), b->size, 1) < 0) {
+        return 1;
+    }
+    if (range_add(r, b, r->bins) < 0)
         return 1;
     return b->region && kept_add(r, b) < 0;
 }
