@@ -9,6 +9,7 @@ packages=(
   libsundials-dev libcmocka-dev gnuplot-nox fonts-dejavu-core
   chromium  # headless, loads the HTML reports in the tests
   python3 python3-dev python3-numpy python3-scipy
+  python3-pytest  # the pytest plugin (tidemark pytest) and its pytester tests
   libjemalloc2  # tests: another allocator preloaded with the tracer
 )
 

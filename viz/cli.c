@@ -246,6 +246,10 @@ int tm_trace_scan(tm_trace *t, tm_trace_hook hook, void *arg)
         if (hook && hook(t, &ev, matched == 1 ? &freed : NULL, arg))
             break;
     }
+    /* The samples can miss the peak; the kernel's high-water mark cannot. */
+    if (tm_reader_hwm_bytes(t->reader) > s->rss_peak_bytes)
+        s->rss_peak_bytes = tm_reader_hwm_bytes(t->reader);
+    s->stack_table_rebuilds = tm_reader_stack_resets(t->reader);
     return 0;
 }
 

@@ -48,6 +48,7 @@ typedef struct tm_summary {
     /* Anonymous maps (tm_maps): calls recorded, peak mapped bytes. */
     uint64_t mmap_calls, munmap_calls, mremap_calls;
     uint64_t maps_peak_bytes, maps_peak_time_ns;
+    uint32_t stack_table_rebuilds; /* STACK_RESET records (TIDEMARK_STACK_MEMORY) */
 } tm_summary;
 
 typedef struct tm_trace {
@@ -171,6 +172,7 @@ const char *tm_stack_top_function(tm_trace *t, tm_stack_key key);
 
 /* Commands: argc/argv start at the command name. */
 int tm_cmd_run(int argc, char **argv);
+int tm_cmd_pytest(int argc, char **argv);
 int tm_cmd_summary(int argc, char **argv);
 int tm_cmd_leaks(int argc, char **argv);
 int tm_cmd_peak(int argc, char **argv);

@@ -17,11 +17,13 @@
 
 #include "cli.h"
 #include "locate.h"
+#include "tm_size.h"
 
 static const char run_help[] =
     "usage: tidemark run [-o FILE] [--stacks full|none] [--depth N]\n"
     "                    [--rss-interval MS] [--follow-fork] [--python-stacks]\n"
-    "                    [--python-allocator traced|off] -- CMD [ARGS...]\n"
+    "                    [--python-allocator traced|off] [--stack-memory SIZE]\n"
+    "                    -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libtidemark.so preloaded, waits for it and exits with its\n"
     "status (128+N when a signal N ended it).  Prints where the trace went.\n"
@@ -32,6 +34,9 @@ static const char run_help[] =
     "  --stacks full|none   record native stacks (default full)\n"
     "  --depth N            frames per stack, 1..256 (default 64)\n"
     "  --rss-interval MS    RSS sampling period, 0 = off (default 10)\n"
+    "  --stack-memory SIZE  cap on the stack tables in the traced process, like\n"
+    "                       \"64 MiB\" (default 256 MiB, at least 1 MiB); when\n"
+    "                       they reach it they are rebuilt, the trace stays exact\n"
     "  --follow-fork        forked children and the programs they exec write\n"
     "                       their own traces (FILE.<pid>, or FILE with %p\n"
     "                       expanded; FILE.<pid>.N after an exec); all are\n"
@@ -300,10 +305,12 @@ int tm_cmd_run(int argc, char **argv)
         {"follow-fork", no_argument, NULL, 'f'},
         {"python-stacks", no_argument, NULL, 'p'},
         {"python-allocator", required_argument, NULL, 'a'},
+        {"stack-memory", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *output = NULL, *stacks = NULL, *depth = NULL, *rss = NULL, *pyalloc = NULL;
+    const char *output = NULL, *stacks = NULL, *depth = NULL, *rss = NULL, *pyalloc = NULL,
+               *stack_mem = NULL;
     int follow = 0, python = 0, c;
     optind = 1;
     /* '+': options end at the first non-option, the command. */
@@ -338,6 +345,14 @@ int tm_cmd_run(int argc, char **argv)
                                       optarg);
             pyalloc = optarg;
             break;
+        case 'm': {
+            uint64_t v;
+            if (tm_parse_size(optarg, &v) < 0 || v < TM_STACK_MEMORY_MIN)
+                return tm_usage_error("run", "--stack-memory must be a size of at least 1 MiB "
+                                      "(like 64 MiB), got '%s'", optarg);
+            stack_mem = optarg;
+            break;
+        }
         case 'h': fputs(run_help, stdout); return TM_EXIT_OK;
         default: return tm_bad_option("run", argv);
         }
@@ -395,6 +410,7 @@ int tm_cmd_run(int argc, char **argv)
         (stacks && set_env("TIDEMARK_STACKS", stacks)) ||
         (depth && set_env("TIDEMARK_STACK_DEPTH", depth)) ||
         (rss && set_env("TIDEMARK_RSS_INTERVAL_MS", rss)) ||
+        (stack_mem && set_env("TIDEMARK_STACK_MEMORY", stack_mem)) ||
         (follow && set_env("TIDEMARK_FOLLOW_FORK", "1")) ||
         set_env("TIDEMARK_PYTHON_ALLOCATOR", pyalloc))
         return TM_EXIT_FAIL;

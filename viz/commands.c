@@ -7,6 +7,8 @@
 
 const tm_command tm_commands[] = {
     {"run", "run a command with the tracer preloaded", tm_cmd_run},
+    {"pytest", "pytest under the tracer with per-test memory limits (tidemark.pytest_plugin)",
+     tm_cmd_pytest},
     {"summary", "totals: calls, bytes, peak, leaked, threads, RSS", tm_cmd_summary},
     {"leaks", "blocks never freed, grouped by stack", tm_cmd_leaks},
     {"peak", "the stacks holding memory at the heap peak", tm_cmd_peak},

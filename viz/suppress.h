@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "groups.h"
 
 typedef struct tm_suppressions {
     char **patterns;
@@ -51,6 +52,22 @@ extern const int tm_python_held_rule;
 /* True when a live block is one tm_python_held_rule may take. */
 bool tm_python_held(const tm_block *b);
 bool tm_is_numpy_module(const char *module);
+
+/* The built-in rules that judge a block rather than its stack
+ * (numpy-cache, python-held-at-exit), for `leaks` and the HTML report
+ * alike.  Init counts the trace's live heap at exit (-ENOMEM when out of
+ * memory; free it all the same). */
+typedef struct tm_block_rules {
+    tm_trace *t;
+    tm_groups site_of;          /* stack key -> bytes: site id, blocks: 1 NumPy, 2 not */
+    tm_groups count;            /* hash of (site, size) -> blocks */
+    int oom;
+} tm_block_rules;
+int tm_block_rules_init(tm_block_rules *r, tm_trace *t);
+/* tm_numpy_cache_rule or tm_python_held_rule when one suppresses the live
+ * block b, else -1. */
+int tm_block_rule(tm_block_rules *r, const tm_block *b);
+void tm_block_rules_free(tm_block_rules *r);
 
 /* What `leaks` would report for the trace's live heap after the built-in
  * rules (blocks allocated in region `region` only, when not NULL): 0, or

@@ -122,6 +122,14 @@ enum tm_op {
      * follow.  Stack nodes resolve against the map current when they are
      * defined. */
     TM_OP_MAP_RESET = 0x60,
+    /* STACK_RESET: u next_id, u kind (0 stack nodes, 1 Python frames).
+     * The tracer dropped that table (the stack tables together reached
+     * TIDEMARK_STACK_MEMORY) and starts it again: stacks already
+     * defined are defined again as they are met, under new ids, which go
+     * on from next_id (ids are never reused; every id defined before stays
+     * what it was, and records may still name it).  In a fork child's
+     * trace it comes first when the ids it defines start above 1. */
+    TM_OP_STACK_RESET = 0x7a,
     /* MODULE: u bias (load address minus link address), u start, u end
      * (runtime address range of the loaded segments), u build_id_len,
      * build id bytes, u path_len, path bytes. */
@@ -149,6 +157,10 @@ enum tm_op {
     TM_OP_MMAP = 0x74,
     TM_OP_MUNMAP = 0x75,
     TM_OP_MREMAP = 0x76,
+    /* HWM: u bytes.  The kernel's high-water mark of the process's
+     * resident set (VmHWM), read as the trace ends, just before END (its
+     * time is END's).  Samples (RSS) can miss a short peak; this cannot. */
+    TM_OP_HWM = 0x79,
     /* END: u reason (enum tm_end_reason), u detail (version 2: the signal
      * number for TM_END_SIGNAL, the errno for TM_END_WRITE_FAILED, else 0).
      * The process finished tracing; nothing follows. */

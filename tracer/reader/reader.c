@@ -61,6 +61,7 @@ struct tm_reader {
     uint64_t prev_addr, prev_tick;
     int64_t thread;             /* dense index, -1 = unknown */
     uint32_t pending_py;        /* PY_STACK for the next ALLOC */
+    uint64_t hwm_bytes;         /* HWM record, 0 = none yet */
     double ns_per_tick;
 
     tm_reader_tables t;
@@ -551,6 +552,12 @@ static int decode_one(tm_reader *r, tm_event *ev)
         case TM_OP_MAP_RESET:
             tm_tables_map_reset(&r->t);
             break;
+        case TM_OP_STACK_RESET:
+            if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0 || a == 0 ||
+                a > UINT32_MAX || b > 1)
+                return -1;
+            tm_tables_stack_reset(&r->t, (uint32_t)a, (int)b);
+            break;
         case TM_OP_MODULE: {
             const uint8_t *id, *path;
             uint64_t idlen, pathlen;
@@ -607,6 +614,12 @@ static int decode_one(tm_reader *r, tm_event *ev)
         case TM_OP_CLOCK:
             if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0)
                 return -1;
+            break;
+        case TM_OP_HWM:
+            if (tm_get_u(&q, r->end, &a) < 0)
+                return -1;
+            if (a > r->hwm_bytes)
+                r->hwm_bytes = a;
             break;
         case TM_OP_LOST:
             if (tm_get_u(&q, r->end, &a) < 0 || take_ts(r, &q, ev) < 0)
@@ -706,6 +719,10 @@ const char *tm_reader_string(const tm_reader *r, uint32_t id)
 uint32_t tm_reader_string_bound(const tm_reader *r) { return r->t.nstrings; }
 
 uint32_t tm_reader_thread_count(const tm_reader *r) { return r->t.nthreads; }
+
+uint64_t tm_reader_hwm_bytes(const tm_reader *r) { return r->hwm_bytes; }
+
+uint32_t tm_reader_stack_resets(const tm_reader *r) { return r->t.stack_resets; }
 
 uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread)
 {

@@ -96,6 +96,12 @@ const char *tm_reader_string(const tm_reader *r, uint32_t id);
 /* Ids below this bound may be defined (a loop bound for lookups by name). */
 uint32_t tm_reader_string_bound(const tm_reader *r);
 uint32_t tm_reader_thread_count(const tm_reader *r);
+/* The traced process's VmHWM from the HWM record read so far (it comes
+ * just before END), 0 when there is none. */
+uint64_t tm_reader_hwm_bytes(const tm_reader *r);
+/* STACK_RESET records read so far: the tracer's stack tables were rebuilt
+ * that many times (TIDEMARK_STACK_MEMORY). */
+uint32_t tm_reader_stack_resets(const tm_reader *r);
 uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread);
 
 /* Stacks: frames of a node from innermost to outermost.  Returns the number

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_snapshot.h"
 #include "tm_lock.h"
 #include "tm_unwind.h"
 
@@ -124,6 +125,7 @@ static int start(void)
 {
     tm_clock_init();
     tm_config_load(&tm_cfg);
+    tm_snap_init();
     if (!tm_cfg.follow_fork)
         tm_env_drop_preload();
     trace_pid = getpid();

@@ -81,17 +81,27 @@ static void *call_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 }
 
 /* 1 when this call is to be recorded, with the recursion guard up (leave
- * with tm_self.busy = *was).  Unlike the allocation hooks, a map never starts
- * tracing: starting allocates.  Inside a wrapped Python allocator
+ * with tm_self.busy = *was).  Unlike the allocation hooks, a map never
+ * starts tracing: starting allocates.  Inside a wrapped Python allocator
  * (TM_BUSY_PYALLOC) maps are recorded: pymalloc's arenas. */
 static int enter(int *was)
 {
     *was = tm_self.busy;
-    if ((*was && *was != TM_BUSY_PYALLOC) ||
+    if ((*was != TM_BUSY_NONE && *was != TM_BUSY_PYALLOC) ||
         __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
         return 0;
     tm_self.busy = TM_BUSY_HOOK;
     return 1;
+}
+
+/* The guard back as enter found it; a hook that was the thread's outermost
+ * puts in what a signal handler recorded meanwhile (tm_hook_leave). */
+static inline void leave(int was)
+{
+    if (was == TM_BUSY_NONE)
+        tm_hook_leave();
+    else
+        tm_self.busy = was;
 }
 
 /* The caller's stack, walked before the lock is taken, with the thread's
@@ -124,7 +134,7 @@ static inline __attribute__((always_inline)) void *mmap_traced(void *addr, size_
                              anon);
     }
     tm_unlock();
-    tm_self.busy = was;
+    leave(was);
     errno = e;
     return p;
 }
@@ -154,7 +164,7 @@ EXPORT int munmap(void *addr, size_t len)
         tm_record_map_locked(TM_OP_MUNMAP, (uintptr_t)addr, words, 1, NULL, 0, 0);
     }
     tm_unlock();
-    tm_self.busy = was;
+    leave(was);
     errno = e;
     return rc;
 }
@@ -174,7 +184,7 @@ static inline __attribute__((always_inline)) void *mremap_traced(void *old, size
                              keep, 1);
     }
     tm_unlock();
-    tm_self.busy = was;
+    leave(was);
     errno = e;
     return p;
 }

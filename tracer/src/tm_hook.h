@@ -33,9 +33,7 @@ static inline int enter(void)
  * recorder's lock go in now (recorder.c, "nested events"). */
 static inline void leave(void)
 {
-    tm_self.busy = TM_BUSY_NONE;
-    if (tm_unlikely(__atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED)))
-        tm_flush_pending();
+    tm_hook_leave();
 }
 
 /* An allocation whose stack must be walked: the walk may read files and

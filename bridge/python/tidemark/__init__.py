@@ -29,7 +29,37 @@ try:
 except ImportError:  # not built for this interpreter: region and mark say so when used
     pass
 
-__all__ = ["region", "mark", "enable_python_stacks", "bridge", "ivp", "__version__"]
+__all__ = ["region", "mark", "snapshot", "reset_peak", "enable_python_stacks", "bridge", "ivp",
+           "__version__"]
+
+
+def snapshot():
+    """The traced process's heap as the reports would compute it now, read
+    from the preload's own counters (no trace reading, no stack walks):
+
+        {"live_bytes": ..., "live_blocks": ..., "peak_bytes": ...,  # since reset_peak()
+         "exact": True,
+         "regions": {name: {"invocations": ..., "kept_bytes": ..., "kept_blocks": ...}}}
+
+    kept_bytes: bytes allocated inside the region (nested regions included)
+    and still alive.  Only under the tracer with snapshots on (`tidemark
+    pytest` sets TIDEMARK_SNAPSHOT=1); RuntimeError otherwise."""
+    from . import _snapshot
+
+    live, blocks, peak, exact = _snapshot.totals()
+    regions = {
+        name: {"invocations": r[0], "kept_bytes": r[1], "kept_blocks": r[2]}
+        for name, r in _snapshot.regions().items()
+    }
+    return {"live_bytes": live, "live_blocks": blocks, "peak_bytes": peak, "exact": exact,
+            "regions": regions}
+
+
+def reset_peak():
+    """Makes snapshot()'s peak_bytes start again from the live bytes now."""
+    from . import _snapshot
+
+    _snapshot.reset_peak()
 
 
 def enable_python_stacks():
