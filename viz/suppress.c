@@ -227,11 +227,6 @@ static tm_default_rule default_rules[] = {
 const int tm_numpy_cache_rule = 9;
 const int tm_python_held_rule = 10;
 
-bool tm_python_held(const tm_block *b)
-{
-    return b->domain != TM_DOMAIN_MALLOC && (b->region == 0 || b->invocation <= 1);
-}
-
 
 int tm_default_rules(tm_default_rule **rules)
 {

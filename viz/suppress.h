@@ -49,8 +49,6 @@ extern const int tm_numpy_cache_rule;
  * this one); a per-call leak inside a region leaves blocks from its later
  * invocations, which stay reported. */
 extern const int tm_python_held_rule;
-/* True when a live block is one tm_python_held_rule may take. */
-bool tm_python_held(const tm_block *b);
 bool tm_is_numpy_module(const char *module);
 
 /* The built-in rules that judge a block rather than its stack
