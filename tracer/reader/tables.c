@@ -215,7 +215,7 @@ int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t i
 {
     int rc;
     tm_node *slot = slot_for((void **)&t->nodes, &t->nnodes, sizeof *t->nodes,
-                             &t->sparse_nodes, id, t->defined_nodes + t->node_skipped, &rc);
+                             &t->sparse_nodes, id, t->defined_nodes, &rc);
     if (!slot)
         return rc;
     *slot = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip), .defined = true};
@@ -229,8 +229,7 @@ int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n)
 {
     int rc;
     tm_py_node *slot = slot_for((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes,
-                                &t->sparse_pynodes, id, t->defined_pynodes + t->pynode_skipped,
-                                &rc);
+                                &t->sparse_pynodes, id, t->defined_pynodes, &rc);
     if (!slot)
         return rc;
     *slot = *n;
@@ -283,6 +282,10 @@ const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint3
     return NULL;
 }
 
+/* The skipped ids only justify the ids above them in the end's check;
+ * where ids are stored stays decided by the definitions read (ids far
+ * ahead of them go to the sparse map), so a STACK_RESET naming a huge
+ * next_id (a damaged or crafted trace) cannot make a dense array huge. */
 void tm_tables_stack_reset(tm_reader_tables *t, uint32_t next, int python)
 {
     t->stack_resets++;

@@ -68,7 +68,7 @@ typedef struct tm_reader_tables {
     uint32_t defined_strings, defined_nodes, defined_pynodes;
     uint32_t max_string, max_node, max_pynode;
     /* Node ids a STACK_RESET said were defined elsewhere (a fork child's
-     * trace starting above 1): counted as defined for the checks. */
+     * trace starting above 1): counted as defined for the end's check. */
     uint32_t node_skipped, pynode_skipped;
     uint32_t stack_resets;      /* STACK_RESET records */
     tm_sparse sparse_strings, sparse_nodes, sparse_pynodes;
