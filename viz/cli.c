@@ -150,6 +150,15 @@ int tm_mkdirs_for(const char *path)
     return tm_mkdirs(dir);
 }
 
+const char *tm_python_allocator_note(const tm_trace *t)
+{
+    if (strcmp(tm_reader_python_allocator(t->reader), "off") != 0)
+        return NULL;
+    return "note: Python's small objects (pymalloc) were not traced, so leaks of them are "
+           "invisible here; trace with tidemark run (--python-allocator traced, the default) "
+           "or PYTHONMALLOC=malloc to see them";
+}
+
 /* --- the trace scan ------------------------------------------------------------ */
 
 int tm_trace_open(tm_trace *t, const char *path)
@@ -237,6 +246,10 @@ int tm_trace_scan(tm_trace *t, tm_trace_hook hook, void *arg)
         if (hook && hook(t, &ev, matched == 1 ? &freed : NULL, arg))
             break;
     }
+    /* The samples can miss the peak; the kernel's high-water mark cannot. */
+    if (tm_reader_hwm_bytes(t->reader) > s->rss_peak_bytes)
+        s->rss_peak_bytes = tm_reader_hwm_bytes(t->reader);
+    s->stack_table_rebuilds = tm_reader_stack_resets(t->reader);
     return 0;
 }
 

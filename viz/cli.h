@@ -48,6 +48,7 @@ typedef struct tm_summary {
     /* Anonymous maps (tm_maps): calls recorded, peak mapped bytes. */
     uint64_t mmap_calls, munmap_calls, mremap_calls;
     uint64_t maps_peak_bytes, maps_peak_time_ns;
+    uint32_t stack_table_rebuilds; /* STACK_RESET records (TIDEMARK_STACK_MEMORY) */
 } tm_summary;
 
 typedef struct tm_trace {
@@ -85,6 +86,11 @@ const char *tm_fit_name(const char *name, char *out, size_t len);
 /* Closes the trace without a word: for a first pass whose problems the
  * second pass over the same file reports. */
 void tm_trace_discard(tm_trace *t);
+
+/* A Python process traced with its small objects (pymalloc) unseen
+ * (tm_reader_python_allocator "off"): the one line that says so and how to
+ * see them, else NULL.  After the scan. */
+const char *tm_python_allocator_note(const tm_trace *t);
 
 tm_symbolizer *tm_trace_symbolizer(tm_trace *t);
 const char *tm_end_reason_name(int reason);

@@ -47,92 +47,15 @@ static const char leaks_help[] =
     "Exit status: 0; 3 with --fail-on-leak and a leak; 2 for bad input or a\n"
     "truncated/damaged trace (the report then covers what could be read).\n";
 
-/* --- NumPy's allocation caches ------------------------------------------------ */
-
-#define NUMPY_CACHED_BELOW 1024     /* NumPy caches blocks smaller than this */
-#define NUMPY_CACHE_SLOTS 7         /* and keeps this many of each size */
-
-/* Live blocks per (NumPy site, size), for the numpy-cache rule. */
-typedef struct numpy_cache {
-    tm_trace *t;
-    tm_groups site_of;          /* stack key -> bytes: site id, blocks: 1 NumPy, 2 not */
-    tm_groups count;            /* hash of (site, size) -> blocks */
-    int oom;
-} numpy_cache;
-
-static uint64_t cache_key(uint64_t site, uint64_t size)
-{
-    uint64_t h = (site ^ (size * 0x9e3779b97f4a7c15ull)) * 0xc2b2ae3d27d4eb4full;
-    return h ^ (h >> 31);
-}
-
-/* The NumPy site of a small block's stack, or 0. */
-static uint64_t numpy_site(numpy_cache *c, uint64_t key)
-{
-    tm_group *g = tm_groups_find(&c->site_of, key);
-    if (!g) {
-        static tm_frame frames[TM_MAX_FRAMES];
-        int n = tm_stack_frames(c->t, key, frames, TM_MAX_FRAMES);
-        int i = tm_site_frame(frames, n);
-        bool numpy = i >= 0 && !strcmp(frames[i].kind, "native") &&
-                     tm_is_numpy_module(frames[i].module);
-        /* Memory a stack rule explains (NumPy's import) stays that rule's. */
-        numpy = numpy && tm_default_match(c->t, key) < 0;
-        if (tm_groups_add(&c->site_of, key, numpy ? tm_stack_site(c->t, key) : 0,
-                          numpy ? 1 : 2) < 0) {
-            c->oom = 1;
-            return 0;
-        }
-        g = tm_groups_find(&c->site_of, key);
-    }
-    return g && g->blocks == 1 ? g->bytes : 0;
-}
-
-static int count_cached(const tm_block *b, void *arg)
-{
-    numpy_cache *c = arg;
-    if (b->size >= NUMPY_CACHED_BELOW)
-        return 0;
-    uint64_t site = numpy_site(c, tm_view_key(b->stack, b->pystack));
-    if (site && tm_groups_add(&c->count, cache_key(site, b->size), 0, 1) < 0)
-        c->oom = 1;
-    return c->oom;
-}
-
-/* True when the block is one NumPy's caches may hold. */
-static bool numpy_cached(numpy_cache *c, const tm_block *b)
-{
-    if (b->size >= NUMPY_CACHED_BELOW)
-        return false;
-    uint64_t site = numpy_site(c, tm_view_key(b->stack, b->pystack));
-    tm_group *g = site ? tm_groups_find(&c->count, cache_key(site, b->size)) : NULL;
-    return g && g->blocks <= NUMPY_CACHE_SLOTS;
-}
-
-static int numpy_cache_init(numpy_cache *c, tm_trace *t)
-{
-    memset(c, 0, sizeof *c);
-    c->t = t;
-    tm_groups_init(&c->site_of);
-    tm_groups_init(&c->count);
-    tm_heap_foreach(t->heap, count_cached, c);
-    return c->oom ? -ENOMEM : 0;
-}
-
-static void numpy_cache_free(numpy_cache *c)
-{
-    tm_groups_free(&c->site_of);
-    tm_groups_free(&c->count);
-}
-
 /* --- collecting ------------------------------------------------------------------ */
 
 typedef struct collect {
     const char *region;
     tm_trace *trace;
     tm_groups *groups;
-    numpy_cache *cache;         /* NULL without the built-in rules */
+    tm_block_rules *rules;      /* NULL without the built-in rules */
     uint64_t cached_bytes, cached_blocks;
+    tm_groups held;             /* python_held blocks by stack, with the built-in rules */
     int oom;
 } collect;
 
@@ -141,9 +64,17 @@ static int add_block(const tm_block *b, void *arg)
     collect *c = arg;
     if (c->region && !tm_trace_region_is(c->trace, b->region, c->region))
         return 0;
-    if (c->cache && numpy_cached(c->cache, b)) {
+    int rule = c->rules ? tm_block_rule(c->rules, b) : -1;
+    if (rule == tm_numpy_cache_rule) {
         c->cached_bytes += b->size;
         c->cached_blocks++;
+        return 0;
+    }
+    if (rule == tm_python_held_rule) {
+        if (tm_groups_add(&c->held, tm_view_key(b->stack, b->pystack), b->size, 1) < 0) {
+            c->oom = 1;
+            return 1;
+        }
         return 0;
     }
     if (tm_groups_add(c->groups, tm_view_key(b->stack, b->pystack), b->size, 1) < 0) {
@@ -157,15 +88,17 @@ int tm_leaks_after_defaults(tm_trace *t, const char *region, uint64_t *bytes, ui
 {
     tm_groups groups;
     tm_groups_init(&groups);
-    numpy_cache cache;
-    if (numpy_cache_init(&cache, t) < 0) {
-        numpy_cache_free(&cache);
+    tm_block_rules rules;
+    if (tm_block_rules_init(&rules, t) < 0) {
+        tm_block_rules_free(&rules);
         return -ENOMEM;
     }
-    collect col = {.region = region, .trace = t, .groups = &groups, .cache = &cache};
+    collect col = {.region = region, .trace = t, .groups = &groups, .rules = &rules};
+    tm_groups_init(&col.held);
     tm_heap_foreach(t->heap, add_block, &col);
-    col.oom |= cache.oom;
-    numpy_cache_free(&cache);
+    col.oom |= rules.oom;
+    tm_block_rules_free(&rules);
+    tm_groups_free(&col.held); /* suppressed whichever rule takes them */
     *bytes = *blocks = 0;
     for (size_t i = 0; i < groups.n && !col.oom; i++) {
         if (tm_default_match(t, groups.v[i].stack) >= 0)
@@ -238,20 +171,22 @@ int tm_cmd_leaks(int argc, char **argv)
         tm_trace_close(&t);
         return TM_EXIT_BAD_INPUT;
     }
-    numpy_cache cache;
-    if (defaults && numpy_cache_init(&cache, &t) < 0) {
-        numpy_cache_free(&cache);
+    tm_block_rules block_rules;
+    if (defaults && tm_block_rules_init(&block_rules, &t) < 0) {
+        tm_block_rules_free(&block_rules);
         tm_error("%s: out of memory grouping leaks", t.path);
         goto fail;
     }
     collect col = {.region = region, .trace = &t, .groups = &groups,
-                   .cache = defaults ? &cache : NULL};
+                   .rules = defaults ? &block_rules : NULL};
+    tm_groups_init(&col.held);
     tm_heap_foreach(t.heap, add_block, &col);
     if (defaults) {
-        col.oom |= cache.oom;
-        numpy_cache_free(&cache);
+        col.oom |= block_rules.oom;
+        tm_block_rules_free(&block_rules);
     }
     if (col.oom) {
+        tm_groups_free(&col.held);
         tm_error("%s: out of memory grouping leaks", t.path);
         goto fail;
     }
@@ -264,6 +199,18 @@ int tm_cmd_leaks(int argc, char **argv)
     rules[tm_numpy_cache_rule].bytes = col.cached_bytes;
     rules[tm_numpy_cache_rule].blocks = col.cached_blocks;
     uint64_t bytes = 0, blocks = 0, sup_bytes = col.cached_bytes, sup_blocks = col.cached_blocks;
+    /* Python objects held at exit: the stack rule that explains them when
+     * one does (an import's objects stay python-import's), else theirs. */
+    for (size_t i = 0; i < col.held.n; i++) {
+        const tm_group *g = &col.held.v[i];
+        int rule = tm_default_match(&t, g->stack);
+        rule = rule >= 0 ? rule : tm_python_held_rule;
+        rules[rule].bytes += g->bytes;
+        rules[rule].blocks += g->blocks;
+        sup_bytes += g->bytes;
+        sup_blocks += g->blocks;
+    }
+    tm_groups_free(&col.held);
     for (size_t i = 0; i < groups.n; i++) {
         tm_group *g = &groups.v[i];
         int rule = defaults ? tm_default_match(&t, g->stack) : -1;

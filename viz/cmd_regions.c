@@ -334,10 +334,14 @@ int tm_cmd_regions(int argc, char **argv)
     }
     if (limit >= 0 && (size_t)limit < n)
         n = (size_t)limit;
-    if (json)
+    if (json) {
         print_json(&t, v, n);
-    else
+    } else {
         print_text(&t, v, n);
+        const char *note = tm_python_allocator_note(&t);
+        if (note)
+            printf("\n%s\n", note);
+    }
     free(v);
     tm_regions_free(&reg);
     return tm_trace_close(&t);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "report_data.h"
+#include "report_tree.h"
 
 extern const char tm_report_js[];
 extern const char tm_report_css[];
@@ -30,13 +31,17 @@ static const char report_help[] =
     "    as in 'tidemark leaks');\n"
     "  - a flame graph (icicle) of native and Python frames, of the memory\n"
     "    leaked at exit, live at the heap peak, allocated (bytes or count),\n"
-    "    kept per invocation of a region, or allocated in a time range picked\n"
-    "    on the timeline and alive at its end; click to zoom, search to\n"
-    "    highlight;\n"
-    "  - the timeline of heap and RSS with region bands and marks;\n"
-    "  - the regions table (sortable; a click shows what the region kept);\n"
-    "  - with several traces, the sweep page: the verdict, each criterion\n"
-    "    against the parameter, one small timeline per trace.\n"
+    "    kept per invocation of a region (as 'tidemark kept --region'), or\n"
+    "    allocated in a time range picked on the timeline and alive at its\n"
+    "    end; click to zoom, search to highlight, hover for figures;\n"
+    "  - the timeline of heap, RSS and anonymous maps with region bands and\n"
+    "    marks;\n"
+    "  - the regions table of 'tidemark regions' (sortable; a click shows\n"
+    "    what the region kept);\n"
+    "  - with several traces, the sweep page: the verdict of 'tidemark sweep'\n"
+    "    by its rules, each criterion against the parameter, one small\n"
+    "    timeline per trace.\n"
+    "The page keeps its state in the URL (#view=kept&region=NAME).\n"
     "\n"
     "  -o, --output FILE  the HTML file (required; parent folders are created)\n"
     "  --param NAME       the swept parameter, read from the first mark\n"
@@ -68,13 +73,21 @@ static int write_page(FILE *out, tm_report_trace *traces, int n, const char *par
     fputs("{\"schema_version\":1,\"tool\":\"tidemark " TM_VERSION "\",\"title\":", out);
     tm_report_str(out, title);
     fputs(",\"traces\":[", out);
+    tm_rtree tree = {0};
     for (int i = 0; i < n; i++) {
         if (i)
             fputc(',', out);
-        if (tm_report_trace_json(&traces[i], out))
+        if (tm_report_trace_json(&traces[i], &tree, out)) {
+            tm_rtree_free(&tree);
             return TM_EXIT_FAIL;
+        }
     }
     fputc(']', out);
+    /* The tree after the traces: their views made its nodes. */
+    fputs(",\"tree\":{", out);
+    tm_rtree_json(&tree, out);
+    fputc('}', out);
+    tm_rtree_free(&tree);
     if (n > 1)
         tm_report_sweep_json(out, traces, n, param);
     fputs("}</script>\n<script>\n", out);

@@ -17,10 +17,13 @@
 
 #include "cli.h"
 #include "locate.h"
+#include "tm_size.h"
 
 static const char run_help[] =
     "usage: tidemark run [-o FILE] [--stacks full|none] [--depth N]\n"
-    "                    [--rss-interval MS] [--follow-fork] -- CMD [ARGS...]\n"
+    "                    [--rss-interval MS] [--follow-fork] [--python-stacks]\n"
+    "                    [--python-allocator traced|off] [--stack-memory SIZE]\n"
+    "                    -- CMD [ARGS...]\n"
     "\n"
     "Runs CMD with libtidemark.so preloaded, waits for it and exits with its\n"
     "status (128+N when a signal N ended it).  Prints where the trace went.\n"
@@ -31,6 +34,9 @@ static const char run_help[] =
     "  --stacks full|none   record native stacks (default full)\n"
     "  --depth N            frames per stack, 1..256 (default 64)\n"
     "  --rss-interval MS    RSS sampling period, 0 = off (default 10)\n"
+    "  --stack-memory SIZE  cap on the stack tables in the traced process, like\n"
+    "                       \"64 MiB\" (default 256 MiB, at least 1 MiB); when\n"
+    "                       they reach it they are rebuilt, the trace stays exact\n"
     "  --follow-fork        forked children and the programs they exec write\n"
     "                       their own traces (FILE.<pid>, or FILE with %p\n"
     "                       expanded; FILE.<pid>.N after an exec); all are\n"
@@ -38,6 +44,12 @@ static const char run_help[] =
     "  --python-stacks      for Python programs: record the Python call stack\n"
     "                       with every allocation (file, function, line);\n"
     "                       reports show it merged with the native stack\n"
+    "  --python-allocator traced|off\n"
+    "                       for Python programs: trace Python's own allocators,\n"
+    "                       so that every object allocation (pymalloc's small\n"
+    "                       objects too) is an event (default traced; also\n"
+    "                       TIDEMARK_PYTHON_ALLOCATOR); off sees only what\n"
+    "                       reaches malloc\n"
     "\n"
     "The preload and the Python package are the ones installed (or built)\n"
     "with this tidemark binary, found relative to it; TIDEMARK_LIB and\n"
@@ -144,22 +156,28 @@ static void list_other_traces(const char *pattern, const char *main_trace, time_
         fprintf(stderr, "           and %d more\n", more);
 }
 
-/* --python-stacks: the package's _autostart directory goes first on
- * PYTHONPATH.  Its sitecustomize imports the package from beside itself,
- * so nothing else in the package's directory (all of dist-packages once
- * installed) comes before the program's own path. */
-static int add_python_path(void)
+/* The package's _autostart directory goes first on PYTHONPATH, for
+ * --python-stacks and for Python's allocators (traced unless off): its
+ * sitecustomize imports the package from beside itself, so nothing else in
+ * the package's directory (all of dist-packages once installed) comes
+ * before the program's own path.  Without the package, only
+ * --python-stacks is an error: the command may not be Python at all. */
+static int add_python_path(int stacks)
 {
     char pkg[PATH_MAX], start[PATH_MAX], path[2 * PATH_MAX];
     if (tm_locate_python(pkg, sizeof pkg) < 0 ||
         join(start, sizeof start, pkg, "tidemark/_autostart") < 0 || access(start, R_OK) != 0) {
+        if (!stacks)
+            return 0;
         tm_error("--python-stacks: no tidemark Python package at %s (set TIDEMARK_PYTHONPATH)",
                  pkg);
         return -1;
     }
     const char *old = getenv("PYTHONPATH");
     snprintf(path, sizeof path, "%s%s%s", start, old && *old ? ":" : "", old ? old : "");
-    return set_env("PYTHONPATH", path) || set_env("TIDEMARK_PYTHON_STACKS", "1") ? -1 : 0;
+    return set_env("PYTHONPATH", path) || (stacks && set_env("TIDEMARK_PYTHON_STACKS", "1"))
+               ? -1
+               : 0;
 }
 
 /* The trace's directory must exist and take new files: otherwise the
@@ -286,10 +304,13 @@ int tm_cmd_run(int argc, char **argv)
         {"rss-interval", required_argument, NULL, 'r'},
         {"follow-fork", no_argument, NULL, 'f'},
         {"python-stacks", no_argument, NULL, 'p'},
+        {"python-allocator", required_argument, NULL, 'a'},
+        {"stack-memory", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    const char *output = NULL, *stacks = NULL, *depth = NULL, *rss = NULL;
+    const char *output = NULL, *stacks = NULL, *depth = NULL, *rss = NULL, *pyalloc = NULL,
+               *stack_mem = NULL;
     int follow = 0, python = 0, c;
     optind = 1;
     /* '+': options end at the first non-option, the command. */
@@ -318,12 +339,33 @@ int tm_cmd_run(int argc, char **argv)
         }
         case 'f': follow = 1; break;
         case 'p': python = 1; break;
+        case 'a':
+            if (strcmp(optarg, "traced") && strcmp(optarg, "off"))
+                return tm_usage_error("run", "--python-allocator must be traced or off, got '%s'",
+                                      optarg);
+            pyalloc = optarg;
+            break;
+        case 'm': {
+            uint64_t v;
+            if (tm_parse_size(optarg, &v) < 0 || v < TM_STACK_MEMORY_MIN)
+                return tm_usage_error("run", "--stack-memory must be a size of at least 1 MiB "
+                                      "(like 64 MiB), got '%s'", optarg);
+            stack_mem = optarg;
+            break;
+        }
         case 'h': fputs(run_help, stdout); return TM_EXIT_OK;
         default: return tm_bad_option("run", argv);
         }
     }
     if (optind >= argc)
         return tm_usage_error("run", "no command to run");
+    if (!pyalloc) {
+        const char *env = getenv("TIDEMARK_PYTHON_ALLOCATOR");
+        if (env && *env && strcmp(env, "traced") && strcmp(env, "off"))
+            return tm_usage_error("run", "TIDEMARK_PYTHON_ALLOCATOR must be traced or off, "
+                                  "got '%s'", env);
+        pyalloc = env && *env ? env : "traced";
+    }
     char **cmd = argv + optind;
 
     char lib[PATH_MAX];
@@ -368,11 +410,14 @@ int tm_cmd_run(int argc, char **argv)
         (stacks && set_env("TIDEMARK_STACKS", stacks)) ||
         (depth && set_env("TIDEMARK_STACK_DEPTH", depth)) ||
         (rss && set_env("TIDEMARK_RSS_INTERVAL_MS", rss)) ||
-        (follow && set_env("TIDEMARK_FOLLOW_FORK", "1")))
+        (stack_mem && set_env("TIDEMARK_STACK_MEMORY", stack_mem)) ||
+        (follow && set_env("TIDEMARK_FOLLOW_FORK", "1")) ||
+        set_env("TIDEMARK_PYTHON_ALLOCATOR", pyalloc))
         return TM_EXIT_FAIL;
     if (!follow)
         unsetenv("TIDEMARK_FOLLOW_FORK");
-    if (python && add_python_path() < 0)
+    int traced_alloc = strcmp(pyalloc, "traced") == 0;
+    if ((python || traced_alloc) && add_python_path(python) < 0)
         return TM_EXIT_FAIL;
 
     fflush(NULL);

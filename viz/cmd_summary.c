@@ -32,8 +32,12 @@ static const char summary_help[] =
     "            leaked_bytes, leaked_blocks, threads, rss_peak_bytes, pid, end\n"
     "            (exit, _exit, signal, exec, write_failed, truncated),\n"
     "            end_signal and end_signal_name (\"SIGSEGV\") when a signal\n"
-    "            ended the process, write_error, lost_events, unmatched_frees,\n"
-    "            python_stacks (walker, hook or off); anonymous maps\n"
+    "            ended the process, write_error, lost_events,\n"
+    "            stack_table_rebuilds (times the traced process dropped its\n"
+    "            stack tables at --stack-memory), unmatched_frees,\n"
+    "            python_stacks (walker, hook or off), python_allocator\n"
+    "            (traced, malloc: PYTHONMALLOC=malloc, off: small objects unseen,\n"
+    "            none: not a Python process); anonymous maps\n"
     "            (mmap/mremap of MAP_ANONYMOUS memory, a domain beside the heap):\n"
     "            maps_bytes (mapped at the end), maps_peak_bytes, maps_peak_time,\n"
     "            maps_count (ranges mapped at the end), mmap_calls,\n"
@@ -109,8 +113,10 @@ int tm_cmd_summary(int argc, char **argv)
         if (s->end_reason == TM_END_WRITE_FAILED)
             tm_json_kstr(&j, "write_error", strerror(s->end_detail));
         tm_json_ku64(&j, "lost_events", s->lost_events);
+        tm_json_ku64(&j, "stack_table_rebuilds", s->stack_table_rebuilds);
         tm_json_ku64(&j, "unmatched_frees", tm_heap_unmatched_frees(t.heap));
         tm_json_kstr(&j, "python_stacks", python_stacks_mode(t.reader));
+        tm_json_kstr(&j, "python_allocator", tm_reader_python_allocator(t.reader));
         tm_json_ku64(&j, "maps_bytes", tm_maps_bytes(t.maps));
         tm_json_ku64(&j, "maps_peak_bytes", s->maps_peak_bytes);
         tm_json_kdouble(&j, "maps_peak_time", tm_seconds(s->maps_peak_time_ns));
@@ -160,11 +166,24 @@ int tm_cmd_summary(int argc, char **argv)
         if (s->lost_events)
             printf("lost             %" PRIu64 " events (seen but not recorded)\n",
                    s->lost_events);
+        if (s->stack_table_rebuilds)
+            printf("stack tables     rebuilt %u times (at the --stack-memory cap)\n",
+                   s->stack_table_rebuilds);
         if (s->rss_peak_bytes)
             printf("RSS peak         %s\n", tm_human_bytes(s->rss_peak_bytes, a));
         else
             printf("RSS peak         not sampled (sampling was off, or the process ended "
                    "before a sample was recorded)\n");
+        const char *mode = tm_reader_python_allocator(t.reader);
+        if (strcmp(mode, "none") != 0)
+            printf("Python allocator %s\n", strcmp(mode, "traced") == 0
+                                               ? "traced (every object allocation is an event)"
+                                           : strcmp(mode, "malloc") == 0
+                                               ? "malloc (PYTHONMALLOC=malloc)"
+                                               : "off (small objects unseen)");
+        const char *note = tm_python_allocator_note(&t);
+        if (note)
+            printf("%s\n", note);
     }
     return tm_trace_close(&t);
 }

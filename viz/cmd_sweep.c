@@ -544,6 +544,13 @@ int tm_cmd_sweep(int argc, char **argv)
         for (int i = 0; i < nc; i++)
             printf("  %s  %s\n", crit[i].pass ? "PASS" : "FAIL", crit[i].explain);
         printf("verdict: %s\n", pass ? "PASS" : "FAIL");
+        for (int i = 0; i < n; i++) {
+            const char *note = tm_python_allocator_note(&runs[i].trace);
+            if (note) { /* one line for the sweep, not one per run */
+                printf("%s\n", note);
+                break;
+            }
+        }
     }
     free(crit);
     if (!pass)

@@ -87,6 +87,7 @@ typedef struct tm_report_trace {
     uint64_t peak_bytes, peak_blocks;
     tm_groups leaked;           /* live at exit; suppressed groups marked */
     uint64_t leaked_bytes, leaked_blocks, sup_bytes, sup_blocks;
+    struct tm_block_rules *rules; /* while the live heap at exit is read */
     tm_tally alloc;             /* (stack, 0) */
     tm_tally kept;              /* (stack, region name): alive when an invocation
                                  * holding it (inclusive) ended, as `kept` counts */
@@ -102,9 +103,12 @@ int tm_report_trace_load(tm_report_trace *r, const char *path, const char *param
 /* Closes the trace: 2 after one line on stderr when it was damaged or
  * truncated (the report then shows what could be read), else 0. */
 int tm_report_trace_free(tm_report_trace *r);
-/* Writes the trace's JSON object (compact) to out; 0, or 2 after one line
+struct tm_rtree;
+/* Writes the trace's JSON object (compact) to out, its stacks as leaves of
+ * `tree`, the one frame tree of the page (report_tree.h), which every
+ * trace adds to and which is written after them; 0, or 2 after one line
  * on stderr when memory ran out. */
-int tm_report_trace_json(tm_report_trace *r, FILE *out);
+int tm_report_trace_json(tm_report_trace *r, struct tm_rtree *tree, FILE *out);
 /* Writes ,"sweep":{...}: the verdict of `tidemark sweep` over the traces,
  * by its rules, with each criterion's values in parameter order. */
 void tm_report_sweep_json(FILE *out, tm_report_trace *traces, int n, const char *param);

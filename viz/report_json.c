@@ -237,9 +237,9 @@ static void summary_json(FILE *out, tm_report_trace *r)
             r->peak_blocks);
 }
 
-int tm_report_trace_json(tm_report_trace *r, FILE *out)
+int tm_report_trace_json(tm_report_trace *r, tm_rtree *tree, FILE *out)
 {
-    tm_rtree tr = {0};
+    tm_rtree_next_trace(tree);
     fputs("{\"trace\":", out);
     tm_report_str(out, r->path);
     fputs(",\"error\":", out);
@@ -251,24 +251,20 @@ int tm_report_trace_json(tm_report_trace *r, FILE *out)
         fputs("null", out);
     summary_json(out, r);
     fputs(",\"views\":{\"leaked\":", out);
-    groups_json(out, &tr, &r->t, &r->leaked);
+    groups_json(out, tree, &r->t, &r->leaked);
     fputs(",\"peak\":", out);
-    groups_json(out, &tr, &r->t, &r->peak);
+    groups_json(out, tree, &r->t, &r->peak);
     fputs(",\"allocated\":", out);
-    tally_json(out, &tr, &r->t, &r->alloc, true, 0, false);
+    tally_json(out, tree, &r->t, &r->alloc, true, 0, false);
     fputs("}", out);
     fprintf(out, ",\"range\":{\"bins\":%u,\"bin\":%.9f,\"cells\":", r->bins,
             tm_seconds(r->bin_ns));
-    tally_json(out, &tr, &r->t, &r->range, true, 0, true);
+    tally_json(out, tree, &r->t, &r->range, true, 0, true);
     fputc('}', out);
-    regions_json(out, r, &tr);
+    regions_json(out, r, tree);
     timeline_json(out, r);
-    /* The tree last: the views above made its nodes. */
-    tm_rtree_json(&tr, out);
     fputc('}', out);
-    int oom = tr.oom;
-    tm_rtree_free(&tr);
-    if (oom) {
+    if (tree->oom) {
         tm_error("%s: out of memory building the report", r->path);
         return TM_EXIT_FAIL;
     }

@@ -160,13 +160,20 @@ static int feed(tm_trace *t, const tm_event *ev, const tm_block *freed, void *ar
     return r->oom;
 }
 
+/* A block live at exit: in the time-range and kept views, and leaked
+ * unless a built-in rule by block takes it, as in `leaks` (stack rules are
+ * applied to the groups afterwards). */
 static int add_exit(const tm_block *b, void *arg)
 {
     tm_report_trace *r = arg;
-    if (tm_groups_add(&r->leaked, tm_view_key(b->stack, b->pystack), b->size, 1) < 0 ||
-        range_add(r, b, r->bins) < 0)
+    if (range_add(r, b, r->bins) < 0 || (b->region && kept_add(r, b) < 0))
         return 1;
-    return b->region && kept_add(r, b) < 0;
+    if (tm_block_rule(r->rules, b) >= 0) {
+        r->sup_bytes += b->size;
+        r->sup_blocks++;
+        return 0;
+    }
+    return tm_groups_add(&r->leaked, tm_view_key(b->stack, b->pystack), b->size, 1) < 0;
 }
 
 int tm_report_trace_load(tm_report_trace *r, const char *path, const char *param)
@@ -204,7 +211,13 @@ int tm_report_trace_load(tm_report_trace *r, const char *path, const char *param
     if (r->regions.oom)
         goto oom;
     r->nstats = tm_regions_sorted(&r->regions, &r->t, &r->stats);
-    if (tm_heap_foreach(r->t.heap, add_exit, r))
+    tm_block_rules rules;
+    r->rules = &rules;
+    int failed_exit = tm_block_rules_init(&rules, &r->t) < 0 ||
+                      tm_heap_foreach(r->t.heap, add_exit, r) || rules.oom;
+    tm_block_rules_free(&rules);
+    r->rules = NULL;
+    if (failed_exit)
         goto oom;
 
     /* The leak verdict is `leaks`' one: built-in suppressions applied. */

@@ -133,6 +133,11 @@ void tm_rtree_free(tm_rtree *tr)
     memset(tr, 0, sizeof *tr);
 }
 
+void tm_rtree_next_trace(tm_rtree *tr)
+{
+    tm_tally_free(&tr->leaf);
+}
+
 static long str_of(tm_rtree *tr, const char *s)
 {
     if (!s)
@@ -211,7 +216,7 @@ uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key)
 
 void tm_rtree_json(const tm_rtree *tr, FILE *out)
 {
-    fputs(",\"strs\":[", out);
+    fputs("\"strs\":[", out);
     for (size_t i = 0; i < tr->strs.n; i++) {
         fputs(i ? "," : "", out);
         tm_report_str(out, tr->strs.s[i]);
@@ -222,8 +227,10 @@ void tm_rtree_json(const tm_rtree *tr, FILE *out)
         fprintf(out, "%s%d,%ld,%ld,%d,%ld", i ? "," : "", f->kind, f->function, f->file, f->line,
                 f->module);
     }
+    /* Node i + 1 as (its id minus its parent's, frame): a parent is made
+     * just before its first child, so the first number is mostly 1. */
     fputs("],\"nodes\":[", out);
     for (size_t i = 0; i < tr->nnodes; i++)
-        fprintf(out, "%s%u,%u", i ? "," : "", tr->parent[i], tr->frame[i]);
+        fprintf(out, "%s%zu,%u", i ? "," : "", i + 1 - tr->parent[i], tr->frame[i]);
     fputc(']', out);
 }

@@ -27,6 +27,9 @@ typedef struct tm_rframe {
     long function, file, module;    /* into strs, -1 = none */
 } tm_rframe;
 
+/* One tree for all the traces of a page: traces of one program share most
+ * paths.  The leaf cache is by stack key, which is the trace's own:
+ * tm_rtree_next_trace clears it between traces. */
 typedef struct tm_rtree {
     tm_strmap strs, frame_keys, node_keys;
     tm_rframe *frames;
@@ -38,11 +41,13 @@ typedef struct tm_rtree {
 } tm_rtree;
 
 void tm_rtree_free(tm_rtree *tr);
+void tm_rtree_next_trace(tm_rtree *tr);
 /* The leaf node of a stack (0 = the root, for a stack with no frames),
  * adding its path on first sight; sets tr->oom when memory ran out. */
 uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key);
-/* The tree as the page reads it: ,"strs":[...],"frames":[kind, function,
- * file, line, module, ...],"nodes":[parent, frame, ...]. */
+/* The tree as the page reads it: "strs":[...],"frames":[kind, function,
+ * file, line, module, ...] (indexes into strs, -1 = none),"nodes":[id -
+ * parent, frame, ...] for node ids 1, 2, ... (0 is the root). */
 void tm_rtree_json(const tm_rtree *tr, FILE *out);
 
 #endif /* TM_REPORT_TREE_H */

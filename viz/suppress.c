@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "groups.h"
 #include "sites.h"
 #include "suppress.h"
 
@@ -186,6 +187,10 @@ static const char *const python_object_allocators[] = {
     "^PyType_GenericAlloc$", "^_PyObject_GC_New", "^PyObject_Malloc$", "^PyObject_Calloc$",
     "^_PyObject_New", NULL};
 
+/* CPython 3.9 and 3.10 give a code object an inline cache once it ran
+ * often enough (1024 loop iterations): the interpreter's, once per code. */
+static const char *const python_code_cache[] = {"^_PyCode_InitOpcache$", NULL};
+
 static const rule_def rule_defs[] = {
     {python_startup, NULL, NULL, NULL},
     {glibc_one_time, NULL, NULL, NULL},
@@ -197,6 +202,7 @@ static const rule_def rule_defs[] = {
      * own allocator; an init that calls malloc itself stays reported. */
     {NULL, NULL, pyinit, python_object_allocators},
     {pyinit, scipy_cxx_modules, NULL, cxx_new},
+    {python_code_cache, python_runtime, NULL, NULL},
 };
 
 static tm_default_rule default_rules[] = {
@@ -208,11 +214,18 @@ static tm_default_rule default_rules[] = {
     {"numpy-import", "NumPy's own modules initialising at import", 0, 0},
     {"python-module-init", "Python objects and types an extension's PyInit_ creates", 0, 0},
     {"scipy-cxx-init", "registries SciPy's C++ modules build at import (operator new)", 0, 0},
+    {"python-code-cache", "the caches CPython 3.9 and 3.10 give code that runs often "
+                          "(_PyCode_InitOpcache)", 0, 0},
     /* Applied by block, not by stack: see tm_numpy_cache_* in cmd_leaks.c. */
     {"numpy-cache", "blocks NumPy keeps in its allocation caches (at most 7 per size)", 0, 0},
+    /* Applied by block too: see python_held in cmd_leaks.c. */
+    {"python-held-at-exit", "Python objects the process still held at exit, made outside "
+                            "any region or in a region's first invocation (module state, "
+                            "code, caches)", 0, 0},
 };
 
-const int tm_numpy_cache_rule = 8;
+const int tm_numpy_cache_rule = 9;
+const int tm_python_held_rule = 10;
 
 
 int tm_default_rules(tm_default_rule **rules)
@@ -258,5 +271,93 @@ int tm_default_match(tm_trace *t, tm_stack_key stack)
         if (through)
             return r;
     }
+    return -1;
+}
+
+/* --- rules by block: NumPy's allocation caches, Python objects held at exit ----- */
+
+#define NUMPY_CACHED_BELOW 1024     /* NumPy caches blocks smaller than this */
+#define NUMPY_CACHE_SLOTS 7         /* and keeps this many of each size */
+
+
+static uint64_t cache_key(uint64_t site, uint64_t size)
+{
+    uint64_t h = (site ^ (size * 0x9e3779b97f4a7c15ull)) * 0xc2b2ae3d27d4eb4full;
+    return h ^ (h >> 31);
+}
+
+/* The NumPy site of a small block's stack, or 0. */
+static uint64_t numpy_site(tm_block_rules *c, uint64_t key)
+{
+    tm_group *g = tm_groups_find(&c->site_of, key);
+    if (!g) {
+        static tm_frame frames[TM_MAX_FRAMES];
+        int n = tm_stack_frames(c->t, key, frames, TM_MAX_FRAMES);
+        int i = tm_site_frame(frames, n);
+        bool numpy = i >= 0 && !strcmp(frames[i].kind, "native") &&
+                     tm_is_numpy_module(frames[i].module);
+        /* Memory a stack rule explains (NumPy's import) stays that rule's. */
+        numpy = numpy && tm_default_match(c->t, key) < 0;
+        if (tm_groups_add(&c->site_of, key, numpy ? tm_stack_site(c->t, key) : 0,
+                          numpy ? 1 : 2) < 0) {
+            c->oom = 1;
+            return 0;
+        }
+        g = tm_groups_find(&c->site_of, key);
+    }
+    return g && g->blocks == 1 ? g->bytes : 0;
+}
+
+static int count_cached(const tm_block *b, void *arg)
+{
+    tm_block_rules *c = arg;
+    if (b->size >= NUMPY_CACHED_BELOW)
+        return 0;
+    uint64_t site = numpy_site(c, tm_view_key(b->stack, b->pystack));
+    if (site && tm_groups_add(&c->count, cache_key(site, b->size), 0, 1) < 0)
+        c->oom = 1;
+    return c->oom;
+}
+
+/* True when the block is one NumPy's caches may hold. */
+static bool numpy_cached(tm_block_rules *c, const tm_block *b)
+{
+    if (b->size >= NUMPY_CACHED_BELOW)
+        return false;
+    uint64_t site = numpy_site(c, tm_view_key(b->stack, b->pystack));
+    tm_group *g = site ? tm_groups_find(&c->count, cache_key(site, b->size)) : NULL;
+    return g && g->blocks <= NUMPY_CACHE_SLOTS;
+}
+
+int tm_block_rules_init(tm_block_rules *c, tm_trace *t)
+{
+    memset(c, 0, sizeof *c);
+    c->t = t;
+    tm_groups_init(&c->site_of);
+    tm_groups_init(&c->count);
+    tm_heap_foreach(t->heap, count_cached, c);
+    return c->oom ? -ENOMEM : 0;
+}
+
+void tm_block_rules_free(tm_block_rules *c)
+{
+    tm_groups_free(&c->site_of);
+    tm_groups_free(&c->count);
+}
+
+/* A Python object the process held at exit that no per-call leak explains
+ * (tm_python_held_rule): made outside any region or in its region's first
+ * invocation. */
+static bool python_held(const tm_block *b)
+{
+    return b->domain != TM_DOMAIN_MALLOC && (b->region == 0 || b->invocation <= 1);
+}
+
+int tm_block_rule(tm_block_rules *c, const tm_block *b)
+{
+    if (numpy_cached(c, b))
+        return tm_numpy_cache_rule;
+    if (python_held(b))
+        return tm_python_held_rule;
     return -1;
 }

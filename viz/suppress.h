@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "groups.h"
 
 typedef struct tm_suppressions {
     char **patterns;
@@ -38,7 +39,33 @@ int tm_default_match(tm_trace *t, tm_stack_key stack);
  * exit.  At a NumPy site, blocks of one size below 1 KiB are suppressed
  * when there are at most 7 of them; a per-call leak makes more. */
 extern const int tm_numpy_cache_rule;
+/* The built-in rule for Python objects alive at exit (an index into the
+ * table), applied per block of Python's allocator domains (traces with
+ * python_allocator "traced"): the interpreter frees its objects only in
+ * part at shut-down, so module state, code objects and the caches a
+ * region fills on its first call are alive at exit in every program.
+ * Blocks made outside any region or in the first invocation of their
+ * region are suppressed (by the stack rules when one matches, else by
+ * this one); a per-call leak inside a region leaves blocks from its later
+ * invocations, which stay reported. */
+extern const int tm_python_held_rule;
 bool tm_is_numpy_module(const char *module);
+
+/* The built-in rules that judge a block rather than its stack
+ * (numpy-cache, python-held-at-exit), for `leaks` and the HTML report
+ * alike.  Init counts the trace's live heap at exit (-ENOMEM when out of
+ * memory; free it all the same). */
+typedef struct tm_block_rules {
+    tm_trace *t;
+    tm_groups site_of;          /* stack key -> bytes: site id, blocks: 1 NumPy, 2 not */
+    tm_groups count;            /* hash of (site, size) -> blocks */
+    int oom;
+} tm_block_rules;
+int tm_block_rules_init(tm_block_rules *r, tm_trace *t);
+/* tm_numpy_cache_rule or tm_python_held_rule when one suppresses the live
+ * block b, else -1. */
+int tm_block_rule(tm_block_rules *r, const tm_block *b);
+void tm_block_rules_free(tm_block_rules *r);
 
 /* What `leaks` would report for the trace's live heap after the built-in
  * rules (blocks allocated in region `region` only, when not NULL): 0, or

@@ -6,11 +6,14 @@
  *
  * A module of its own, without NumPy, so that it builds and works on every
  * interpreter tidemark supports (the NumPy bridge is tidemark._bridge).
+ * Importing it under the tracer also traces Python's allocators (below).
  * Without the preload, both cost a symbol lookup once and nothing after.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+
+#include <dlfcn.h>
 
 #include "tidemark.h"
 
@@ -95,15 +98,48 @@ static PyObject *regions_mark(PyObject *mod, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* --- Python's allocators ------------------------------------------------------------
+ *
+ * Under the tracer, importing this module hands the interpreter's
+ * allocator API to the preload (tidemark_py_allocator, tracer/src/pyalloc.c),
+ * which wraps the MEM and OBJ domains so that every object allocation is an
+ * event (TIDEMARK_PYTHON_ALLOCATOR=off: not).  Called with the GIL held, as
+ * PyMem_SetAllocator needs; once per process (the preload keeps it). */
+
+static const char *allocator_mode = "none";
+
+static void trace_allocators(void)
+{
+    typedef int (*install_fn)(void (*)(int, void *), void (*)(int, void *));
+    install_fn install = (install_fn)dlsym(RTLD_DEFAULT, "tidemark_py_allocator");
+    if (!install)
+        return; /* not under the tracer */
+    switch (install((void (*)(int, void *))PyMem_GetAllocator,
+                    (void (*)(int, void *))PyMem_SetAllocator)) {
+    case 2: allocator_mode = "traced"; break;
+    case 1: allocator_mode = "malloc"; break;
+    default: allocator_mode = "off"; break;
+    }
+}
+
+static PyObject *regions_python_allocator(PyObject *mod, PyObject *unused)
+{
+    return PyUnicode_FromString(allocator_mode);
+}
+
 /* --- module ------------------------------------------------------------------------- */
 
 static PyMethodDef regions_methods[] = {
     {"mark", regions_mark, METH_O, "mark(label): a point on the trace timeline"},
+    {"python_allocator", regions_python_allocator, METH_NOARGS,
+     "python_allocator() -> 'traced' (Python's allocators are traced), 'malloc' "
+     "(PYTHONMALLOC=malloc: they are mallocs), 'off' (not traced) or 'none' (no tracer)"},
     {NULL},
 };
 
 static int regions_exec(PyObject *m)
 {
+    trace_allocators();
     if (PyType_Ready(&RegionType) < 0)
         return -1;
     Py_INCREF(&RegionType);

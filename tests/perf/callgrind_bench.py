@@ -21,6 +21,14 @@ free is one event).  Workloads:
              kept a while
     a        workload A: the allocation-heavy Python loop, PYTHONMALLOC=malloc,
              20 k iterations
+    p        a pymalloc-heavy Python loop (small tuples, strs, dicts, lists)
+             with Python's allocators traced (the _autostart on PYTHONPATH
+             of the traced runs only, as `tidemark run` puts it): its
+             events are PyObject_Malloc's and PyMem_Malloc's, 100 k
+             iterations; not in the default set
+    b        workload B (tracer_bench.py's Burgers run) at N=201 (101 with
+             --quick), default pymalloc, Python's allocators traced as in p;
+             not in the default set
     threads  the C loop's 2 M pairs split over 1, 2, 4, 8 threads, each
              thread freeing its own blocks, and a `cross` variant in which
              every free is of another thread's block
@@ -39,7 +47,11 @@ import subprocess
 import sys
 import tempfile
 
-from workloads import ALLOC_PY, PY, ROOT
+from workloads import ALLOC_PY, BURGERS_PY, PY, PYMALLOC_PY, ROOT
+
+
+# Set in a workload's environment: the traced runs get it as PYTHONPATH.
+TRACED_PYTHONPATH = "TM_CG_TRACED_PYTHONPATH"
 
 
 def fail(msg):
@@ -128,6 +140,19 @@ def workloads(args, build):
         with open(src, "w") as f:
             f.write(ALLOC_PY)
         items.append(("A", [PY, src, str(n_a)], {"PYTHONMALLOC": "malloc"}))
+    if "p" in args.only:
+        src = os.path.join(args.work, "pymalloc.py")
+        with open(src, "w") as f:
+            f.write(PYMALLOC_PY)
+        start = os.path.join(build, "python", "tidemark", "_autostart")
+        items.append(("P pymalloc", [PY, src, str(5 * n_a)], {TRACED_PYTHONPATH: start}))
+    if "b" in args.only:
+        src = os.path.join(args.work, "burgers.py")
+        with open(src, "w") as f:
+            f.write(BURGERS_PY)
+        start = os.path.join(build, "python", "tidemark", "_autostart")
+        items.append((f"B Burgers", [PY, src, "101" if args.quick else "201"],
+                      {TRACED_PYTHONPATH: start}))
     if "threads" in args.only:
         for t in args.threads:
             items.append((f"C loop, {t} threads", [loop, str(pairs), str(t)], {}))
@@ -141,6 +166,8 @@ def traced_env(base, lib, stacks):
     env = dict(base)
     env.update(LD_PRELOAD=lib, TIDEMARK_STACKS=stacks, TIDEMARK_FOLLOW_FORK="1",
                TIDEMARK_OUTPUT="t.trace", TIDEMARK_RSS_INTERVAL_MS="10")
+    if TRACED_PYTHONPATH in env:
+        env["PYTHONPATH"] = env.pop(TRACED_PYTHONPATH)
     return env
 
 
@@ -188,6 +215,8 @@ def main():
                         "writer_per_event": r.writer / r.events,
                     }
                     cell["total_per_event"] = cell["alloc_per_event"] + cell["writer_per_event"]
+                    # Every thread's instructions over the plain run's.
+                    cell["instructions_ratio"] = (r.program + r.writer) / plain.program
                     if which == "new":
                         cell["top_alloc"] = top(functions(r.files["program"]), args.top, plain_fns)
                         cell["top_writer"] = top(functions(r.files["writer"]), args.top)
@@ -199,7 +228,7 @@ def main():
         shutil.rmtree(args.work, ignore_errors=True)
 
     print("\ntracer instructions per event (callgrind; traced minus plain, / events)\n")
-    hdr = "| workload | events | stacks | allocating threads | writer | total |"
+    hdr = "| workload | events | stacks | allocating threads | writer | total | traced/plain |"
     if args.baseline:
         hdr += " old total | new/old |"
     print(hdr)
@@ -210,7 +239,7 @@ def main():
             c = row[f"{stacks}_new"]
             line = (f"| {row['workload']} | {c['events']} | {stacks} | "
                     f"{c['alloc_per_event']:.1f} | {c['writer_per_event']:.1f} | "
-                    f"{c['total_per_event']:.1f} |")
+                    f"{c['total_per_event']:.1f} | {c['instructions_ratio']:.2f}x |")
             if args.baseline:
                 o = row[f"{stacks}_old"]
                 line += f" {o['total_per_event']:.1f} | {c['total_per_event'] / o['total_per_event']:.3f} |"

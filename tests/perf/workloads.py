@@ -4,7 +4,9 @@ ALLOC_PY is workload A (allocation-heavy Python: bytearrays and small
 dicts, one in a hundred kept a while; run with PYTHONMALLOC=malloc so each
 object is a malloc), BURGERS_PY workload B (the Burgers problem of
 samples/burgers integrated by SciPy's dopri5 with a Python right-hand
-side).  Both take the size as argv[1].
+side), PYMALLOC_PY a pymalloc-heavy loop (small tuples, strs, dicts and
+lists, nothing reaching malloc: with Python's allocators traced, every
+object is an event; issue 23).  All take the size as argv[1].
 """
 import os
 
@@ -39,3 +41,18 @@ s.set_initial_value(bp.initial(n), 0.0)
 for t in bp.output_times(n):
     s.integrate(t)
 """ % os.path.join(ROOT, "samples", "burgers")
+
+PYMALLOC_PY = """
+import sys
+n = int(sys.argv[1])
+keep = []
+for i in range(n):
+    for j in range(1000):
+        t = (i, j, str(j))
+        d = {"k": j, "t": t}
+        l = [t, d]
+        if j % 100 == 0:
+            keep.append(l)
+    if len(keep) > 500:
+        del keep[:250]
+"""

@@ -43,6 +43,13 @@ static int report_args(const char *cmd, const char *trace, const char *outdir, i
         argv[n++] = (char *)trace;
         argv[n++] = "-o";
         argv[n++] = buf;
+    } else if (!strcmp(cmd, "report")) {
+        snprintf(buf, len, "%s/report.html", outdir);
+        argv[n++] = (char *)trace;
+        argv[n++] = "-o";
+        argv[n++] = buf;
+        argv[n] = NULL;         /* no --json: the page is the output */
+        return n;
     } else if (!strcmp(cmd, "kept")) {
         argv[n++] = (char *)trace;
         argv[n++] = "--region";
@@ -64,7 +71,8 @@ static int run_case(const char *trace, const char *outdir, long index)
             continue; /* they run programs, not reports */
         /* The plots read the trace alike with or without --json, and each
          * run forks gnuplot: once is enough for them. */
-        int plots = !strcmp(c->name, "timeline") || !strcmp(c->name, "sweep");
+        int plots = !strcmp(c->name, "timeline") || !strcmp(c->name, "sweep") ||
+                    !strcmp(c->name, "report");
         for (int json = 0; json < (plots ? 1 : 2); json++) {
             char *argv[16], buf[4096];
             int argc = report_args(c->name, trace, outdir, json, argv, buf, sizeof buf);

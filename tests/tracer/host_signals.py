@@ -181,6 +181,7 @@ CASES = {
     "overflow": lambda c: case_overflow(c, "overflow"),
     "overflow_thread": lambda c: case_overflow(c, "overflow_thread"),
     "overflow_own": lambda c: case_overflow(c, "overflow_own"),
+    "overflow_own_off": lambda c: case_overflow(c, "overflow_own_off"),
     "threads": case_threads,
 }
 

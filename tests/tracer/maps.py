@@ -56,6 +56,29 @@ def case_threads(c):
     expect_eq(s["threads"], 5, "threads")
 
 
+# An allocator loaded after the tracer maps its chunks inside the
+# allocation hooks: those maps are its heap blocks' and pass through, so
+# the figures are the program's own.  (Its munmaps from a free may be
+# recorded, after the free hook left: they change nothing, the reader knew
+# no anonymous memory there.)
+def case_allocator_after(c):
+    lib = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+    if not os.path.exists(lib):
+        print(f"maps.allocator_after: skipped, no {lib}")
+        return
+    env = dict(os.environ, LD_PRELOAD=lib)
+    p = subprocess.run([c.tm, "run", "-o", c.trace, "--", c.prog("maps")], cwd=c.work,
+                       env=env, capture_output=True, text=True, timeout=120)
+    expect_eq(p.returncode, 0, f"run under {lib}: {p.stderr}")
+    s = c.report("summary")
+    got = maps_of(s)
+    expect(got.pop("munmap_calls") >= WANT["munmap_calls"], f"munmap_calls {s['munmap_calls']}")
+    want = dict(WANT)
+    del want["munmap_calls"]
+    expect_eq(got, want, f"maps figures with {lib} after the tracer")
+    expect(s["alloc_calls"] >= 1, "allocations recorded through the allocator")
+
+
 # A trace without maps says so, and its JSON has zeros.
 def case_none(c):
     c.run([c.prog("exact")])

@@ -171,6 +171,7 @@ static void test_recorder_writes_checked_blocks(void **state)
     assert_int_equal(tm_get_u(&p, end, &v), 0);
     assert_int_equal(*p++, TM_OP_REGION_END);
     assert_int_equal(tm_get_u(&p, end, &v), 0);
+    /* RSS sampling is off here (rss_interval_ms 0): no HWM before END. */
     assert_int_equal(*p++, TM_OP_END);
     assert_int_equal(tm_get_u(&p, end, &v), 0);
     assert_int_equal(v, TM_END_EXIT);

@@ -80,6 +80,10 @@ enum tm_op {
     /* ALLOC | fn: u size, s daddr, u dts, u stack (0 = no stack).
      * fn is the entry point (enum tm_alloc_fn). */
     TM_OP_ALLOC = 0x10,
+    /* PY_ALLOC + 3 * (domain - 1) + fn (0x19..0x1e): an allocation by one of
+     * Python's allocator domains (enum tm_domain), fn TM_FN_MALLOC, _CALLOC
+     * or _REALLOC; the fields of ALLOC.  ALLOC | code with code 9..14. */
+    TM_OP_PY_ALLOC = 0x19,
     /* FREE: s daddr, u dts.  realloc's free of the old block uses
      * TM_OP_REALLOC_FREE so a failed realloc can restore it. */
     TM_OP_FREE = 0x20,
@@ -87,6 +91,10 @@ enum tm_op {
     /* REALLOC_FAIL: s daddr, u dts.  The block freed by the preceding
      * REALLOC_FREE of the same thread and address is live again. */
     TM_OP_REALLOC_FAIL = 0x22,
+    /* PY_FREE + 3 * (domain - 1) + k (0x23..0x28): s daddr, u dts.  A free
+     * by one of Python's allocator domains: k = 0 free, 1 realloc's free of
+     * the old block, 2 realloc failed (as REALLOC_FREE and REALLOC_FAIL). */
+    TM_OP_PY_FREE = 0x23,
     /* THREAD: u tid.  Following records belong to this thread. */
     TM_OP_THREAD = 0x30,
     /* REGION_BEGIN: u name (string id), u invocation (from 1), u dts. */
@@ -114,6 +122,14 @@ enum tm_op {
      * follow.  Stack nodes resolve against the map current when they are
      * defined. */
     TM_OP_MAP_RESET = 0x60,
+    /* STACK_RESET: u next_id, u kind (0 stack nodes, 1 Python frames).
+     * The tracer dropped that table (the stack tables together reached
+     * TIDEMARK_STACK_MEMORY) and starts it again: stacks already
+     * defined are defined again as they are met, under new ids, which go
+     * on from next_id (ids are never reused; every id defined before stays
+     * what it was, and records may still name it).  In a fork child's
+     * trace it comes first when the ids it defines start above 1. */
+    TM_OP_STACK_RESET = 0x7a,
     /* MODULE: u bias (load address minus link address), u start, u end
      * (runtime address range of the loaded segments), u build_id_len,
      * build id bytes, u path_len, path bytes. */
@@ -141,6 +157,10 @@ enum tm_op {
     TM_OP_MMAP = 0x74,
     TM_OP_MUNMAP = 0x75,
     TM_OP_MREMAP = 0x76,
+    /* HWM: u bytes.  The kernel's high-water mark of the process's
+     * resident set (VmHWM), read as the trace ends, just before END (its
+     * time is END's).  Samples (RSS) can miss a short peak; this cannot. */
+    TM_OP_HWM = 0x79,
     /* END: u reason (enum tm_end_reason), u detail (version 2: the signal
      * number for TM_END_SIGNAL, the errno for TM_END_WRITE_FAILED, else 0).
      * The process finished tracing; nothing follows. */
@@ -160,6 +180,31 @@ enum tm_alloc_fn {
     TM_FN_FREE = 9,     /* reader only: a FREE released by free() */
     TM_FN_COUNT
 };
+
+/* ALLOC | code: codes 0..8 are malloc's entry points (enum tm_alloc_fn),
+ * 9..14 Python's domains (TM_OP_PY_ALLOC). */
+#define TM_ALLOC_CODES 15
+
+/* Who handed a block out.  Python's domains are traced by wrapping the
+ * interpreter's allocators (PyMem_SetAllocator); the RAW domain is malloc. */
+enum tm_domain {
+    TM_DOMAIN_MALLOC = 0, /* the C allocator (malloc and friends) */
+    TM_DOMAIN_PYMEM = 1,  /* PyMem_Malloc & co. */
+    TM_DOMAIN_PYOBJ = 2,  /* PyObject_Malloc & co. (pymalloc by default) */
+    TM_DOMAIN_COUNT
+};
+
+/* The ALLOC code of a Python-domain allocation (fn: malloc, calloc, realloc). */
+static inline unsigned tm_py_alloc_code(unsigned domain, unsigned fn)
+{
+    return (unsigned)(TM_OP_PY_ALLOC - TM_OP_ALLOC) + 3 * (domain - 1) + fn;
+}
+
+/* The FREE opcode of a Python-domain free (k: 0 free, 1 realloc free, 2 fail). */
+static inline unsigned tm_py_free_op(unsigned domain, unsigned k)
+{
+    return (unsigned)TM_OP_PY_FREE + 3 * (domain - 1) + k;
+}
 
 enum tm_end_reason {
     TM_END_EXIT = 0,   /* exit() or return from main */

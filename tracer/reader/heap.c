@@ -148,13 +148,15 @@ int tm_heap_apply(tm_heap *h, const tm_event *ev, tm_block *freed)
             return 0;
         b = (tm_block){.addr = ev->addr, .size = ev->size, .time_ns = ev->time_ns,
                        .stack = ev->stack, .thread = ev->thread, .region = ev->region,
-                       .invocation = ev->invocation, .pystack = ev->pystack};
+                       .invocation = ev->invocation, .pystack = ev->pystack,
+                       .domain = ev->domain};
         return insert(h, &b) < 0 ? -ENOMEM : 0;
     case TM_EV_FREE:
         if (!ev->addr)
             return 0;
         if (!take(h, ev->addr, &b)) {
-            h->unmatched++;
+            if (ev->domain == TM_DOMAIN_MALLOC)
+                h->unmatched++;
             return 0;
         }
         if (ev->fn == TM_FN_REALLOC || ev->fn == TM_FN_REALLOCARRAY) {

@@ -61,6 +61,7 @@ struct tm_reader {
     uint64_t prev_addr, prev_tick;
     int64_t thread;             /* dense index, -1 = unknown */
     uint32_t pending_py;        /* PY_STACK for the next ALLOC */
+    uint64_t hwm_bytes;         /* HWM record, 0 = none yet */
     double ns_per_tick;
 
     tm_reader_tables t;
@@ -430,12 +431,17 @@ static int decode_one(tm_reader *r, tm_event *ev)
     int rc = 0;
 
     if ((op & 0xf0) == TM_OP_ALLOC) {
-        if ((op & 0x0f) >= TM_FN_FREE || tm_get_u(&q, r->end, &a) < 0 ||
+        if ((op & 0x0f) >= TM_ALLOC_CODES || tm_get_u(&q, r->end, &a) < 0 ||
             take_addr(r, &q, ev) < 0 || take_ts(r, &q, ev) < 0 ||
             tm_get_u(&q, r->end, &b) < 0 || b > UINT32_MAX)
             return -1;
         ev->kind = TM_EV_ALLOC;
         ev->fn = op & 0x0f;
+        if (op >= TM_OP_PY_ALLOC) { /* a Python domain's: its fn is malloc's, calloc's or realloc's */
+            unsigned k = op - TM_OP_PY_ALLOC;
+            ev->domain = TM_DOMAIN_PYMEM + k / 3;
+            ev->fn = k % 3;
+        }
         ev->size = a;
         ev->stack = (uint32_t)b;
         ev->pystack = r->pending_py;
@@ -454,6 +460,22 @@ static int decode_one(tm_reader *r, tm_event *ev)
             stamp_thread(r, ev);
             rc = 1;
             break;
+        case TM_OP_PY_FREE:
+        case TM_OP_PY_FREE + 1:
+        case TM_OP_PY_FREE + 2:
+        case TM_OP_PY_FREE + 3:
+        case TM_OP_PY_FREE + 4:
+        case TM_OP_PY_FREE + 5: {
+            unsigned k = op - TM_OP_PY_FREE;
+            if (take_addr(r, &q, ev) < 0 || take_ts(r, &q, ev) < 0)
+                return -1;
+            ev->kind = k % 3 == 2 ? TM_EV_REALLOC_FAIL : TM_EV_FREE;
+            ev->fn = k % 3 == 1 ? TM_FN_REALLOC : TM_FN_FREE;
+            ev->domain = TM_DOMAIN_PYMEM + k / 3;
+            stamp_thread(r, ev);
+            rc = 1;
+            break;
+        }
         case TM_OP_THREAD:
             if (tm_get_u(&q, r->end, &a) < 0 || a > UINT32_MAX)
                 return -1;
@@ -530,6 +552,12 @@ static int decode_one(tm_reader *r, tm_event *ev)
         case TM_OP_MAP_RESET:
             tm_tables_map_reset(&r->t);
             break;
+        case TM_OP_STACK_RESET:
+            if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0 || a == 0 ||
+                a > UINT32_MAX || b > 1)
+                return -1;
+            tm_tables_stack_reset(&r->t, (uint32_t)a, (int)b);
+            break;
         case TM_OP_MODULE: {
             const uint8_t *id, *path;
             uint64_t idlen, pathlen;
@@ -586,6 +614,12 @@ static int decode_one(tm_reader *r, tm_event *ev)
         case TM_OP_CLOCK:
             if (tm_get_u(&q, r->end, &a) < 0 || tm_get_u(&q, r->end, &b) < 0)
                 return -1;
+            break;
+        case TM_OP_HWM:
+            if (tm_get_u(&q, r->end, &a) < 0)
+                return -1;
+            if (a > r->hwm_bytes)
+                r->hwm_bytes = a;
             break;
         case TM_OP_LOST:
             if (tm_get_u(&q, r->end, &a) < 0 || take_ts(r, &q, ev) < 0)
@@ -686,6 +720,10 @@ uint32_t tm_reader_string_bound(const tm_reader *r) { return r->t.nstrings; }
 
 uint32_t tm_reader_thread_count(const tm_reader *r) { return r->t.nthreads; }
 
+uint64_t tm_reader_hwm_bytes(const tm_reader *r) { return r->hwm_bytes; }
+
+uint32_t tm_reader_stack_resets(const tm_reader *r) { return r->t.stack_resets; }
+
 uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread)
 {
     return thread < r->t.nthreads ? r->t.threads[thread].tid : 0;
@@ -731,4 +769,33 @@ uint32_t tm_reader_module_count(const tm_reader *r) { return r->t.nmodules; }
 const tm_module *tm_reader_module(const tm_reader *r, uint32_t index)
 {
     return index < r->t.nmodules ? &r->t.modules[index] : NULL;
+}
+
+/* "python3.11", "libpython3.12.so.1.0": the interpreter, or a program
+ * embedding it. */
+static int is_python_module(const char *path)
+{
+    const char *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path;
+    return base && (!strncmp(base, "python", 6) || !strncmp(base, "libpython", 9));
+}
+
+const char *tm_reader_python_allocator(const tm_reader *r)
+{
+    static const char prefix[] = "tidemark:python_allocator=";
+    const char *mode = NULL;
+    /* The latest marker: ids grow in the order the tracer wrote them. */
+    for (uint32_t id = 1; id < tm_reader_string_bound(r); id++) {
+        const char *s = tm_reader_string(r, id);
+        if (s && !strncmp(s, prefix, sizeof prefix - 1))
+            mode = s + sizeof prefix - 1;
+    }
+    if (mode && strcmp(mode, "malloc") && strcmp(mode, "off"))
+        return "traced";
+    int python = 0;
+    for (uint32_t i = 0; i < tm_reader_module_count(r) && !python; i++)
+        python = is_python_module(tm_reader_module(r, i)->path);
+    if (!python)
+        return "none";
+    return mode && !strcmp(mode, "malloc") ? "malloc" : "off";
 }

@@ -215,7 +215,7 @@ int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t i
 {
     int rc;
     tm_node *slot = slot_for((void **)&t->nodes, &t->nnodes, sizeof *t->nodes,
-                             &t->sparse_nodes, id, t->defined_nodes, &rc);
+                             &t->sparse_nodes, id, t->defined_nodes + t->node_skipped, &rc);
     if (!slot)
         return rc;
     *slot = (tm_node){.ip = ip, .parent = parent, .module = module_of(t, ip), .defined = true};
@@ -229,7 +229,8 @@ int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n)
 {
     int rc;
     tm_py_node *slot = slot_for((void **)&t->pynodes, &t->npynodes, sizeof *t->pynodes,
-                                &t->sparse_pynodes, id, t->defined_pynodes, &rc);
+                                &t->sparse_pynodes, id, t->defined_pynodes + t->pynode_skipped,
+                                &rc);
     if (!slot)
         return rc;
     *slot = *n;
@@ -270,8 +271,8 @@ const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint3
 {
     const struct { const char *kind; uint32_t max, n; } k[] = {
         {"string", t->max_string, t->defined_strings},
-        {"stack node", t->max_node, t->defined_nodes},
-        {"Python frame", t->max_pynode, t->defined_pynodes},
+        {"stack node", t->max_node, t->defined_nodes + t->node_skipped},
+        {"Python frame", t->max_pynode, t->defined_pynodes + t->pynode_skipped},
     };
     for (int i = 0; i < 3; i++)
         if ((uint64_t)k[i].max > (uint64_t)k[i].n + ID_SLACK) {
@@ -280,6 +281,15 @@ const char *tm_tables_unjustified(const tm_reader_tables *t, uint32_t *id, uint3
             return k[i].kind;
         }
     return NULL;
+}
+
+void tm_tables_stack_reset(tm_reader_tables *t, uint32_t next, int python)
+{
+    t->stack_resets++;
+    uint32_t *skipped = python ? &t->pynode_skipped : &t->node_skipped;
+    uint32_t defined = python ? t->defined_pynodes : t->defined_nodes;
+    if (next - 1 > defined + *skipped)
+        *skipped = next - 1 - defined;
 }
 
 void tm_tables_map_reset(tm_reader_tables *t)

@@ -58,6 +58,9 @@ typedef struct tm_event {
     uint64_t invocation;    /* the region's invocation number, from 1 */
     uint32_t depth;         /* nesting depth of that region, from 1 */
     uint32_t pystack;       /* ALLOC: Python stack node, 0 = none */
+    uint32_t domain;        /* ALLOC, FREE, REALLOC_FAIL: enum tm_domain (who
+                               handed the block out: malloc, or one of
+                               Python's allocator domains) */
     uint64_t addr2, size2;  /* MREMAP: the new range */
 } tm_event;
 
@@ -93,6 +96,12 @@ const char *tm_reader_string(const tm_reader *r, uint32_t id);
 /* Ids below this bound may be defined (a loop bound for lookups by name). */
 uint32_t tm_reader_string_bound(const tm_reader *r);
 uint32_t tm_reader_thread_count(const tm_reader *r);
+/* The traced process's VmHWM from the HWM record read so far (it comes
+ * just before END), 0 when there is none. */
+uint64_t tm_reader_hwm_bytes(const tm_reader *r);
+/* STACK_RESET records read so far: the tracer's stack tables were rebuilt
+ * that many times (TIDEMARK_STACK_MEMORY). */
+uint32_t tm_reader_stack_resets(const tm_reader *r);
 uint32_t tm_reader_thread_tid(const tm_reader *r, uint32_t thread);
 
 /* Stacks: frames of a node from innermost to outermost.  Returns the number
@@ -123,6 +132,14 @@ typedef struct tm_module {
 uint32_t tm_reader_module_count(const tm_reader *r);
 const tm_module *tm_reader_module(const tm_reader *r, uint32_t index);
 
+/* How Python's allocator domains were recorded: "traced" (wrapped, every
+ * object allocation is an event), "malloc" (PYTHONMALLOC=malloc was in
+ * force: they were mallocs), "off" (a Python process whose small objects,
+ * served by pymalloc, went unseen) or "none" (not a Python process).  From
+ * the marker strings the tracer writes (docs/trace-format.md) and, without
+ * one, the module map; meaningful once the trace has been read. */
+const char *tm_reader_python_allocator(const tm_reader *r);
+
 /* Counters of what was read so far. */
 typedef struct tm_read_stats {
     uint64_t events, blocks, bytes;
@@ -141,6 +158,7 @@ typedef struct tm_block {
     uint32_t region;        /* innermost region at allocation, 0 = none */
     uint64_t invocation;
     uint32_t pystack;       /* Python stack node, 0 = none */
+    uint32_t domain;        /* enum tm_domain */
 } tm_block;
 
 typedef struct tm_heap tm_heap;
@@ -149,8 +167,9 @@ tm_heap *tm_heap_new(void);
 void tm_heap_free(tm_heap *h);
 /* Applies an ALLOC/FREE/REALLOC_FAIL event.  For FREE, copies the released
  * block into *freed (if not NULL) and returns 1; returns 0 when the event
- * did not match a live block (free of an unknown address, counted), and 0
- * for other event kinds.  Returns negative only when out of memory. */
+ * did not match a live block (free of an unknown address, counted unless
+ * a Python domain freed it: blocks from before its allocators were
+ * wrapped), and 0 for other event kinds.  Returns negative only when out of memory. */
 int tm_heap_apply(tm_heap *h, const tm_event *ev, tm_block *freed);
 uint64_t tm_heap_live_bytes(const tm_heap *h);
 uint64_t tm_heap_live_blocks(const tm_heap *h);

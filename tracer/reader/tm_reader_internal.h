@@ -67,6 +67,10 @@ typedef struct tm_reader_tables {
      * sparse because their id ran ahead of the dense array. */
     uint32_t defined_strings, defined_nodes, defined_pynodes;
     uint32_t max_string, max_node, max_pynode;
+    /* Node ids a STACK_RESET said were defined elsewhere (a fork child's
+     * trace starting above 1): counted as defined for the checks. */
+    uint32_t node_skipped, pynode_skipped;
+    uint32_t stack_resets;      /* STACK_RESET records */
     tm_sparse sparse_strings, sparse_nodes, sparse_pynodes;
 } tm_reader_tables;
 
@@ -76,6 +80,8 @@ int tm_tables_init(tm_reader_tables *t);
 void tm_tables_free(tm_reader_tables *t);
 int tm_tables_string(tm_reader_tables *t, uint32_t id, const char *s, size_t len);
 int tm_tables_node(tm_reader_tables *t, uint32_t id, uint32_t parent, uint64_t ip);
+/* STACK_RESET: the tracer's tables start again, ids from next on. */
+void tm_tables_stack_reset(tm_reader_tables *t, uint32_t next, int python);
 void tm_tables_map_reset(tm_reader_tables *t);
 int tm_tables_py_node(tm_reader_tables *t, uint32_t id, const tm_py_node *n);
 int tm_tables_module(tm_reader_tables *t, uint64_t bias, uint64_t start, uint64_t end,

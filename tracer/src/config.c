@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tm_internal.h"
+#include "tm_size.h"
 
 extern char **environ;
 
@@ -173,8 +174,24 @@ TM_HIDDEN void tm_config_load(tm_config *cfg)
     cfg->unwind_careful = uw && (strcmp(uw, "careful") == 0 || strcmp(uw, "libunwind") == 0);
     const char *py = getenv("TIDEMARK_PYTHON_STACKS");
     cfg->python_stacks = py && *py && strcmp(py, "0") != 0;
+    const char *pa = getenv("TIDEMARK_PYTHON_ALLOCATOR");
+    cfg->python_allocator = 1;
+    if (pa && *pa) {
+        if (strcmp(pa, "off") == 0)
+            cfg->python_allocator = 0;
+        else if (strcmp(pa, "traced") != 0)
+            tm_diag("TIDEMARK_PYTHON_ALLOCATOR must be traced or off, using traced: ", pa, NULL);
+    }
     const char *ff = getenv("TIDEMARK_FOLLOW_FORK");
     cfg->follow_fork = ff && *ff && strcmp(ff, "0") != 0;
+    const char *sm = getenv("TIDEMARK_STACK_MEMORY");
+    cfg->stack_memory = TM_STACK_MEMORY_DEFAULT;
+    if (sm && *sm && (tm_parse_size(sm, &cfg->stack_memory) < 0 ||
+                      cfg->stack_memory < TM_STACK_MEMORY_MIN)) {
+        tm_diag("TIDEMARK_STACK_MEMORY must be a size of at least 1 MiB (like 64 MiB), "
+                "using 256 MiB: ", sm, NULL);
+        cfg->stack_memory = TM_STACK_MEMORY_DEFAULT;
+    }
 }
 
 TM_HIDDEN int tm_output_path(const tm_config *cfg, pid_t pid, int force_pid, char *out, size_t len)

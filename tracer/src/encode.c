@@ -52,13 +52,13 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
         uint64_t head = *w++;
         unsigned op = tm_raw_op(head);
         uint64_t arg = tm_raw_arg(head);
-        if (op - TM_RAW_TINY < TM_FN_FREE) {
+        if (op - TM_RAW_TINY < TM_ALLOC_CODES) {
             put_alloc(&e, TM_OP_ALLOC + (op - TM_RAW_TINY), tm_raw_tiny_addr(arg),
                       tm_raw_tiny_size(arg), 0);
             continue;
         }
         unsigned alloc_op = op & ~TM_RAW_SHORT;
-        if (alloc_op >= TM_OP_ALLOC && alloc_op < TM_OP_ALLOC + TM_FN_FREE) {
+        if (alloc_op >= TM_OP_ALLOC && alloc_op < TM_OP_ALLOC + TM_ALLOC_CODES) {
             if (op & TM_RAW_SHORT) {
                 if (end - w < 1)
                     return NULL;
@@ -76,6 +76,12 @@ uint8_t *tm_encode_chunk(const uint64_t *w, const uint64_t *end, uint64_t start_
         case TM_OP_FREE:
         case TM_OP_REALLOC_FREE:
         case TM_OP_REALLOC_FAIL:
+        case TM_OP_PY_FREE:
+        case TM_OP_PY_FREE + 1:
+        case TM_OP_PY_FREE + 2:
+        case TM_OP_PY_FREE + 3:
+        case TM_OP_PY_FREE + 4:
+        case TM_OP_PY_FREE + 5:
             *e.out++ = (uint8_t)op;
             put_addr(&e, arg);
             put_ts(&e);

@@ -81,14 +81,27 @@ static void *call_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 }
 
 /* 1 when this call is to be recorded, with the recursion guard up (leave
- * with tm_self.busy = 0).  Unlike the allocation hooks, a map never starts
- * tracing: starting allocates. */
-static int enter(void)
+ * with tm_self.busy = *was).  Unlike the allocation hooks, a map never
+ * starts tracing: starting allocates.  Inside a wrapped Python allocator
+ * (TM_BUSY_PYALLOC) maps are recorded: pymalloc's arenas. */
+static int enter(int *was)
 {
-    if (tm_self.busy || __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
+    *was = tm_self.busy;
+    if ((*was != TM_BUSY_NONE && *was != TM_BUSY_PYALLOC) ||
+        __atomic_load_n(&tm_state, __ATOMIC_ACQUIRE) != TM_STATE_ON)
         return 0;
-    tm_self.busy = 1;
+    tm_self.busy = TM_BUSY_HOOK;
     return 1;
+}
+
+/* The guard back as enter found it; a hook that was the thread's outermost
+ * puts in what a signal handler recorded meanwhile (tm_hook_leave). */
+static inline void leave(int was)
+{
+    if (was == TM_BUSY_NONE)
+        tm_hook_leave();
+    else
+        tm_self.busy = was;
 }
 
 /* The caller's stack, walked before the lock is taken, with the thread's
@@ -108,7 +121,7 @@ static tm_walk *walk_from(const void *frame, int *keep)
 
 /* Inline: `frame` is the hook's own frame, alive while the walk runs. */
 static inline __attribute__((always_inline)) void *mmap_traced(void *addr, size_t len, int prot, int flags,
-                                                   int fd, off_t off, const void *frame)
+                                                   int fd, off_t off, const void *frame, int was)
 {
     int anon = (flags & MAP_ANONYMOUS) != 0, keep = 0;
     tm_walk *w = anon ? walk_from(frame, &keep) : NULL;
@@ -121,7 +134,7 @@ static inline __attribute__((always_inline)) void *mmap_traced(void *addr, size_
                              anon);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    leave(was);
     errno = e;
     return p;
 }
@@ -129,9 +142,10 @@ static inline __attribute__((always_inline)) void *mmap_traced(void *addr, size_
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     /* A file-backed map that replaces nothing is nothing of ours. */
-    if (!(flags & (MAP_ANONYMOUS | MAP_FIXED)) || !enter())
+    int was;
+    if (!(flags & (MAP_ANONYMOUS | MAP_FIXED)) || !enter(&was))
         return call_mmap(addr, len, prot, flags, fd, off);
-    return mmap_traced(addr, len, prot, flags, fd, off, __builtin_frame_address(0));
+    return mmap_traced(addr, len, prot, flags, fd, off, __builtin_frame_address(0), was);
 }
 
 EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -139,7 +153,8 @@ EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t o
 
 EXPORT int munmap(void *addr, size_t len)
 {
-    if (!enter())
+    int was;
+    if (!enter(&was))
         return call_munmap(addr, len);
     tm_lock();
     int rc = call_munmap(addr, len);
@@ -149,14 +164,14 @@ EXPORT int munmap(void *addr, size_t len)
         tm_record_map_locked(TM_OP_MUNMAP, (uintptr_t)addr, words, 1, NULL, 0, 0);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    leave(was);
     errno = e;
     return rc;
 }
 
 static inline __attribute__((always_inline)) void *mremap_traced(void *old, size_t old_len, size_t new_len,
                                                      int flags, void *new_addr,
-                                                     const void *frame)
+                                                     const void *frame, int was)
 {
     int keep;
     tm_walk *w = walk_from(frame, &keep);
@@ -169,7 +184,7 @@ static inline __attribute__((always_inline)) void *mremap_traced(void *old, size
                              keep, 1);
     }
     tm_unlock();
-    tm_self.busy = 0;
+    leave(was);
     errno = e;
     return p;
 }
@@ -184,7 +199,9 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
         new_addr = va_arg(ap, void *);
         va_end(ap);
     }
-    if (!enter())
+    int was;
+    if (!enter(&was))
         return call_mremap(old, old_len, new_len, flags, new_addr);
-    return mremap_traced(old, old_len, new_len, flags, new_addr, __builtin_frame_address(0));
+    return mremap_traced(old, old_len, new_len, flags, new_addr, __builtin_frame_address(0),
+                         was);
 }

@@ -62,10 +62,43 @@ typedef struct py_node {
     uint32_t id, parent, file, func, line, flags;
 } py_node;
 
+/* Ids are the trace's: they go on increasing when the table is dropped at
+ * the stack memory cap (py_reset), as the native trie's do (stacks.c); a
+ * cached id of an earlier generation (at most base) stays right for the
+ * trace but is not in the table, so it is never a parent here. */
 static struct {
     py_node *table;
-    uint64_t cap, count;
+    uint64_t cap, count;       /* count: ids handed out, all generations */
+    uint64_t used;             /* entries in the table */
+    uint32_t base;             /* ids up to base are of earlier generations */
+    uint32_t resets;
 } trie;
+
+#define PY_ID_MAX (1u << 28)   /* trace ids are below 2^28 */
+
+static inline int py_current(uint32_t id)
+{
+    return id > trie.base;
+}
+
+TM_HIDDEN size_t tm_py_stack_bytes(void)
+{
+    return (size_t)(trie.cap * sizeof(py_node));
+}
+
+/* Dropped at the cap: empty again, ids go on from count + 1. */
+static int py_reset(void)
+{
+    if (trie.table)
+        tm_pages_free(trie.table, trie.cap * sizeof *trie.table);
+    trie.table = NULL;
+    trie.cap = 0;
+    trie.used = 0;
+    trie.base = (uint32_t)trie.count;
+    trie.resets++;
+    tm_emit_stack_reset_locked(trie.base + 1, 1);
+    return 0;
+}
 
 static uint64_t node_hash(const py_node *k)
 {
@@ -78,6 +111,17 @@ static uint64_t node_hash(const py_node *k)
 static int grow(void)
 {
     uint64_t cap = trie.cap ? 2 * trie.cap : 4096;
+    /* The cap covers native and Python tables together; the larger one
+     * gives way (a growth holds the old table and the new one). */
+    uint64_t limit = tm_cfg.stack_memory, native = tm_stacks_bytes();
+    if (limit && trie.cap && native + (trie.cap + cap) * sizeof(py_node) > limit) {
+        if (trie.cap * sizeof(py_node) >= native) {
+            py_reset();
+            cap = 4096;
+        } else {
+            tm_stacks_request_reset();
+        }
+    }
     py_node *t = tm_pages(cap * sizeof *t);
     if (!t)
         return -1;
@@ -98,8 +142,12 @@ static int grow(void)
 
 static uint32_t child(uint32_t parent, const py_entry *e, uint32_t line)
 {
-    if (trie.count + 1 > trie.cap / 2 && grow() < 0)
+    if (trie.count + 1 >= PY_ID_MAX)
         return parent;
+    if (trie.used + 1 > trie.cap / 4 * 3 && grow() < 0)
+        return parent;
+    if (parent && !py_current(parent))
+        return 0; /* the table was dropped just now: the walk starts again */
     py_node k = {.parent = parent, .file = e->file, .func = e->func, .line = line,
                  .flags = e->entry};
     uint64_t i = node_hash(&k) & (trie.cap - 1);
@@ -112,6 +160,7 @@ static uint32_t child(uint32_t parent, const py_entry *e, uint32_t line)
             return n->id;
     }
     k.id = (uint32_t)++trie.count;
+    trie.used++;
     trie.table[i] = k;
     tm_emit_py_frame_locked(k.id, parent, k.file, k.func, line, k.flags);
     return k.id;
@@ -128,17 +177,28 @@ static __attribute__((noinline)) uint32_t py_stack_locked(void)
     if (!s || s->depth <= 0 || !get_line)
         return 0;
     int n = s->depth < PY_MAX ? s->depth : PY_MAX;
-    uint32_t node = 0;
+    uint32_t node = 0, resets = trie.resets;
+    int restarted = 0;
     for (int i = 0; i < n; i++) {
         py_entry *e = &s->e[i];
+        /* A node of an earlier generation of the table counts as unknown. */
         if (i == n - 1) {
             uint32_t line = (uint32_t)get_line(e->frame);
-            if (line != e->line || !e->node) {
+            if (line != e->line || !py_current(e->node)) {
                 e->line = line;
                 e->node = child(node, e, line);
             }
-        } else if (!e->node) {
+        } else if (!py_current(e->node)) {
             e->node = child(node, e, e->line);
+        }
+        if (tm_unlikely(trie.resets != resets)) {
+            /* Dropped for this node: the whole stack again, once. */
+            resets = trie.resets;
+            if (restarted++)
+                return 0;
+            node = 0;
+            i = -1;
+            continue;
         }
         node = e->node;
     }
@@ -156,6 +216,9 @@ TM_HIDDEN uint32_t tm_py_stack_locked(void)
 TM_HIDDEN void tm_py_foreach(void (*emit)(uint32_t, uint32_t, uint32_t, uint32_t, uint32_t,
                                          uint32_t))
 {
+    /* A fork child's trace: ids start above base (STACK_RESET says so). */
+    if (trie.base)
+        tm_emit_stack_reset_locked(trie.base + 1, 1);
     for (uint64_t i = 0; i < trie.cap; i++)
         if (trie.table[i].id)
             emit(trie.table[i].id, trie.table[i].parent, trie.table[i].file,
@@ -387,12 +450,14 @@ static uint32_t walk_stack_locked(const tm_py_walker *w)
         self_walk = c;
     }
     int n = w->frames(c->tmp, PY_MAX);
-    uint32_t node = 0;
-    int same = 1;
+    uint32_t node = 0, resets = trie.resets;
+    int same = 1, restarted = 0;
+again:
     for (int i = 0; i < n; i++) {
         const tm_py_ref *r = &c->tmp[n - 1 - i];    /* outermost first */
+        /* Nodes of an earlier generation of the table are not reused. */
         if (same && i < c->n && c->ref[i].key == r->key && c->ref[i].instr == r->instr &&
-            c->ref[i].entry == r->entry) {
+            c->ref[i].entry == r->entry && py_current(c->node[i])) {
             node = c->node[i];
             continue;
         }
@@ -402,7 +467,7 @@ static uint32_t walk_stack_locked(const tm_py_walker *w)
         uint32_t h = (uint32_t)((ip >> 1 ^ ekey ^ node * 0x9e3779b1ull) & (EDGE_CACHE - 1));
         uint32_t parent = node;
         if (c->edge[h].key == ekey && c->edge[h].instr == ip && c->edge[h].parent == parent &&
-            c->edge[h].node) {
+            py_current(c->edge[h].node)) {
             node = c->edge[h].node;
         } else {
             uint32_t file, func;
@@ -412,6 +477,16 @@ static uint32_t walk_stack_locked(const tm_py_walker *w)
             }
             py_entry e = {.file = file, .func = func, .entry = (uint8_t)r->entry};
             node = child(parent, &e, line_of_ref(w, r));
+            if (tm_unlikely(trie.resets != resets)) {
+                /* Dropped for this node: the whole walk again, once. */
+                resets = trie.resets;
+                c->n = 0;
+                if (restarted++)
+                    return 0;
+                node = 0;
+                same = 0;
+                goto again;
+            }
             if (node != parent) {
                 c->edge[h].key = ekey;
                 c->edge[h].instr = ip;

@@ -15,8 +15,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,9 +30,18 @@
 #include "tm_snapshot.h"
 #include "tm_unwind.h"
 
-#define NSLOTS 16
-#define CHUNK_WORDS (32 * 1024)          /* 256 KiB of raw records */
-#define WAKE_BACKLOG 4                   /* sealed chunks that wake the writer */
+/* What a process killed with SIGKILL loses is what is not in the file
+ * yet: the chunk being filled and those sealed but not yet written, at
+ * most NSLOTS chunks of CHUNK_WORDS words, every event taking at least a
+ * word: TM_LOSS_MAX_EVENTS (docs/trace-format.md).  A thread that seals
+ * with every other slot still unwritten waits for the writer (or, the
+ * writer stuck, writes itself), which is rare while the writer keeps up:
+ * it looks for chunks every BUSY_POLL_NS (writer.c) once chunks come. */
+#define NSLOTS 4
+#define CHUNK_WORDS (8 * 1024)           /* 64 KiB of raw records */
+#define TM_LOSS_MAX_EVENTS (NSLOTS * CHUNK_WORDS)
+_Static_assert(TM_LOSS_MAX_EVENTS == 32768, "docs/trace-format.md promises 32768 events");
+#define WAKE_BACKLOG (NSLOTS - 1)        /* sealed chunks that wake the writer */
 
 _Static_assert(CHUNK_WORDS * 8 * TM_RAW_EXPANSION + TM_RECORD_MAX <= TM_BLOCK_MAX_RAW,
                "an encoded chunk fits in one block");
@@ -61,6 +72,7 @@ static struct {
     uint64_t mail_rss;                  /* an RSS sample in bytes + 1; 0 = none */
     int mail_seal;                      /* seal the chunk being filled */
     int sealing;                        /* how far a seal got (seal_stage) */
+    int slot_waiting;                   /* a thread sleeps on a slot's state (atomic) */
 } rec;
 
 /* Where the chunk is filled to (tm_cur.wpos) and the bound of the owner's
@@ -104,24 +116,38 @@ static void start_chunk(void)
 }
 
 /* Waits (lock held) until the next slot is free.  The writer thread frees
- * slots without the lock.  Without a writer, on the writer itself (its RSS
- * record filled the chunk) or when the writer has fallen far behind, this
+ * slots without the lock, and wakes a thread that sleeps on the slot's
+ * state (slot_waiting) meanwhile: a wait costs no CPU the writer could use.
+ * Without a writer, on the writer itself (its RSS record filled the chunk)
+ * or when the writer has made no progress for HELP_AFTER_WAITS waits, this
  * thread writes sealed chunks itself: nothing may wait for a writer that
  * cannot make progress. */
-#define HELP_AFTER_YIELDS 1000
+#define SLOT_WAIT_NS 1000000L
+#define HELP_AFTER_WAITS 100
 static void acquire_next_slot(void)
 {
     slot *s = &rec.slots[rec.cur % NSLOTS];
-    unsigned spins = 0;
-    while (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_FREE) {
-        if ((!tm_writer_running() || tm_on_writer_thread() || spins > 64 + HELP_AFTER_YIELDS) &&
+    unsigned spins = 0, waits = 0;
+    int st;
+    while ((st = __atomic_load_n(&s->state, __ATOMIC_SEQ_CST)) != SLOT_FREE) {
+        /* Events of signal handlers pile up meanwhile (nested events),
+         * before pend overflows: help too. */
+        if ((!tm_writer_running() || tm_on_writer_thread() || waits > HELP_AFTER_WAITS ||
+             __atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED) >= TM_PENDING_MAX / 4) &&
             tm_write_sealed() > 0)
             continue;
-        /* The slot is still being written: let the writer run. */
-        if (++spins < 64)
+        if (++spins < 64) {
             __builtin_ia32_pause();
-        else
-            sched_yield();
+            continue;
+        }
+        if (st == SLOT_SEALED)
+            tm_writer_wake(); /* not even taken yet: the writer may be asleep */
+        __atomic_store_n(&rec.slot_waiting, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&s->state, __ATOMIC_SEQ_CST) == st) {
+            struct timespec ts = {0, SLOT_WAIT_NS};
+            syscall(SYS_futex, &s->state, FUTEX_WAIT_PRIVATE, st, &ts, NULL, 0);
+        }
+        waits++;
     }
     s->state = SLOT_FILLING;
     start_chunk();
@@ -200,7 +226,13 @@ TM_HIDDEN int tm_write_sealed(void)
         slot *s = &rec.slots[k % NSLOTS];
         __atomic_store_n(&s->state, SLOT_WRITING, __ATOMIC_RELAXED);
         tm_write_chunk(k, chunk_words(k), s->words, rec.start_tick, &rec.written);
-        __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_RELEASE);
+        __atomic_store_n(&s->state, SLOT_FREE, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&rec.slot_waiting, __ATOMIC_SEQ_CST)) {
+            __atomic_store_n(&rec.slot_waiting, 0, __ATOMIC_RELAXED);
+            int saved = errno;
+            syscall(SYS_futex, &s->state, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+            errno = saved;
+        }
         written++;
     }
 }
@@ -717,9 +749,17 @@ static void pend_fill(tm_pending *e, uint32_t op, const void *ptr, uint64_t size
     e->op = op;
 }
 
+/* Behind events still pending, an event waits too: in order, an address
+ * freed by one handler and handed out again to the next is never seen
+ * allocated twice. */
+static inline int must_pend(void)
+{
+    return __atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED) || tm_lock_is_mine(tm_gettid());
+}
+
 TM_HIDDEN void tm_record_nested_alloc(int fn, const void *ptr, size_t size)
 {
-    if (!tm_lock_is_mine(tm_gettid())) {
+    if (!must_pend()) {
         tm_record_alloc_full(fn, ptr, size, NULL, 0, 0);
         return;
     }
@@ -731,7 +771,7 @@ TM_HIDDEN void tm_record_nested_alloc(int fn, const void *ptr, size_t size)
 
 TM_HIDDEN void tm_record_nested_free(int op, const void *ptr)
 {
-    if (!tm_lock_is_mine(tm_gettid())) {
+    if (!must_pend()) {
         tm_record_free_full(op, ptr);
         return;
     }
@@ -783,9 +823,10 @@ static void pend_put_all_locked(void)
     lost_put_locked();
 }
 
-/* From a hook leaving, the lock not held.  A handler may add events
- * meanwhile (at the end of pend, complete before this resumes); pend is
- * emptied only when nothing came since the last one was taken. */
+/* From a hook leaving, the lock not held, before the hook's guard is down
+ * (a handler's hook then is nested and, pend not empty, adds its events at
+ * the end of pend, complete before this resumes); pend is emptied only
+ * when nothing came since the last one was taken. */
 TM_HIDDEN void tm_flush_pending(void)
 {
     int was = tm_self.busy;
@@ -816,6 +857,7 @@ TM_HIDDEN void tm_flush_pending(void)
 /* Lock held by the caller (tm_finish or the crash path). */
 TM_HIDDEN void tm_record_end(int reason, int detail)
 {
+    tm_record_hwm_locked();
     uint8_t *p = bytes_begin(1 + 10 + 10);
     *p++ = TM_OP_END;
     p = tm_put_u(p, (uint64_t)reason);

@@ -347,8 +347,12 @@ EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
          * answer is the program's.  When it disables its own, the hidden
          * one comes back. */
         int rc = raw_sigaltstack(ss, old);
-        if (rc == 0 && ss && (ss->ss_flags & SS_DISABLE) && alt_base && !alt_retired)
-            alt_set_mine();
+        if (rc == 0 && ss && (ss->ss_flags & SS_DISABLE) && !alt_retired) {
+            if (alt_base)
+                alt_set_mine();
+            else if (tm_self.tid && __atomic_load_n(&sg.on, __ATOMIC_ACQUIRE))
+                thread_start(); /* it had its own when it first recorded */
+        }
         return rc;
     }
     /* The hidden stack is set: the program has none. */

@@ -5,7 +5,7 @@
  * close_range followed by the program's own opens, silently turn it into
  * the program's file.  So every write first compares the descriptor's
  * device and inode with the file's (fstat, about 0.3 us, once per block:
- * a block holds up to 256 KiB of records, or 100 ms of them).  When they
+ * a block holds up to 64 KiB of records, or 100 ms of them).  When they
  * differ, or the descriptor is closed, the number is the program's: it is
  * neither written nor closed.  The file is opened again by its path
  * (O_APPEND, no symlink, and it must be the same inode), on a new high

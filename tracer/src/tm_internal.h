@@ -103,6 +103,8 @@ typedef struct tm_config {
     int follow_fork;
     int unwind_careful;      /* TIDEMARK_UNWIND=careful (or libunwind): no fast walker */
     int python_stacks;       /* TIDEMARK_PYTHON_STACKS=1: Python frames too */
+    int python_allocator;    /* TIDEMARK_PYTHON_ALLOCATOR: 1 traced (default), 0 off */
+    uint64_t stack_memory;   /* TIDEMARK_STACK_MEMORY: cap on the stack tables, 0 = none */
 } tm_config;
 
 typedef struct tm_real_fns {
@@ -138,12 +140,16 @@ enum tm_busy {
     TM_BUSY_HOOK = 1,   /* inside a hook (the real call or its record) */
     TM_BUSY_TRACER = 2, /* the tracer's own work: hooks pass through */
     TM_BUSY_NESTED = 3, /* inside a hook entered inside a hook */
+    /* A wrapped Python allocator runs (pyalloc.c): the malloc hooks pass
+     * through, since the block is the Python domain's (not even as a
+     * nested call), but the maps hooks record (pymalloc's arenas are maps). */
+    TM_BUSY_PYALLOC = 4,
 };
 
 /* Events of a nested call made while its thread was stopped inside the
  * recorder's lock (recorder.c, "nested events"), kept until the hook that
  * holds the lock leaves. */
-#define TM_PENDING_MAX 128
+#define TM_PENDING_MAX 256
 typedef struct tm_pending {
     uint32_t op;              /* TM_OP_ALLOC | fn, or a FREE opcode; 0 = not yet filled */
     uintptr_t ptr;
@@ -321,6 +327,8 @@ TM_HIDDEN int tm_post_rss(uint64_t bytes);
 TM_HIDDEN int tm_take_back_rss(void);
 TM_HIDDEN void tm_post_seal(int ask);
 TM_HIDDEN uint32_t tm_sealed_count(void);
+/* hwm.c: the HWM record (VmHWM), before END.  Lock held. */
+TM_HIDDEN void tm_record_hwm_locked(void);
 /* detail: see TM_OP_END (signal number, errno, or 0).  Lock held. */
 TM_HIDDEN void tm_record_end(int reason, int detail);
 /* Ends the stream with END, this thread's pending nested events and the
@@ -337,6 +345,15 @@ TM_HIDDEN void tm_record_nested_alloc(int fn, const void *ptr, size_t size);
 TM_HIDDEN void tm_record_nested_free(int op, const void *ptr);
 /* Records this thread's pending nested events; from a hook leaving. */
 TM_HIDDEN void tm_flush_pending(void);
+
+/* A hook leaving: events that came from a signal handler while it held
+ * the recorder's lock go in first, then the guard drops. */
+static inline void tm_hook_leave(void)
+{
+    if (tm_unlikely(__atomic_load_n(&tm_self.npend, __ATOMIC_RELAXED)))
+        tm_flush_pending();
+    tm_self.busy = TM_BUSY_NONE;
+}
 /* Appends one pre-encoded record (module map); lock held. */
 TM_HIDDEN void tm_append_locked(const uint8_t *data, size_t len);
 /* Seals the chunk being filled if it holds any event; 0 when the lock was
@@ -404,6 +421,17 @@ TM_HIDDEN int tm_stacks_init(void);
  * callers without a walk).  Lock held. */
 TM_HIDDEN uint32_t tm_stack_intern(const uintptr_t *ips, int n, tm_node_emit_fn emit);
 TM_HIDDEN void tm_stacks_foreach(tm_node_emit_fn emit);
+/* Bytes the stack trie holds resident now (its nodes, addresses and
+ * indexes), and how many times it was dropped for the cap. */
+TM_HIDDEN size_t tm_stacks_bytes(void);
+TM_HIDDEN uint32_t tm_stacks_resets(void);
+/* The cap (TIDEMARK_STACK_MEMORY) covers the native trie and the Python
+ * frame table (py.c) together: the Python table asks the native one to
+ * drop itself at its next new node when that one is the larger. */
+TM_HIDDEN void tm_stacks_request_reset(void);
+TM_HIDDEN size_t tm_py_stack_bytes(void);
+/* STACK_RESET: ids of kind 0 (native) or 1 (Python) go on from next. */
+TM_HIDDEN void tm_emit_stack_reset_locked(uint32_t next, int kind);
 TM_HIDDEN void tm_stacks_set_self_range(uintptr_t start, uintptr_t end);
 
 /* --- modules.c ---------------------------------------------------------------- */

@@ -7,15 +7,17 @@
  * them, on its own core.  A raw record starts with one word whose top byte
  * is the opcode and whose low 56 bits are its first operand:
  *
- *   ALLOC|fn      [op|addr] [size] [stack | py stack << 32]
- *   ALLOC|fn + TM_RAW_SHORT   [op|addr] [size | stack << 32]
+ *   ALLOC|code    [op|addr] [size] [stack | py stack << 32]
+ *                 (code: malloc's entry point or Python's domain and
+ *                 entry point, below TM_ALLOC_CODES; tm_format.h)
+ *   ALLOC|code + TM_RAW_SHORT   [op|addr] [size | stack << 32]
  *                 (size below 2^32 and no Python stack: nearly every
  *                 allocation; fewer bytes through the ring)
- *   TM_RAW_TINY + fn          [op|size << 43|addr >> 4]
+ *   TM_RAW_TINY + code        [op|size << 43|addr >> 4]
  *                 (no stack at all, size below 2^13, the address 16-byte
  *                 aligned and below 2^47: nearly every allocation with
  *                 --stacks none, one word instead of two)
- *   FREE, REALLOC_FREE, REALLOC_FAIL        [op|addr]
+ *   FREE, REALLOC_FREE, REALLOC_FAIL, PY_FREE + k   [op|addr]
  *   THREAD        [op|tid]
  *   REGION_BEGIN  [op|name] [invocation]
  *   REGION_END    [op]
@@ -45,7 +47,7 @@ enum tm_raw_op {
     TM_RAW_TIME = 0x01,
     TM_RAW_BYTES = 0x02,
     TM_RAW_SHORT = 0x80,  /* added to an ALLOC opcode: the two-word form */
-    TM_RAW_TINY = 0xa0,   /* plus fn (below TM_FN_FREE): the one-word form */
+    TM_RAW_TINY = 0xa0,   /* plus code (below TM_ALLOC_CODES): the one-word form */
     /* every other raw opcode is the trace opcode itself (enum tm_op) */
 };
 

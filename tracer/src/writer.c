@@ -42,7 +42,8 @@
  * program that seals a chunk every few milliseconds or less keeps it
  * polling; one that seals rarely (Burgers: one in 14 ms) costs one extra
  * look per chunk. */
-#define BUSY_POLL_NS 1000000ull
+#define BUSY_POLL_NS 250000ull
+#define POKE_NS 1000000ull
 
 /* Compression happens only on the writer thread (zstd allocates its
  * context once); crash and fork paths write uncompressed blocks. */
@@ -299,7 +300,7 @@ static void *writer_main(void *arg)
     zbuf = tm_pages(zcap);
     zctx = ZSTD_createCCtx();
     compress_here = zbuf && zctx;
-    uint64_t next_rss = 0, next_flush = tm_mono_ns() + FLUSH_MS * 1000000ull;
+    uint64_t next_rss = 0, next_flush = tm_mono_ns() + FLUSH_MS * 1000000ull, last_poke = 0;
     wr.seal_asked = 0;
     uint64_t rss_ns = (uint64_t)tm_cfg.rss_interval_ms * 1000000ull;
     for (;;) {
@@ -314,9 +315,14 @@ static void *writer_main(void *arg)
         if (now >= next_flush)
             next_flush = flush_partial(now);
         /* After the mail: a recording thread looks at it when the clock
-         * moves. */
-        tm_clock_refresh();
-        tm_recorder_poke();
+         * moves.  At most every POKE_NS: while chunks come the thread
+         * looks for them more often than that, and every poke sends the
+         * next event down the recorder's full path. */
+        if (now - last_poke >= POKE_NS || now < last_poke) {
+            tm_clock_refresh();
+            tm_recorder_poke();
+            last_poke = now;
+        }
         int wrote = tm_write_sealed() > 0;
         now = tm_mono_ns();
         uint64_t until = now + (wrote ? BUSY_POLL_NS : CLOCK_REFRESH_MS * 1000000ull);

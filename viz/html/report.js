@@ -43,6 +43,7 @@
   // Bytes per invocation: below 10 B with one decimal (0.1 B kept per call
   // matters over 500 000 calls).
   function perInv(v) { return v != null && isFinite(v) && Math.abs(v) < 10 && v !== Math.round(v) ? v.toFixed(1) + ' B' : bytes(v); }
+  function blocks(n) { return count(n) + (n === 1 ? ' block' : ' blocks'); }
   function count(v) { return v == null ? '-' : Math.round(v).toLocaleString('en-US'); }
   function fixed(v, d) { return v == null || !isFinite(v) ? '-' : Number(v).toFixed(d); }
   function secs(v) { return v < 1 ? (v * 1000).toFixed(1) + ' ms' : v.toFixed(3) + ' s'; }
@@ -99,13 +100,16 @@
   // frames with no symbol are left out and the paths that become the same
   // merge (a Python function called through different C paths of the
   // interpreter is one box); `remap` takes the data's node ids to the
-  // model's.  Parents come before their children in the data.
-  function Model(t, hide) {
+  // model's.  Parents come before their children in the data, which gives
+  // each node as (its id minus its parent's, frame).
+  // The tree (D.tree) is one for all the traces of the page.
+  function Model(t, tree, hide) {
     this.t = t;
-    var nd = t.nodes.length / 2 + 1, F = t.frames, S = t.strs;
+    this.tree = tree;
+    var nd = tree.nodes.length / 2 + 1, F = tree.frames, S = tree.strs;
     var remap = new Int32Array(nd), parent = [-1], frame = [-1], keys = {}, i;
     for (i = 1; i < nd; i++) {
-      var p = remap[t.nodes[2 * (i - 1)]], f = t.nodes[2 * (i - 1) + 1];
+      var p = remap[i - tree.nodes[2 * (i - 1)]], f = tree.nodes[2 * (i - 1) + 1];
       if (hide && (F[5 * f] >= 4 || F[5 * f + 1] < 0 || S[F[5 * f + 1]] === '??')) { remap[i] = p; continue; }
       var k = p + ',' + f;
       if (!(k in keys)) { keys[k] = parent.length; parent.push(p); frame.push(f); }
@@ -126,7 +130,7 @@
     this.kids = kids;
   }
   Model.prototype.fr = function (node) {
-    var f = this.frame[node], F = this.t.frames, S = this.t.strs;
+    var f = this.frame[node], F = this.tree.frames, S = this.tree.strs;
     if (f < 0) return {name: 'all', kind: 5, file: null, line: 0, module: null};
     var o = 5 * f;
     return {kind: F[o], name: F[o + 1] >= 0 ? S[F[o + 1]] : '??',
@@ -165,7 +169,7 @@
       return {tot: tot, region: r,
               title: 'kept by region ' + r.name + ' (inclusive): allocated in an invocation and alive when it ended, ' +
                      perInv(tot.bytes[0] / Math.max(1, r.invocations)) + ' per invocation over ' +
-                     count(r.invocations) + ' invocations'};
+                     count(r.invocations) + (r.invocations === 1 ? ' invocation' : ' invocations')};
     }
     if (v === 'range') {
       var ab = rangeBins(t);
@@ -257,7 +261,7 @@
       if (nd < 0) return hideTip();
       var f = m.fr(nd), share = total ? 100 * val[nd] / total : 0;
       var lines = [m.label(nd),
-        bytes(vd.tot.bytes[nd]) + ' in ' + count(vd.tot.blocks[nd]) + ' blocks (' +
+        bytes(vd.tot.bytes[nd]) + ' in ' + blocks(vd.tot.blocks[nd]) + ' (' +
           share.toFixed(1) + '% of the view' + (isCount ? ', by count' : '') + ')',
         KINDS[f.kind][0]];
       if (vd.region)
@@ -458,14 +462,14 @@
     var s = t.summary, lk = t.leaks;
     var rows = [
       ['leak verdict', el('span', {cls: 'verdict ' + lk.verdict, text: lk.verdict})],
-      ['leaked (unsuppressed)', bytes(lk.leaked_bytes) + ' in ' + count(lk.leaked_blocks) + ' blocks'],
-      ['suppressed (runtimes)', bytes(lk.suppressed_bytes) + ' in ' + count(lk.suppressed_blocks) + ' blocks'],
+      ['leaked (unsuppressed)', bytes(lk.leaked_bytes) + ' in ' + blocks(lk.leaked_blocks)],
+      ['suppressed (runtimes)', bytes(lk.suppressed_bytes) + ' in ' + blocks(lk.suppressed_blocks)],
       ['duration', secs(s.duration)],
       ['allocations', count(s.alloc_calls) + ' calls, ' + bytes(s.bytes_allocated)],
       ['frees', count(s.free_calls) + ' calls'],
-      ['heap peak', bytes(s.peak_bytes) + ' in ' + count(s.peak_blocks) + ' blocks at ' + secs(s.peak_time)],
+      ['heap peak', bytes(s.peak_bytes) + ' in ' + blocks(s.peak_blocks) + ' at ' + secs(s.peak_time)],
       ['RSS peak', s.rss_peak_bytes ? bytes(s.rss_peak_bytes) : 'not sampled'],
-      ['anonymous maps', s.mmap_calls ? bytes(s.maps_bytes) + ' in ' + count(s.maps_count) + ' ranges at the end, peak ' +
+      ['anonymous maps', s.mmap_calls ? bytes(s.maps_bytes) + ' in ' + count(s.maps_count) + (s.maps_count === 1 ? ' range' : ' ranges') + ' at the end, peak ' +
         bytes(s.maps_peak_bytes) + ' at ' + secs(s.maps_peak_time) : 'none recorded'],
       ['threads', count(s.threads)],
       ['ended by', s.end + (s.lost_events ? ', ' + count(s.lost_events) + ' events lost' : '')]];
@@ -549,7 +553,7 @@
   }
 
   // --- the page --------------------------------------------------------------------
-  var D, models = {};
+  var D, models = {}, renderedAt = null, selftestTimer = null;
   function section(title, id) {
     var s = el('section', {id: id}, [el('h2', {text: title})]);
     return s;
@@ -561,7 +565,7 @@
     if (!(state.trace >= 0 && state.trace < D.traces.length)) state.trace = 0;
     var t = D.traces[state.trace];
     var mk = state.trace + (state.interp ? '+' : '-');
-    var m = models[mk] || (models[mk] = new Model(t, !state.interp));
+    var m = models[mk] || (models[mk] = new Model(t, D.tree, !state.interp));
     var hdr = el('header', {}, [el('h1', {text: D.title})]);
     if (D.traces.length > 1) {
       hdr.appendChild(el('select', {id: 'tm-trace', onchange: function (e) {
@@ -639,7 +643,7 @@
     app.appendChild(fs);
     var fg = flame(fbox, m, vd);
     info.appendChild(el('span', {cls: 'total', id: 'tm-total',
-      text: vd.title + ': ' + bytes(vd.tot.bytes[0]) + ' in ' + count(vd.tot.blocks[0]) + ' blocks'}));
+      text: vd.title + ': ' + bytes(vd.tot.bytes[0]) + ' in ' + blocks(vd.tot.blocks[0])}));
     if (state.q)
       info.appendChild(el('span', {id: 'tm-match', text: 'matching "' + state.q + '": ' +
         (fg.isCount ? count(fg.matchTotal) : bytes(fg.matchTotal)) + ' (' +
@@ -662,7 +666,11 @@
     regionsTable(rs, t);
     app.appendChild(rs);
     writeHash();
-    selftest(t, m, vd, fg);
+    // The tests' record of what is shown, once the page is drawn (a
+    // later render replaces it).
+    renderedAt = window.performance ? performance.now() : null;
+    clearTimeout(selftestTimer);
+    selftestTimer = setTimeout(function () { selftest(t, m, vd, fg); }, 0);
   }
 
   // What the page shows, for the tests: each view's totals and the names of
@@ -704,7 +712,7 @@
                error: t.error, banner: !!document.getElementById('tm-trace-error'),
                regions: {columns: COLS.map(function (c) { return c[0]; }), rows: rows, values: values},
                sweep: D.sweep ? D.sweep.verdict : undefined, errors: errors,
-               render_ms: window.performance ? performance.now() : null};
+               render_ms: renderedAt};
     var st = document.getElementById('tm-selftest');
     if (!st) { st = el('pre', {id: 'tm-selftest'}); document.body.appendChild(st); }
     st.textContent = JSON.stringify(out);

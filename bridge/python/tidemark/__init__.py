@@ -10,12 +10,24 @@ Python side of the tidemark allocation tracer:
 Regions and marks are recorded when the process runs under `tidemark run`
 (the tracer preloaded) and cost a few nanoseconds otherwise.
 
-Submodules: tidemark.bridge (Python callables <-> C callbacks) and
-tidemark.ivp (C solvers), imported on first use.
+Under the tracer, importing tidemark also traces Python's own allocators
+(every object allocation is an event; `tidemark run --python-allocator off`
+or TIDEMARK_PYTHON_ALLOCATOR=off leaves them alone).
+
+Submodules: tidemark.bridge (Python callables <-> C callbacks, needs NumPy)
+and tidemark.ivp (C solvers), imported on first use.  The region API needs
+nothing but the interpreter.
 """
 import importlib
 
 from ._version import __version__
+
+try:
+    # The region API, without NumPy; importing it hands Python's allocators
+    # to the tracer when there is one (tidemark._regions).
+    from ._regions import mark, region
+except ImportError:  # not built for this interpreter: region and mark say so when used
+    pass
 
 __all__ = ["region", "mark", "snapshot", "reset_peak", "enable_python_stacks", "bridge", "ivp",
            "__version__"]

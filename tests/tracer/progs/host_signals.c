@@ -9,6 +9,9 @@
  *   host_signals overflow_thread   the same in a second thread
  *   host_signals overflow_own      the same with the program's own
  *                                  alternate stack set
+ *   host_signals overflow_own_off  the same in a thread that first records
+ *                                  with its own alternate stack, then
+ *                                  disables it
  *   host_signals threads     300 threads in turn, each allocating: the
  *                            mappings do not grow (exits 0)
  *
@@ -281,11 +284,28 @@ static int overflow(int own_stack)
     return 3;
 }
 
-static int overflow_thread(void)
+/* A thread with its own alternate stack when it first records, which it
+ * then disables: the hidden one takes over. */
+static void *own_then_off(void *arg)
+{
+    (void)arg;
+    static char alt[1 << 16];
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+    if (sigaltstack(&ss, NULL) != 0)
+        return NULL;
+    churn(8); /* the first record, with its own stack set */
+    ss.ss_flags = SS_DISABLE;
+    if (sigaltstack(&ss, NULL) != 0)
+        return NULL;
+    show_altstack("off");
+    return overflow_main(NULL);
+}
+
+static int overflow_thread(int own_off)
 {
     pthread_t t;
     churn(8); /* the main thread records first */
-    if (pthread_create(&t, NULL, overflow_main, NULL) != 0)
+    if (pthread_create(&t, NULL, own_off ? own_then_off : overflow_main, NULL) != 0)
         return 5;
     pthread_join(t, NULL);
     return 3;
@@ -348,7 +368,9 @@ int main(int argc, char **argv)
     if (!strcmp(m, "overflow_own"))
         return overflow(1);
     if (!strcmp(m, "overflow_thread"))
-        return overflow_thread();
+        return overflow_thread(0);
+    if (!strcmp(m, "overflow_own_off"))
+        return overflow_thread(1);
     if (!strcmp(m, "threads"))
         return threads();
     return 2;

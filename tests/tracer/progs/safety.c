@@ -11,9 +11,9 @@
  *       "main M handler_mallocs A handler_frees F\n" to stdout.
  *   safety kill FILE
  *       loops malloc(16 + i % 512) + free; after every pair the number of
- *       pairs done goes into FILE (mapped shared, so it survives SIGKILL),
- *       which is created with 0 and then holds 1 once 100000 pairs are done
- *       (word 1: the handshake).  Runs until killed.
+ *       pairs done goes into FILE (mapped shared, so it survives SIGKILL):
+ *       (word 0), word 1 holds 1 once 100000 pairs are done (the handshake),
+ *       word 2 the pid.  Runs until killed.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -133,6 +133,7 @@ static int kill_mode(const char *path)
     CHECK(ftruncate(fd, 4096) == 0);
     volatile uint64_t *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     CHECK(w != MAP_FAILED);
+    w[2] = (uint64_t)getpid();
     for (uint64_t i = 0;; i++) {
         void *p = malloc(16 + i % 512);
         sink = p;

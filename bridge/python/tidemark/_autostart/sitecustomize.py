@@ -1,6 +1,8 @@
-"""Put on PYTHONPATH by `tidemark run --python-stacks`: records Python frames
-with every allocation from interpreter start-up, without touching the
-user's script, then runs the sitecustomize this one shadows (if any).
+"""Put first on PYTHONPATH by `tidemark run`: from interpreter start-up,
+without touching the user's script, traces Python's allocators (importing
+tidemark does; TIDEMARK_PYTHON_ALLOCATOR=off: not) and, with
+--python-stacks, records Python frames with every allocation; then runs
+the sitecustomize this one shadows (if any).
 
 The tidemark package is imported from beside this file, not from sys.path:
 it must be the one that came with the preload (its _pystacks module shares
@@ -49,9 +51,30 @@ def _import_tidemark():
     return module
 
 
-if os.environ.get("TIDEMARK_PYTHON_STACKS", "0") not in ("", "0"):
+def _start():
+    stacks = os.environ.get("TIDEMARK_PYTHON_STACKS", "0") not in ("", "0")
+    allocator = os.environ.get("TIDEMARK_PYTHON_ALLOCATOR", "traced") != "off"
+    if not (stacks or allocator):
+        return
+    what = "--python-stacks" if stacks else "--python-allocator traced"
     try:
-        _import_tidemark().enable_python_stacks()
+        tidemark = _import_tidemark()
+        if allocator:
+            import tidemark._regions  # traces the allocators (it did, unless it is missing)
+        if stacks:
+            tidemark.enable_python_stacks()
     except (ImportError, OSError, RuntimeError) as e:  # a part of the package is missing: say so once
-        sys.stderr.write(f"tidemark: --python-stacks: cannot import tidemark ({e})\n")
+        if stacks or _traced():  # an untraced child (another interpreter, say) is not told
+            sys.stderr.write(f"tidemark: {what}: cannot import tidemark ({e})\n")
+
+
+def _traced():
+    try:
+        with open("/proc/self/maps") as f:
+            return "libtidemark" in f.read()
+    except OSError:
+        return True
+
+
+_start()
 _chain()
