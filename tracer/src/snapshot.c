@@ -192,7 +192,11 @@ static void drop(uint64_t val)
 
 TM_HIDDEN void tm_snap_free_slow(int op, const void *ptr)
 {
-    if (op == TM_OP_REALLOC_FAIL) {
+    /* 0 free, 1 realloc's free of the old block, 2 the realloc failed; for
+     * malloc's FREE ops and Python's domains' alike (tm_py_free_op). */
+    unsigned kind = op >= TM_OP_PY_FREE ? (unsigned)(op - TM_OP_PY_FREE) % 3
+                                        : (unsigned)(op - TM_OP_FREE);
+    if (kind == 2) {
         /* The realloc failed: its old block lives on, as it was. */
         if (snap_re_ptr == ptr) {
             uint64_t val = snap_re_val;
@@ -213,7 +217,7 @@ TM_HIDDEN void tm_snap_free_slow(int op, const void *ptr)
         if (k == key) {
             uint64_t val = __atomic_load_n(&e->val, __ATOMIC_ACQUIRE);
             __atomic_store_n(&e->key, KEY_TOMB, __ATOMIC_RELEASE);
-            if (op == TM_OP_REALLOC_FREE) {
+            if (kind == 1) {
                 snap_re_ptr = ptr;
                 snap_re_val = val;
             }

@@ -19,8 +19,8 @@ TM_HIDDEN void tm_snap_region_end(int depth);
 
 /* Every allocation and free the recorder records (any domain that counts
  * in the reports' live bytes), from its full paths: the allocation after it
- * happened, the free before the real free.  op: TM_OP_FREE, TM_OP_REALLOC_FREE or
- * TM_OP_REALLOC_FAIL. */
+ * happened, the free before the real free.  op: TM_OP_FREE, TM_OP_REALLOC_FREE,
+ * TM_OP_REALLOC_FAIL or their Python-domain forms (tm_py_free_op). */
 static inline void tm_snap_alloc(const void *ptr, size_t size)
 {
     if (tm_unlikely(__atomic_load_n(&tm_snap_on, __ATOMIC_RELAXED)))
