@@ -52,24 +52,52 @@ static void groups_json(FILE *out, tm_rtree *tr, tm_trace *t, const tm_groups *g
     fputc(']', out);
 }
 
+/* In the allocated and time-range views (`all`), an entry below 1/FINE of
+ * the view's bytes and of its blocks is drawn at
+ * its outermost COARSE_DEPTH frames: a long trace's many deep one-off
+ * stacks (Python objects made all over a program) would otherwise be most
+ * of the page, and be too thin to see.  The view's totals stay exact. */
+#define FINE 20000
+#define COARSE_DEPTH 8
+
 /* Entries of a tally with the given extra (all of them with `all`); with
  * `bins`, the range view's [node, abin, fbin, bytes, blocks, ...]. */
 static void tally_json(FILE *out, tm_rtree *tr, tm_trace *t, const tm_tally *ta, bool all,
                        uint32_t extra, bool bins)
 {
-    fputc('[', out);
-    const char *sep = "";
+    uint64_t bytes = 0, blocks = 0;
+    for (size_t i = 0; i < ta->cap; i++) {
+        const tm_tally_entry *e = &ta->v[i];
+        if (e->used && (all || e->extra == extra)) {
+            bytes += e->bytes;
+            blocks += e->blocks;
+        }
+    }
+    /* By (node, bins): stacks drawn as the same box are one entry. */
+    tm_tally by_node = {0};
     for (size_t i = 0; i < ta->cap; i++) {
         const tm_tally_entry *e = &ta->v[i];
         if (!e->used || (!all && e->extra != extra))
             continue;
-        fprintf(out, "%s%u", sep, tm_rtree_leaf(tr, t, e->stack));
+        bool fine = all && e->bytes * FINE < bytes && e->blocks * FINE < blocks;
+        uint32_t node = tm_rtree_leaf_at(tr, t, e->stack, fine ? COARSE_DEPTH : 0);
+        if (tm_tally_add(&by_node, node, bins ? e->extra : 0, e->bytes, e->blocks) < 0)
+            tr->oom = 1;
+    }
+    fputc('[', out);
+    const char *sep = "";
+    for (size_t i = 0; i < by_node.cap; i++) {
+        const tm_tally_entry *e = &by_node.v[i];
+        if (!e->used)
+            continue;
+        fprintf(out, "%s%u", sep, (uint32_t)e->stack);
         if (bins)
             fprintf(out, ",%u,%u", e->extra >> 16, e->extra & 0xffff);
         fprintf(out, ",%" PRIu64 ",%" PRIu64, e->bytes, e->blocks);
         sep = ",";
     }
     fputc(']', out);
+    tm_tally_free(&by_node);
 }
 
 /* --- regions: the keys of `tidemark regions --json` ----------------------------------- */

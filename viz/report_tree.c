@@ -191,7 +191,12 @@ static long node_of(tm_rtree *tr, uint32_t parent, uint32_t frame)
 
 uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key)
 {
-    tm_tally_entry *e = tm_tally_find(&tr->leaf, key, 0);
+    return tm_rtree_leaf_at(tr, t, key, 0);
+}
+
+uint32_t tm_rtree_leaf_at(tm_rtree *tr, tm_trace *t, tm_stack_key key, int depth)
+{
+    tm_tally_entry *e = tm_tally_find(&tr->leaf, key, (uint32_t)depth);
     if (e)
         return (uint32_t)e->blocks;
     static tm_frame frames[TM_MAX_FRAMES];
@@ -200,8 +205,9 @@ uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key)
     int inner = 0;
     while (inner < n - 1 && tm_is_allocator_frame(&frames[inner]))
         inner++;
+    int last = depth > 0 && n - depth > inner ? n - depth : inner;
     uint32_t node = 0;
-    for (int i = n - 1; i >= inner && !tr->oom; i--) {
+    for (int i = n - 1; i >= last && !tr->oom; i--) {
         long f = frame_of(tr, t->reader, &frames[i]);
         long nd = f < 0 ? -1 : node_of(tr, node, (uint32_t)f);
         if (nd < 0)
@@ -209,7 +215,7 @@ uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key)
         else
             node = (uint32_t)nd;
     }
-    if (tm_tally_add(&tr->leaf, key, 0, 0, node) < 0)
+    if (tm_tally_add(&tr->leaf, key, (uint32_t)depth, 0, node) < 0)
         tr->oom = 1;
     return node;
 }

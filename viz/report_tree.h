@@ -45,6 +45,9 @@ void tm_rtree_next_trace(tm_rtree *tr);
 /* The leaf node of a stack (0 = the root, for a stack with no frames),
  * adding its path on first sight; sets tr->oom when memory ran out. */
 uint32_t tm_rtree_leaf(tm_rtree *tr, tm_trace *t, tm_stack_key key);
+/* The same, drawn at most `depth` frames deep from the outermost (0: all):
+ * the box at that depth takes the stack's figures as its own. */
+uint32_t tm_rtree_leaf_at(tm_rtree *tr, tm_trace *t, tm_stack_key key, int depth);
 /* The tree as the page reads it: "strs":[...],"frames":[kind, function,
  * file, line, module, ...] (indexes into strs, -1 = none),"nodes":[id -
  * parent, frame, ...] for node ids 1, 2, ... (0 is the root). */
