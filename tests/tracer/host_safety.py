@@ -7,7 +7,6 @@ handler that interrupted a hook, allocations in signal handlers, SIGKILL.
 Same conventions as cases.py: each case runs a real program (progs/safety.c)
 under the tracer and checks exact numbers.
 """
-import argparse
 import os
 import random
 import signal
@@ -16,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from cases import Case, expect, expect_eq, functions
+from cases import run_cases, expect, expect_eq, functions
 
 RUNS = 30
 RUN_TIMEOUT = 30  # seconds; a run takes well under one
@@ -151,21 +150,5 @@ CASES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    try:
-        CASES[args.case](Case(args, "safety_" + args.case))
-    except AssertionError as e:
-        print(f"FAIL {args.case}: {e}", file=sys.stderr)
-        return 1
-    print(f"ok {args.case}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(__doc__, CASES, "safety_"))

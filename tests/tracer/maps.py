@@ -6,12 +6,11 @@ pymalloc's arenas seen as maps in a Python process.
 
     maps.py CASE --tidemark BIN --progs DIR --work DIR
 """
-import argparse
 import os
 import subprocess
 import sys
 
-from cases import Case, expect, expect_eq
+from cases import run_cases, expect, expect_eq
 
 # maps.c, one thread: mapped at the end, peak, ranges, mmap/munmap/mremap.
 WANT = {"maps_bytes": 53248, "maps_peak_bytes": 94208, "maps_count": 3,
@@ -121,19 +120,7 @@ def case_python_arenas(c):
     expect(s["maps_bytes"] < s["maps_peak_bytes"], "arenas given back")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case")
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    fn = globals().get("case_" + args.case)
-    if not fn:
-        sys.exit(f"unknown case {args.case}")
-    fn(Case(args, "maps_" + args.case))
-    print(f"maps.{args.case}: ok")
-
+CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cases(__doc__, CASES, "maps_"))

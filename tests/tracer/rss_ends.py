@@ -5,10 +5,9 @@ RSS peak and its thread in `summary`; --rss-interval 0 stays off.
 
     rss_ends.py CASE --tidemark BIN --progs DIR --work DIR
 """
-import argparse
 import sys
 
-from cases import Case, expect, expect_eq
+from cases import run_cases, expect, expect_eq
 
 
 # /bin/true allocates nothing and ends within a millisecond.
@@ -36,19 +35,7 @@ def case_end(c):
     expect(s["rss_peak_bytes"] >= 64 << 20, f"rss_peak_bytes {s['rss_peak_bytes']}")
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case")
-    ap.add_argument("--tidemark", required=True)
-    ap.add_argument("--progs", required=True)
-    ap.add_argument("--work", required=True)
-    args = ap.parse_args()
-    fn = globals().get("case_" + args.case)
-    if not fn:
-        sys.exit(f"unknown case {args.case}")
-    fn(Case(args, "rss_ends_" + args.case))
-    print(f"rss_ends.{args.case}: ok")
-
+CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cases(__doc__, CASES, "rss_ends_"))
