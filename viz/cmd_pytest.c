@@ -29,8 +29,8 @@ static const char pytest_help[] =
     "                  the trace, kept for the reports (%p = pid); default\n"
     "                  .tidemark/pytest.<pid>.trace in the current directory\n"
     "\n"
-    "Python's small objects are allocated with malloc (PYTHONMALLOC=malloc)\n"
-    "unless PYTHONMALLOC is set, so they count in the figures.  Options of\n"
+    "Python runs with its own allocator; its small objects count in the\n"
+    "figures, since Python's allocator domains are traced.  Options of\n"
     "tidemark pytest come first; everything from the first other argument (or\n"
     "after --) goes to pytest.\n";
 
@@ -81,8 +81,7 @@ int tm_cmd_pytest(int argc, char **argv)
         return TM_EXIT_FAIL;
     }
     exe[n] = '\0';
-    if (setenv("TIDEMARK_SNAPSHOT", "1", 1) < 0 || setenv("TIDEMARK_BIN", exe, 1) < 0 ||
-        (!getenv("PYTHONMALLOC") && setenv("PYTHONMALLOC", "malloc", 1) < 0)) {
+    if (setenv("TIDEMARK_SNAPSHOT", "1", 1) < 0 || setenv("TIDEMARK_BIN", exe, 1) < 0) {
         tm_error("cannot set the environment: %s", strerror(errno));
         return TM_EXIT_FAIL;
     }

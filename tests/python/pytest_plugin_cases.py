@@ -7,8 +7,8 @@ terminal summary.
     TIDEMARK=BIN LEAKY_SO=LIB /usr/bin/python3 -m pytest -p pytester \
         pytest_plugin_cases.py -k CASE
 
-The Python small-object leak is seen because `tidemark pytest` runs Python
-with PYTHONMALLOC=malloc (its default), so small objects are malloc blocks.
+The Python small-object leak is seen with Python's own allocator (pymalloc)
+in place: its allocator domains are traced, so every object is a block.
 """
 import json
 import os
