@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracegen import block, parse_blocks  # noqa: E402
+from tracegen import block, parse_blocks, run_fuzz_reports  # noqa: E402
 
 TM, DRIVER, WORK = sys.argv[1:4]
 CASES = os.path.join(WORK, "cases")
@@ -106,19 +106,7 @@ for i in range(50):
         out += block(rng.choice([blocks[j][1][3], rng.randrange(8)]), raws[j])
     add(f"order{i}", bytes(out))
 
-listing = os.path.join(WORK, "cases.txt")
-with open(listing, "w") as f:
-    f.write("\n".join(cases) + "\n")
-# A gnuplot that draws nothing: the plots' data come from the reader, the
-# drawing itself is not what is fuzzed, and thousands of runs stay cheap.
-fake = os.path.join(WORK, "bin")
-os.makedirs(fake)
-with open(os.path.join(fake, "gnuplot"), "w") as f:
-    f.write("#!/bin/sh\nexit 0\n")
-os.chmod(os.path.join(fake, "gnuplot"), 0o755)
-env = dict(os.environ, PATH=fake + os.pathsep + os.environ.get("PATH", ""))
-p = subprocess.run([DRIVER, listing, os.path.join(WORK, "out")], env=env, timeout=600,
-                   capture_output=True, text=True)
+p = run_fuzz_reports(DRIVER, WORK, cases, timeout=600)
 print(p.stderr.splitlines()[-1] if p.stderr.strip() else "", f"({len(data)}-byte trace)")
 if p.returncode != 0:
     tail = [ln for ln in p.stderr.replace("\r", "\n").splitlines() if ln.strip()][-20:]

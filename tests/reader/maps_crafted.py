@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tracegen import Records, block, header, s, u  # noqa: E402
+from tracegen import Records, block, header, run_fuzz_reports, s, u  # noqa: E402
 
 TM, DRIVER, WORK = sys.argv[1:4]
 shutil.rmtree(WORK, ignore_errors=True)
@@ -113,18 +113,7 @@ for i in range(400):
         else:
             del b[pos: pos + rng.randrange(1, 6)]
     add(f"crc{i}", header() + block(0, b))
-listing = os.path.join(WORK, "cases.txt")
-with open(listing, "w") as f:
-    f.write("\n".join(cases) + "\n")
-fake = os.path.join(WORK, "bin")
-os.makedirs(fake)
-with open(os.path.join(fake, "gnuplot"), "w") as f:
-    f.write("#!/bin/sh\nexit 0\n")
-os.chmod(os.path.join(fake, "gnuplot"), 0o755)
-os.makedirs(os.path.join(WORK, "out"))
-env = dict(os.environ, PATH=fake + os.pathsep + os.environ.get("PATH", ""))
-p = subprocess.run([DRIVER, listing, os.path.join(WORK, "out")], env=env, timeout=300,
-                   capture_output=True, text=True)
+p = run_fuzz_reports(DRIVER, WORK, cases, timeout=300)
 if p.returncode != 0:
     tail = [ln for ln in p.stderr.replace("\r", "\n").splitlines() if ln.strip()][-10:]
     failures.append(f"fuzz_reports exit {p.returncode}:\n" + "\n".join(tail))
