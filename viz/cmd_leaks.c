@@ -55,7 +55,7 @@ typedef struct collect {
     tm_groups *groups;
     tm_block_rules *rules;      /* NULL without the built-in rules */
     uint64_t cached_bytes, cached_blocks;
-    tm_groups held;             /* python_held blocks by stack, with the built-in rules */
+    tm_groups *held;            /* python-held-at-exit blocks by stack (NULL: not wanted) */
     int oom;
 } collect;
 
@@ -71,7 +71,8 @@ static int add_block(const tm_block *b, void *arg)
         return 0;
     }
     if (rule == tm_python_held_rule) {
-        if (tm_groups_add(&c->held, tm_view_key(b->stack, b->pystack), b->size, 1) < 0) {
+        if (c->held &&
+            tm_groups_add(c->held, tm_view_key(b->stack, b->pystack), b->size, 1) < 0) {
             c->oom = 1;
             return 1;
         }
@@ -93,12 +94,11 @@ int tm_leaks_after_defaults(tm_trace *t, const char *region, uint64_t *bytes, ui
         tm_block_rules_free(&rules);
         return -ENOMEM;
     }
+    /* No .held: those blocks are suppressed whichever rule takes them. */
     collect col = {.region = region, .trace = t, .groups = &groups, .rules = &rules};
-    tm_groups_init(&col.held);
     tm_heap_foreach(t->heap, add_block, &col);
     col.oom |= rules.oom;
     tm_block_rules_free(&rules);
-    tm_groups_free(&col.held); /* suppressed whichever rule takes them */
     *bytes = *blocks = 0;
     for (size_t i = 0; i < groups.n && !col.oom; i++) {
         if (tm_default_match(t, groups.v[i].stack) >= 0)
@@ -179,14 +179,16 @@ int tm_cmd_leaks(int argc, char **argv)
     }
     collect col = {.region = region, .trace = &t, .groups = &groups,
                    .rules = defaults ? &block_rules : NULL};
-    tm_groups_init(&col.held);
+    tm_groups held;
+    tm_groups_init(&held);
+    col.held = &held;
     tm_heap_foreach(t.heap, add_block, &col);
     if (defaults) {
         col.oom |= block_rules.oom;
         tm_block_rules_free(&block_rules);
     }
     if (col.oom) {
-        tm_groups_free(&col.held);
+        tm_groups_free(&held);
         tm_error("%s: out of memory grouping leaks", t.path);
         goto fail;
     }
@@ -201,8 +203,8 @@ int tm_cmd_leaks(int argc, char **argv)
     uint64_t bytes = 0, blocks = 0, sup_bytes = col.cached_bytes, sup_blocks = col.cached_blocks;
     /* Python objects held at exit: the stack rule that explains them when
      * one does (an import's objects stay python-import's), else theirs. */
-    for (size_t i = 0; i < col.held.n; i++) {
-        const tm_group *g = &col.held.v[i];
+    for (size_t i = 0; i < held.n; i++) {
+        const tm_group *g = &held.v[i];
         int rule = tm_default_match(&t, g->stack);
         rule = rule >= 0 ? rule : tm_python_held_rule;
         rules[rule].bytes += g->bytes;
@@ -210,7 +212,7 @@ int tm_cmd_leaks(int argc, char **argv)
         sup_bytes += g->bytes;
         sup_blocks += g->blocks;
     }
-    tm_groups_free(&col.held);
+    tm_groups_free(&held);
     for (size_t i = 0; i < groups.n; i++) {
         tm_group *g = &groups.v[i];
         int rule = defaults ? tm_default_match(&t, g->stack) : -1;
